@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// A distributed trainer for the seq2seq attention forecaster of the TF1 variable-scope question.
+///
+/// Modules by concern, bottom up: C bindings (`CZeroMQ`, `COpenBLAS`) and their Swift wrappers
+/// (`ZeroMQ`, `BLAS`); tensors (`Tensors`); TF1 variable scopes (`VariableScopes`).
+let package = Package(
+    name: "ScopedTrainer",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "ps-server", targets: ["ps-server"]),
+        .executable(name: "worker", targets: ["worker"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
+        .target(name: "BLAS", dependencies: ["COpenBLAS"]),
+        .target(name: "Tensors"),
+        .target(name: "VariableScopes", dependencies: ["Tensors"]),
+        .executableTarget(
+            name: "ps-server",
+            dependencies: [
+                "ZeroMQ",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "worker",
+            dependencies: [
+                "ZeroMQ", "BLAS", "VariableScopes",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "BLASTests", dependencies: ["BLAS"]),
+        .testTarget(name: "VariableScopesTests", dependencies: ["VariableScopes"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

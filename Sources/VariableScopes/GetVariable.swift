@@ -1,0 +1,152 @@
+import Tensors
+
+extension Graph {
+    /// Gets a variable by name, or creates it (TF's `tf.get_variable`).
+    ///
+    /// The full name is the current *variable* scope's name + `/` + `name`; name scopes are ignored.
+    /// Under `.create` an existing name is an error, under `.reuse` a missing one is, and `.auto`
+    /// shares or creates. Sharing checks shape, then dtype. In a scope with a partitioner the
+    /// variable is created as parts `name/part_0`, ... and the returned variable lists them in `parts`.
+    ///
+    /// - Parameters:
+    ///   - shape: required to create; when sharing, nil accepts any shape.
+    ///   - dtype: defaults to the scope's dtype (float32 at the root).
+    ///   - initializer: defaults to the scope's, else Glorot-uniform (zeros for integers).
+    ///   - trainable: whether the variable joins `trainableVariables`.
+    /// - Throws: `VariableScopeError.alreadyExists`, `.doesNotExist`, `.shapeMismatch`, `.dtypeMismatch`,
+    ///   `.shapeRequired`, or a partition error.
+    @discardableResult
+    public func getVariable(
+        _ name: String, shape: [Int]? = nil, dtype: DType? = nil, initializer: Initializer? = nil,
+        trainable: Bool = true
+    ) throws -> Variable {
+        let scope = currentVariableScope
+        let fullName = scope.name.isEmpty ? name : scope.name + "/" + name
+        let dtype = dtype ?? scope.dtype
+        let initializer = initializer ?? scope.initializer ?? (dtype == .float32 || dtype == .float64 ? .glorotUniform : .zeros)
+        if let partitioner = scope.partitioner {
+            return try getPartitioned(fullName, shape: shape, dtype: dtype, initializer: initializer,
+                                      trainable: trainable, mode: scope.reuse, partitioner: partitioner)
+        }
+        if partitionedStore[fullName] != nil { throw VariableScopeError.partitionedConflict(name: fullName) }
+        return try getSingle(fullName, shape: shape, dtype: dtype, initializer: initializer, trainable: trainable,
+                             mode: scope.reuse, fanShape: nil)
+    }
+
+    /// `getVariable` with `shape` as its second, unlabelled-in-TF argument spelled out.
+    func getSingle(
+        _ fullName: String, shape: [Int]?, dtype: DType, initializer: Initializer, trainable: Bool,
+        mode: ReuseMode, fanShape: [Int]?
+    ) throws -> Variable {
+        if let found = store[fullName] {
+            if mode == .create { throw VariableScopeError.alreadyExists(name: fullName) }
+            if let shape, shape != found.shape {
+                throw VariableScopeError.shapeMismatch(name: fullName, specified: shape, found: found.shape)
+            }
+            if dtype != found.dtype {
+                throw VariableScopeError.dtypeMismatch(name: fullName, specified: dtype, found: found.dtype)
+            }
+            return found
+        }
+        if mode == .reuse { throw VariableScopeError.doesNotExist(name: fullName) }
+        guard let shape else { throw VariableScopeError.shapeRequired(name: fullName) }
+        // Variable names are made at the root name scope, where they are uniquified like any op name.
+        let savedStack = nameStack
+        nameStack = ""
+        let opName = uniqueName(fullName)
+        nameStack = savedStack
+        let values = initializer.values(shape: shape, seed: seed, name: fullName, fanShape: fanShape)
+        let v = Variable(name: opName, shape: shape, dtype: dtype, trainable: trainable, initializer: initializer,
+                         isShareable: true, initialValues: values)
+        store[fullName] = v
+        register(v)
+        return v
+    }
+
+    private func getPartitioned(
+        _ fullName: String, shape: [Int]?, dtype: DType, initializer: Initializer, trainable: Bool,
+        mode: ReuseMode, partitioner: Partitioner
+    ) throws -> Variable {
+        if store[fullName] != nil { throw VariableScopeError.partitionedConflict(name: fullName) }
+        if let found = partitionedStore[fullName] {
+            if mode == .create { throw VariableScopeError.partitionedAlreadyExists(name: fullName) }
+            if let shape, shape != found.shape {
+                throw VariableScopeError.shapeMismatch(name: fullName, specified: shape, found: found.shape)
+            }
+            if dtype != found.dtype {
+                throw VariableScopeError.dtypeMismatch(name: fullName, specified: dtype, found: found.dtype)
+            }
+            let specified = partitioner.partitions(found.shape)
+            var existing = [Int](repeating: 1, count: found.shape.count)
+            if !existing.isEmpty { existing[found.partitionAxis] = found.parts.count }
+            if specified != existing {
+                throw VariableScopeError.partitionMismatch(name: fullName, specified: specified, found: existing)
+            }
+            return found
+        }
+        if mode == .reuse { throw VariableScopeError.doesNotExist(name: fullName) }
+        guard let shape else { throw VariableScopeError.shapeRequired(name: fullName) }
+        let partitions = partitioner.partitions(shape)
+        guard let axis = partitions.firstIndex(where: { $0 > 1 }) else {
+            // One part: TF still names it part_0.
+            let part = try getSingle(fullName + "/part_0", shape: shape, dtype: dtype, initializer: initializer,
+                                     trainable: trainable, mode: mode, fanShape: shape)
+            let whole = Variable(partitioned: fullName, shape: shape, dtype: dtype, trainable: trainable,
+                                 initializer: initializer, parts: [part], axis: 0)
+            partitionedStore[fullName] = whole
+            return whole
+        }
+        var parts: [Variable] = []
+        for (i, size) in Partitioner.sliceSizes(shape[axis], parts: partitions[axis]).enumerated() {
+            var partShape = shape
+            partShape[axis] = size
+            parts.append(try getSingle("\(fullName)/part_\(i)", shape: partShape, dtype: dtype, initializer: initializer,
+                                       trainable: trainable, mode: mode, fanShape: shape))
+        }
+        let whole = Variable(partitioned: fullName, shape: shape, dtype: dtype, trainable: trainable,
+                             initializer: initializer, parts: parts, axis: axis)
+        partitionedStore[fullName] = whole
+        return whole
+    }
+
+    /// Creates a new variable that is never shared (TF's `tf.Variable`).
+    ///
+    /// Its name is the current *name* scope + `name`, uniquified (`foo/x`, `foo/x_1`, ...). Inside a
+    /// scope that reuses or was entered before, this is almost always the seed's bug (a second weight
+    /// set where one was meant), so the graph records a `VariableWarning` naming the variable it
+    /// probably meant to share.
+    /// - Parameters:
+    ///   - initialValue: the value; its shape is the variable's shape.
+    ///   - name: the base name, `Variable` by default.
+    /// - Throws: `VariableScopeError.invalidName`.
+    @discardableResult
+    public func variable(
+        initialValue: Tensor, name: String? = nil, dtype: DType = .float32, trainable: Bool = true
+    ) throws -> Variable {
+        let base = name ?? "Variable"
+        try validate(base)
+        let full = uniqueName(base)
+        let v = Variable(name: full, shape: initialValue.shape, dtype: dtype, trainable: trainable,
+                         initializer: .zeros, isShareable: false, initialValues: initialValue.scalars)
+        register(v)
+        recordWarning(for: v, baseName: base)
+        return v
+    }
+
+    /// `variable(initialValue:)` with the value drawn from `initializer` (TF's
+    /// `tf.Variable(tf.random_normal(shape, stddev=0.1))`), seeded by the graph seed and the new name.
+    @discardableResult
+    public func variable(
+        shape: [Int], initializer: Initializer, name: String? = nil, dtype: DType = .float32, trainable: Bool = true
+    ) throws -> Variable {
+        let base = name ?? "Variable"
+        try validate(base)
+        let full = uniqueName(base)
+        let values = initializer.values(shape: shape, seed: seed, name: full)
+        let v = Variable(name: full, shape: shape, dtype: dtype, trainable: trainable, initializer: initializer,
+                         isShareable: false, initialValues: values)
+        register(v)
+        recordWarning(for: v, baseName: base)
+        return v
+    }
+}

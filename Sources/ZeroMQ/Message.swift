@@ -1,0 +1,88 @@
+import CZeroMQ
+
+/// One frame of a multipart message, owning a heap-allocated `zmq_msg_t` that is closed exactly once (in `deinit`).
+///
+/// Received frames are read in place through `withUnsafeBytes`; frames built from a `[Float]` or `[UInt8]`
+/// hand their storage to libzmq without a copy (`zmq_msg_init_data`), which releases it when sent.
+public final class Message {
+    let msg: UnsafeMutablePointer<zmq_msg_t>
+
+    /// An empty frame, ready to receive into.
+    public init() {
+        msg = .allocate(capacity: 1)
+        zmq_msg_init(msg)
+    }
+
+    /// A frame holding a copy of `bytes` (for small frames such as headers).
+    public init(copying bytes: UnsafeRawBufferPointer) {
+        msg = .allocate(capacity: 1)
+        zmq_msg_init_size(msg, bytes.count)
+        if bytes.count > 0, let base = bytes.baseAddress {
+            zmq_msg_data(msg).copyMemory(from: base, byteCount: bytes.count)
+        }
+    }
+
+    /// A frame holding a copy of `bytes`.
+    public init(_ bytes: [UInt8]) {
+        msg = .allocate(capacity: 1)
+        zmq_msg_init_size(msg, bytes.count)
+        bytes.withUnsafeBytes { src in
+            if let base = src.baseAddress { zmq_msg_data(msg).copyMemory(from: base, byteCount: src.count) }
+        }
+    }
+
+    /// A frame that borrows the storage of `floats` until libzmq has sent it: no copy of the tensor is made.
+    public init(sharing floats: [Float]) {
+        msg = .allocate(capacity: 1)
+        Message.initShared(msg, box: StorageBox(floats), count: floats.count * MemoryLayout<Float>.stride)
+    }
+
+    /// A frame that borrows the storage of `bytes` until libzmq has sent it.
+    public init(sharing bytes: [UInt8]) {
+        msg = .allocate(capacity: 1)
+        Message.initShared(msg, box: StorageBox(bytes), count: bytes.count)
+    }
+
+    private static func initShared<T>(_ msg: UnsafeMutablePointer<zmq_msg_t>, box: StorageBox<T>, count: Int) {
+        if count == 0 {
+            zmq_msg_init(msg)
+            return
+        }
+        let retained = Unmanaged.passRetained(box)
+        let data = box.baseAddress
+        zmq_msg_init_data(msg, data, count, { _, hint in
+            if let hint { Unmanaged<AnyObject>.fromOpaque(hint).release() }
+        }, retained.toOpaque())
+    }
+
+    deinit {
+        zmq_msg_close(msg)
+        msg.deallocate()
+    }
+
+    /// The frame's size in bytes.
+    public var count: Int { zmq_msg_size(msg) }
+
+    /// Reads the frame in place; the pointer is valid only inside `body`.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: zmq_msg_data(msg), count: zmq_msg_size(msg)))
+    }
+
+    /// A copy of the frame's bytes.
+    public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+
+    /// Whether more frames of the same message follow this one.
+    var more: Bool { zmq_msg_more(msg) != 0 }
+}
+
+/// Keeps an array's storage alive and at a fixed address while libzmq holds a pointer into it.
+final class StorageBox<T> {
+    var storage: [T]
+    let baseAddress: UnsafeMutableRawPointer
+
+    init(_ array: [T]) {
+        storage = array
+        // Force unique, contiguous storage and pin its address for the box's lifetime.
+        baseAddress = storage.withUnsafeMutableBytes { $0.baseAddress ?? UnsafeMutableRawPointer(bitPattern: 1)! }
+    }
+}
