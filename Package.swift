@@ -23,6 +23,9 @@ let package = Package(
         .target(name: "BLAS", dependencies: ["COpenBLAS"]),
         .target(name: "Tensors"),
         .target(name: "VariableScopes", dependencies: ["Tensors"]),
+        .target(name: "Autodiff", dependencies: ["BLAS", "Tensors", "VariableScopes"]),
+        .target(name: "Model", dependencies: ["Autodiff", "VariableScopes"]),
+        .target(name: "SafeTensors"),
         .executableTarget(
             name: "ps-server",
             dependencies: [
@@ -40,6 +43,9 @@ let package = Package(
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "BLASTests", dependencies: ["BLAS"]),
         .testTarget(name: "VariableScopesTests", dependencies: ["VariableScopes"]),
+        .testTarget(name: "AutodiffTests", dependencies: ["Autodiff", "VariableScopes"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "SafeTensors", "VariableScopes", "Autodiff"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,31 @@
+/// The sizes of the seq2seq forecaster. Every one is an option of `worker`.
+public struct ModelConfig: Equatable, Sendable, Codable {
+    /// B: examples per step.
+    public var batch: Int
+    /// T: encoder steps (observed values per window).
+    public var window: Int
+    /// H: decoder steps (values forecast per window).
+    public var horizon: Int
+    /// D: input features per step.
+    public var inputDim: Int
+    /// N: LSTM units.
+    public var hidden: Int
+    /// M: attentional hidden size (the seed's `hidden_size2`).
+    public var hidden2: Int
+
+    public init(batch: Int = 32, window: Int = 24, horizon: Int = 12, inputDim: Int = 1, hidden: Int = 64, hidden2: Int = 64) {
+        self.batch = batch
+        self.window = window
+        self.horizon = horizon
+        self.inputDim = inputDim
+        self.hidden = hidden
+        self.hidden2 = hidden2
+    }
+}
+
+/// How the decoder's dense weights are made: the seed's fixed form shares them with `getVariable`;
+/// its original form makes new ones with `variable(...)` at every step, as `tf.Variable` did.
+public enum DenseVariableForm: String, Sendable, CaseIterable {
+    case getVariable
+    case variable
+}
