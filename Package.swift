@@ -26,6 +26,9 @@ let package = Package(
         .target(name: "Autodiff", dependencies: ["BLAS", "Tensors", "VariableScopes"]),
         .target(name: "Model", dependencies: ["Autodiff", "VariableScopes"]),
         .target(name: "SafeTensors"),
+        .target(name: "Datasets"),
+        .target(name: "Optimizers"),
+        .target(name: "Training", dependencies: ["Model", "Datasets", "Optimizers", "VariableScopes"]),
         .executableTarget(
             name: "ps-server",
             dependencies: [
@@ -36,7 +39,7 @@ let package = Package(
         .executableTarget(
             name: "worker",
             dependencies: [
-                "ZeroMQ", "BLAS", "VariableScopes",
+                "ZeroMQ", "BLAS", "VariableScopes", "Model", "Datasets", "Training", "Optimizers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -46,6 +49,8 @@ let package = Package(
         .testTarget(name: "AutodiffTests", dependencies: ["Autodiff", "VariableScopes"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "SafeTensors", "VariableScopes", "Autodiff"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Datasets", "Optimizers", "VariableScopes"]),
     ],
     swiftLanguageModes: [.v5]
 )

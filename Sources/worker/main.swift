@@ -1,18 +1,110 @@
 import ArgumentParser
+import BLAS
+import Datasets
+import Foundation
 import Logging
+import Model
+import Optimizers
+import Training
+import VariableScopes
 
-/// `worker`: builds the model with TF1 variable scopes and trains it.
+/// `worker`: builds the seq2seq attention forecaster with TF1 variable scopes and trains it, in this
+/// process (no `--ps`) or against parameter servers.
 struct Worker: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Train the seq2seq attention forecaster, alone or against parameter servers.")
 
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var data: DataOptions
+
     @Option(help: "Parameter servers, host:port[,host:port...]; none trains in this process.")
     var ps: String?
 
+    @Option(help: "This worker's index among --num-workers (selects its shard of the training windows).")
+    var taskIndex = 0
+
+    @Option(help: "How many workers share the training windows.")
+    var numWorkers = 1
+
+    @Option(help: "Training steps.")
+    var steps = 1000
+
+    @Option(help: "Optimizer: sgd, momentum or adam (in-process training; servers take theirs on their command line).")
+    var optimizer: String = "adam"
+
+    @Option(help: "Learning rate (in-process training).")
+    var learningRate: Float = 1e-3
+
+    @Option(help: "Momentum coefficient for --optimizer momentum.")
+    var momentum: Float = 0.9
+
+    @Option(help: "Global seed: initial values and batch sampling.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Print progress every N steps when not on a terminal.")
+    var logEvery = 100
+
+    @Option(help: "Write TensorBoard event files to this directory.")
+    var logdir: String?
+
+    @Option(help: "OpenBLAS threads for this process.")
+    var threads = 1
+
+    @Flag(help: "Print each variable's name, shape and bytes, and the scope diagnostics, then exit.")
+    var printVariables = false
+
+    @Option(help: "How the decoder's dense weights are made: getVariable (shared, the fix) or variable (the seed's bug).")
+    var denseForm: String = "getVariable"
+
+    func validate() throws {
+        guard steps >= 0 else { throw ValidationError("--steps must be at least 0") }
+        guard numWorkers >= 1, (0..<numWorkers).contains(taskIndex) else {
+            throw ValidationError("--task-index must be in 0..<\(numWorkers) (--num-workers), got \(taskIndex)")
+        }
+        guard OptimizerConfig.Kind(rawValue: optimizer) != nil else {
+            throw ValidationError("--optimizer must be one of sgd, momentum, adam; got '\(optimizer)'")
+        }
+        guard DenseVariableForm(rawValue: denseForm) != nil else {
+            throw ValidationError("--dense-form must be getVariable or variable; got '\(denseForm)'")
+        }
+        try model.check()
+        try data.check()
+    }
+
     func run() throws {
+        BLAS.setThreadCount(threads)
         let logger = Logger(label: "worker")
-        logger.info("worker", metadata: ["ps": "\(ps ?? "none")"])
+        let form = DenseVariableForm(rawValue: denseForm)!
+        if printVariables {
+            let m = try Seq2Seq(model.config(inputDim: model.inputDim ?? 1), graph: Graph(seed: seed), form: form)
+            print(VariableReport(m.graph).text)
+            return
+        }
+        do {
+            let series = try data.load(seed: seed)
+            let dataset = try Dataset(series, window: model.window, horizon: model.horizon, scaling: data.scalingValue)
+            let m = try Seq2Seq(model.config(inputDim: series.dimension), graph: Graph(seed: seed), form: form)
+            let exchange: ParameterExchange
+            if let ps {
+                throw ValidationError("--ps \(ps): distributed training is not available in this build yet")
+            } else {
+                exchange = LocalExchange(optimizer: OptimizerConfig(kind: .init(rawValue: optimizer)!, learningRate: learningRate,
+                                                                    momentum: momentum))
+            }
+            logger.info("training", metadata: ["series": "\(series.name)", "train.windows": "\(dataset.train.count)",
+                                               "heldout.windows": "\(dataset.heldOut.count)", "worker.index": "\(taskIndex)"])
+            let trainer = try Trainer(model: m, dataset: dataset,
+                                      options: TrainingOptions(steps: steps, seed: seed, taskIndex: taskIndex, numWorkers: numWorkers,
+                                                               logEvery: logEvery, logdir: logdir),
+                                      exchange: exchange)
+            let report = try trainer.train()
+            print(String(format: "trained %d steps in %.1f s: %.0f examples/s, final loss %.5f", report.steps, report.seconds,
+                         report.examplesPerSecond, report.finalLoss))
+            print(trainer.evaluate())
+        } catch let e as DataError {
+            throw ValidationError(e.description)
+        }
     }
 }
 

@@ -1,0 +1,34 @@
+import Optimizers
+import VariableScopes
+
+/// Where a worker's gradients go and its variables come from: this process (`LocalExchange`) or
+/// parameter servers over ZeroMQ (the `Worker` module's `RemoteExchange`).
+public protocol ParameterExchange: AnyObject {
+    /// Makes the local variable values current before the first step (a pull, for servers).
+    func start(variables: [Variable]) throws
+    /// Called after step `step`'s gradients fill the variables' gradient buffers: applies or pushes
+    /// them and leaves the variable values ready for the next step.
+    func exchange(step: Int, variables: [Variable]) throws
+    /// Called once when this worker is done (tells the servers, for remote exchanges).
+    func finish(variables: [Variable]) throws
+}
+
+/// Training in this process: the optimizer code the parameter server runs, applied in place.
+public final class LocalExchange: ParameterExchange {
+    public let optimizer: OptimizerConfig
+    private var slots: [ObjectIdentifier: OptimizerSlots] = [:]
+
+    public init(optimizer: OptimizerConfig) { self.optimizer = optimizer }
+
+    public func start(variables: [Variable]) throws {
+        for v in variables { slots[ObjectIdentifier(v)] = OptimizerSlots(count: v.count) }
+    }
+
+    public func exchange(step: Int, variables: [Variable]) throws {
+        for v in variables {
+            slots[ObjectIdentifier(v)]!.apply(optimizer, value: v.value, gradient: UnsafeBufferPointer(v.gradient))
+        }
+    }
+
+    public func finish(variables: [Variable]) throws {}
+}

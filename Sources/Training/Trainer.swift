@@ -1,0 +1,136 @@
+import Datasets
+import Foundation
+import Model
+import VariableScopes
+
+/// Options of a training run that are not model sizes.
+public struct TrainingOptions: Sendable {
+    public var steps: Int
+    /// Seeds batch sampling (with the task index).
+    public var seed: UInt64
+    /// This worker's index and the number of workers: which shard of the training windows it samples.
+    public var taskIndex: Int
+    public var numWorkers: Int
+    /// Progress every this many steps (plain output) and events for TensorBoard.
+    public var logEvery: Int
+    public var logdir: String?
+
+    public init(steps: Int = 1000, seed: UInt64 = 0, taskIndex: Int = 0, numWorkers: Int = 1, logEvery: Int = 100, logdir: String? = nil) {
+        self.steps = steps
+        self.seed = seed
+        self.taskIndex = taskIndex
+        self.numWorkers = numWorkers
+        self.logEvery = logEvery
+        self.logdir = logdir
+    }
+}
+
+/// Held-out quality: the model's MSE next to the naive forecast that repeats the last observed value,
+/// both in the series' own units.
+public struct Evaluation: Sendable, CustomStringConvertible {
+    public let windows: Int
+    public let modelMSE: Double
+    public let naiveMSE: Double
+    public var ratio: Double { modelMSE / naiveMSE }
+
+    public var description: String {
+        String(format: "held-out MSE %.6g vs naive forecast %.6g: ratio %.3f over %d windows", modelMSE, naiveMSE, ratio, windows)
+    }
+}
+
+/// What a run did.
+public struct TrainingReport: Sendable {
+    public let steps: Int
+    public let finalLoss: Float
+    public let examplesPerSecond: Double
+    public let seconds: Double
+}
+
+/// Trains a `Seq2Seq` on its shard of a `Dataset`: sample a batch, forward and backward, exchange
+/// gradients for fresh variables, repeat; then evaluates on the held-out windows.
+public final class Trainer {
+    public let model: Seq2Seq
+    public let dataset: Dataset
+    public let options: TrainingOptions
+    public let exchange: ParameterExchange
+    public let shard: [Int]
+    private let progress: Progress
+    private let events: EventWriter?
+
+    /// - Throws: when `options.logdir` cannot be created.
+    public init(model: Seq2Seq, dataset: Dataset, options: TrainingOptions, exchange: ParameterExchange,
+                output: @escaping (String) -> Void = { print($0) }) throws {
+        self.model = model
+        self.dataset = dataset
+        self.options = options
+        self.exchange = exchange
+        shard = Datasets.shard(dataset.train.count, index: options.taskIndex, of: options.numWorkers)
+        progress = Progress(total: options.steps, every: options.logEvery, output: output)
+        events = try options.logdir.map { try EventWriter(directory: $0, suffix: ".worker\(options.taskIndex)") }
+    }
+
+    /// Runs `options.steps` steps.
+    /// - Throws: whatever the exchange throws (an unreachable server, say).
+    @discardableResult
+    public func train() throws -> TrainingReport {
+        let variables = model.variables
+        try exchange.start(variables: variables)
+        var rng = SplitMix64(seed: options.seed &* 1_000_003 &+ UInt64(options.taskIndex))
+        let batch = model.config.batch
+        var indices = [Int](repeating: 0, count: batch)
+        let started = Date()
+        var loss: Float = 0
+        for step in 1...max(1, options.steps) where options.steps > 0 {
+            for r in 0..<batch { indices[r] = shard[Int(rng.next() % UInt64(shard.count))] }
+            dataset.train.fill(indices, x: model.x.value, y: model.y.value)
+            loss = model.forwardBackward()
+            try exchange.exchange(step: step, variables: variables)
+            let elapsed = Date().timeIntervalSince(started)
+            let rate = Double(step * batch) / max(elapsed, 1e-9)
+            progress.update(step: step, loss: loss, examplesPerSecond: rate, elapsed: elapsed)
+            if let events, step % options.logEvery == 0 || step == options.steps {
+                events.scalar("loss", loss, step: step)
+                events.scalar("examples_per_second", Float(rate), step: step)
+            }
+        }
+        progress.finish()
+        let seconds = Date().timeIntervalSince(started)
+        try exchange.finish(variables: variables)
+        return TrainingReport(steps: options.steps, finalLoss: loss,
+                              examplesPerSecond: Double(options.steps * batch) / max(seconds, 1e-9), seconds: seconds)
+    }
+
+    /// The held-out MSE of the current variables, next to the naive forecast's.
+    public func evaluate() -> Evaluation {
+        let evaluation = Trainer.evaluate(model, on: dataset)
+        events?.scalar("heldout_mse", Float(evaluation.modelMSE), step: options.steps)
+        events?.scalar("heldout_ratio_to_naive", Float(evaluation.ratio), step: options.steps)
+        events?.flush()
+        return evaluation
+    }
+
+    /// Runs `model` forward over every held-out window (the last batch padded) and compares.
+    public static func evaluate(_ model: Seq2Seq, on dataset: Dataset) -> Evaluation {
+        let w = dataset.heldOut, b = model.config.batch, h = w.horizon
+        var modelSum = 0.0, naiveSum = 0.0
+        var start = 0
+        while start < w.count {
+            let rows = min(b, w.count - start)
+            w.fill(start..<(start + rows), x: model.x.value, y: model.y.value)
+            model.forward()
+            for r in 0..<rows {
+                let level = Double(w.levels[start + r])
+                for k in 0..<h {
+                    let y = Double(w.targets[(start + r) * h + k])
+                    let p = Double(model.predictions.value[r * h + k])
+                    modelSum += (p - y) * (p - y)
+                    naiveSum += (level - y) * (level - y)
+                }
+            }
+            start += rows
+        }
+        let n = Double(max(1, w.count * h))
+        return Evaluation(windows: w.count, modelMSE: dataset.unnormalisedMSE(modelSum / n),
+                          naiveMSE: dataset.unnormalisedMSE(naiveSum / n))
+    }
+}

@@ -1,0 +1,23 @@
+import Tensors
+import VariableScopes
+
+/// The seed's `print` loop as a report: each variable's name, shape and bytes, then the
+/// duplicate-variable warnings, so a user sees at once whether the decoder shares its weights.
+public struct VariableReport {
+    public let text: String
+
+    public init(_ graph: Graph) {
+        var lines: [String] = []
+        let vars = graph.globalVariables
+        let width = max(4, vars.map(\.name.count).max() ?? 0)
+        lines.append("name".padding(toLength: width, withPad: " ", startingAt: 0) + "  shape        bytes")
+        for v in vars {
+            let shape = formatShape(v.shape).padding(toLength: 11, withPad: " ", startingAt: 0)
+            lines.append(v.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  \(shape)  \(v.byteCount)")
+        }
+        let total = vars.map(\.byteCount).reduce(0, +)
+        lines.append("\(vars.count) variables, \(vars.filter(\.trainable).count) trainable, \(total) bytes")
+        for w in graph.warnings { lines.append(w.description) }
+        text = lines.joined(separator: "\n")
+    }
+}
