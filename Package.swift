@@ -29,17 +29,24 @@ let package = Package(
         .target(name: "Datasets"),
         .target(name: "Optimizers"),
         .target(name: "Training", dependencies: ["Model", "Datasets", "Optimizers", "VariableScopes"]),
+        .target(name: "Wire", dependencies: ["ZeroMQ", "Optimizers", "VariableScopes", "Tensors"]),
+        .target(
+            name: "ParameterServer",
+            dependencies: ["Wire", "ZeroMQ", "Optimizers", "VariableScopes", "SafeTensors", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "WorkerRuntime",
+            dependencies: ["Wire", "ZeroMQ", "Training", "VariableScopes", "Tensors", "SafeTensors", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "ps-server",
             dependencies: [
-                "ZeroMQ",
+                "ZeroMQ", "ParameterServer", "Wire", "Optimizers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "worker",
             dependencies: [
-                "ZeroMQ", "BLAS", "VariableScopes", "Model", "Datasets", "Training", "Optimizers",
+                "ZeroMQ", "BLAS", "VariableScopes", "Model", "Datasets", "Training", "Optimizers", "WorkerRuntime", "SafeTensors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

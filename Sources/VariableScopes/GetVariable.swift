@@ -55,9 +55,9 @@ extension Graph {
         nameStack = ""
         let opName = uniqueName(fullName)
         nameStack = savedStack
-        let values = initializer.values(shape: shape, seed: seed, name: fullName, fanShape: fanShape)
+        let values = initializer.values(shape: shape, seed: seed, name: opName, fanShape: fanShape)
         let v = Variable(name: opName, shape: shape, dtype: dtype, trainable: trainable, initializer: initializer,
-                         isShareable: true, initialValues: values)
+                         isShareable: true, initialValues: values, fanShape: fanShape)
         store[fullName] = v
         register(v)
         return v
@@ -127,7 +127,7 @@ extension Graph {
         try validate(base)
         let full = uniqueName(base)
         let v = Variable(name: full, shape: initialValue.shape, dtype: dtype, trainable: trainable,
-                         initializer: .zeros, isShareable: false, initialValues: initialValue.scalars)
+                         initializer: .tensor(initialValue), isShareable: false, initialValues: initialValue.scalars)
         register(v)
         recordWarning(for: v, baseName: base)
         return v

@@ -17,6 +17,8 @@ public enum Initializer: Equatable, Sendable, CustomStringConvertible {
     case glorotUniform
     /// Uniform in [lower, upper).
     case uniform(lower: Float, upper: Float)
+    /// An explicit value (`tf.Variable(initial_value)`); its shape must be the variable's.
+    case tensor(Tensor)
 
     public var description: String {
         switch self {
@@ -27,6 +29,7 @@ public enum Initializer: Equatable, Sendable, CustomStringConvertible {
         case .truncatedNormal(let m, let s): return "truncatedNormal(mean: \(m), stddev: \(s))"
         case .glorotUniform: return "glorotUniform"
         case .uniform(let l, let u): return "uniform(\(l), \(u))"
+        case .tensor(let t): return "tensor \(formatShape(t.shape))"
         }
     }
 
@@ -57,6 +60,9 @@ public enum Initializer: Equatable, Sendable, CustomStringConvertible {
             return (0..<n).map { _ in (rng.nextUnit() * 2 - 1) * limit }
         case .uniform(let lower, let upper):
             return (0..<n).map { _ in lower + (upper - lower) * rng.nextUnit() }
+        case .tensor(let t):
+            precondition(t.count == n, "initial value of shape \(formatShape(t.shape)) for a variable of shape \(formatShape(shape))")
+            return t.scalars
         }
     }
 

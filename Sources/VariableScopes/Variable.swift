@@ -18,14 +18,17 @@ public final class Variable: CustomStringConvertible {
     /// The parts of a partitioned variable, in order along `partitionAxis`.
     public let parts: [Variable]
     public let partitionAxis: Int
+    /// The shape whose fans set a Glorot limit: the whole variable's, for a part of a partitioned one.
+    public let fanShape: [Int]
     /// The current value, row-major float32.
     public let value: UnsafeMutableBufferPointer<Float>
     /// The accumulated d(loss)/d(value) of the current step.
     public let gradient: UnsafeMutableBufferPointer<Float>
 
     init(name: String, shape: [Int], dtype: DType, trainable: Bool, initializer: Initializer,
-         isShareable: Bool, initialValues: [Float]) {
+         isShareable: Bool, initialValues: [Float], fanShape: [Int]? = nil) {
         self.name = name
+        self.fanShape = fanShape ?? shape
         self.shape = shape
         self.dtype = dtype
         self.trainable = trainable
@@ -42,6 +45,7 @@ public final class Variable: CustomStringConvertible {
     init(partitioned name: String, shape: [Int], dtype: DType, trainable: Bool, initializer: Initializer,
          parts: [Variable], axis: Int) {
         self.name = name
+        self.fanShape = shape
         self.shape = shape
         self.dtype = dtype
         self.trainable = trainable

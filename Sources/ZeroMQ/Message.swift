@@ -43,6 +43,19 @@ public final class Message {
         Message.initShared(msg, box: StorageBox(bytes), count: bytes.count)
     }
 
+    /// A frame that points at `bytes` without copying or owning them.
+    ///
+    /// The caller must keep the memory alive and unchanged until libzmq is done with the frame: in this
+    /// project, until the peer has replied to the message that carried it.
+    public init(borrowing bytes: UnsafeRawBufferPointer) {
+        msg = .allocate(capacity: 1)
+        if bytes.count == 0 {
+            zmq_msg_init(msg)
+        } else {
+            zmq_msg_init_data(msg, UnsafeMutableRawPointer(mutating: bytes.baseAddress!), bytes.count, nil, nil)
+        }
+    }
+
     private static func initShared<T>(_ msg: UnsafeMutablePointer<zmq_msg_t>, box: StorageBox<T>, count: Int) {
         if count == 0 {
             zmq_msg_init(msg)

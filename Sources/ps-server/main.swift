@@ -1,5 +1,10 @@
 import ArgumentParser
+import Dispatch
+import Foundation
 import Logging
+import Optimizers
+import ParameterServer
+import Wire
 import ZeroMQ
 
 /// `ps-server`: a parameter-server process that owns scoped variables and their optimizer state.
@@ -11,16 +16,81 @@ struct PSServer: ParsableCommand {
     @Option(help: "TCP port to listen on.")
     var port: Int
 
-    @Option(help: "Address to bind (loopback by default; 0.0.0.0 to serve other machines).")
+    @Option(help: "Address to bind (loopback by default; 0.0.0.0 serves other machines).")
     var bind: String = "127.0.0.1"
+
+    @Option(help: "sync (average every worker's gradient of a step, apply once) or async (apply each push).")
+    var mode: String = "async"
+
+    @Option(help: "Async only: how many steps a worker may run ahead of the slowest one.")
+    var staleness: Int?
+
+    @Option(help: "sgd, momentum or adam.")
+    var optimizer: String = "adam"
+
+    @Option(help: "Learning rate.")
+    var learningRate: Float = 1e-3
+
+    @Option(help: "Momentum coefficient (momentum optimizer).")
+    var momentum: Float = 0.9
+
+    @Option(help: "Adam's beta1.") var beta1: Float = 0.9
+    @Option(help: "Adam's beta2.") var beta2: Float = 0.999
+    @Option(help: "Adam's epsilon.") var epsilon: Float = 1e-8
+
+    @Option(help: "Write the variables here as <name>.safetensors when the run ends.")
+    var checkpointDir: String?
+
+    @Option(help: "This server's name in logs and its checkpoint file (default ps-<port>).")
+    var name: String?
+
+    @Flag(help: "Keep serving after every worker is done (stop with SIGTERM or Ctrl-C).")
+    var keepServing = false
+
+    @Option(help: "Largest message accepted, in bytes.")
+    var maxMessageBytes: Int64 = 256 << 20
 
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be in 1...65535, got \(port)") }
+        guard SyncMode(rawValue: mode) != nil else { throw ValidationError("--mode must be sync or async, got '\(mode)'") }
+        guard OptimizerConfig.Kind(rawValue: optimizer) != nil else {
+            throw ValidationError("--optimizer must be sgd, momentum or adam, got '\(optimizer)'")
+        }
+        if let s = staleness {
+            guard s >= 0 else { throw ValidationError("--staleness must be at least 0") }
+            guard mode == "async" else { throw ValidationError("--staleness applies to --mode async only") }
+        }
+        guard learningRate > 0 else { throw ValidationError("--learning-rate must be positive") }
     }
 
     func run() throws {
         let logger = Logger(label: "ps-server")
-        logger.info("ps-server on tcp://\(bind):\(port)", metadata: ["zmq.version": "\(Context.version)"])
+        let options = ServerOptions(
+            endpoint: "tcp://\(bind):\(port)", name: name ?? "ps-\(port)", mode: SyncMode(rawValue: mode)!, staleness: staleness,
+            optimizer: OptimizerConfig(kind: .init(rawValue: optimizer)!, learningRate: learningRate, momentum: momentum,
+                                       beta1: beta1, beta2: beta2, epsilon: epsilon),
+            checkpointDir: checkpointDir, keepServing: keepServing, maxMessageBytes: maxMessageBytes)
+        let context = try Context()
+        let server: ParameterServer
+        do {
+            server = try ParameterServer(options: options, context: context, logger: logger)
+        } catch let e as ZMQError {
+            throw ValidationError("cannot listen on \(options.endpoint): \(e). Is another ps-server using port \(port)?")
+        }
+        // SIGTERM and SIGINT stop the loop cleanly: the checkpoint is still written.
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                logger.info("signal received, stopping", metadata: ["signal": "\(sig)"])
+                server.requestStop()
+            }
+            source.resume()
+            sources.append(source)
+        }
+        try server.run()
+        _ = sources
     }
 }
 

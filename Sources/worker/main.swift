@@ -6,7 +6,10 @@ import Logging
 import Model
 import Optimizers
 import Training
+import SafeTensors
 import VariableScopes
+import WorkerRuntime
+import ZeroMQ
 
 /// `worker`: builds the seq2seq attention forecaster with TF1 variable scopes and trains it, in this
 /// process (no `--ps`) or against parameter servers.
@@ -20,6 +23,12 @@ struct Worker: ParsableCommand {
 
     @Option(help: "Parameter servers, host:port[,host:port...]; none trains in this process.")
     var ps: String?
+
+    @Option(help: "Seconds any one wait for a parameter server may take.")
+    var timeout: Double = 60
+
+    @Option(help: "Load variables from the .safetensors files in this directory before training (e.g. servers' checkpoints).")
+    var restore: String?
 
     @Option(help: "This worker's index among --num-workers (selects its shard of the training windows).")
     var taskIndex = 0
@@ -85,9 +94,15 @@ struct Worker: ParsableCommand {
             let series = try data.load(seed: seed)
             let dataset = try Dataset(series, window: model.window, horizon: model.horizon, scaling: data.scalingValue)
             let m = try Seq2Seq(model.config(inputDim: series.dimension), graph: Graph(seed: seed), form: form)
+            if let restore { try Checkpoints.restore(m.graph, from: restore) }
             let exchange: ParameterExchange
+            var remote: RemoteExchange?
             if let ps {
-                throw ValidationError("--ps \(ps): distributed training is not available in this build yet")
+                let context = try Context()
+                let servers = ps.split(separator: ",").map(String.init)
+                remote = try RemoteExchange(servers: servers, taskIndex: taskIndex, numWorkers: numWorkers, seed: seed,
+                                            timeout: timeout, context: context, logger: logger)
+                exchange = remote!
             } else {
                 exchange = LocalExchange(optimizer: OptimizerConfig(kind: .init(rawValue: optimizer)!, learningRate: learningRate,
                                                                     momentum: momentum))
@@ -101,9 +116,18 @@ struct Worker: ParsableCommand {
             let report = try trainer.train()
             print(String(format: "trained %d steps in %.1f s: %.0f examples/s, final loss %.5f", report.steps, report.seconds,
                          report.examplesPerSecond, report.finalLoss))
+            if let remote {
+                let floor = 2 * m.variables.map(\.byteCount).reduce(0, +)
+                print(String(format: "traffic: %.0f bytes per step (sent %d, received %d over %d steps); floor %d (one gradient + one copy of the variables): %.3fx",
+                             remote.stats.bytesPerStep, remote.stats.bytesSent, remote.stats.bytesReceived, remote.stats.steps,
+                             floor, remote.stats.bytesPerStep / Double(floor)))
+            }
             print(trainer.evaluate())
         } catch let e as DataError {
             throw ValidationError(e.description)
+        } catch let e as RemoteError {
+            logger.error("\(e)")
+            throw ExitCode(2)
         }
     }
 }
