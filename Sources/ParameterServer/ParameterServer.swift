@@ -16,7 +16,8 @@ import ZeroMQ
 /// staleness bound s, a pull for step k waits until every active worker has pushed step k - 1 - s.
 /// Malformed requests get an `.error` reply naming the problem; the server keeps serving everyone else.
 public final class ParameterServer {
-    public let options: ServerOptions
+    /// The options, with an empty name replaced by `ps-<bound port>`.
+    public private(set) var options: ServerOptions
     let logger: Logger
     let context: Context
     let socket: Socket
@@ -58,6 +59,7 @@ public final class ParameterServer {
         try socket.setSendTimeout(milliseconds: 1000)
         try socket.bind(options.endpoint)
         boundEndpoint = try socket.lastEndpoint
+        if options.name.isEmpty { self.options.name = "ps-" + (boundEndpoint.split(separator: ":").last.map(String.init) ?? "") }
     }
 
     /// Asks the loop to stop at its next turn (safe from a signal handler's queue).

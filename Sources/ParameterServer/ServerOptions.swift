@@ -5,7 +5,7 @@ import Wire
 public struct ServerOptions: Sendable {
     /// Where to bind, e.g. `tcp://127.0.0.1:5556`.
     public var endpoint: String
-    /// Names this server in logs, errors and its checkpoint file (`<name>.safetensors`).
+    /// Names this server in logs, errors and its checkpoint file (`<name>.safetensors`); empty: `ps-<port>`.
     public var name: String
     public var mode: SyncMode
     /// Async only: a worker may run at most this many steps ahead of the slowest active worker.

@@ -13,8 +13,11 @@ struct PSServer: ParsableCommand {
         commandName: "ps-server",
         abstract: "Serve model variables to workers over ZeroMQ and apply their gradients.")
 
-    @Option(help: "TCP port to listen on.")
+    @Option(help: "TCP port to listen on; 0 picks a free one (see --port-file).")
     var port: Int
+
+    @Option(help: "Write the port actually bound to this file once listening (for harnesses and tests).")
+    var portFile: String?
 
     @Option(help: "Address to bind (loopback by default; 0.0.0.0 serves other machines).")
     var bind: String = "127.0.0.1"
@@ -41,7 +44,7 @@ struct PSServer: ParsableCommand {
     @Option(help: "Write the variables here as <name>.safetensors when the run ends.")
     var checkpointDir: String?
 
-    @Option(help: "This server's name in logs and its checkpoint file (default ps-<port>).")
+    @Option(help: "This server's name in logs and its checkpoint file (default ps-<bound port>).")
     var name: String?
 
     @Flag(help: "Keep serving after every worker is done (stop with SIGTERM or Ctrl-C).")
@@ -51,7 +54,7 @@ struct PSServer: ParsableCommand {
     var maxMessageBytes: Int64 = 256 << 20
 
     func validate() throws {
-        guard (1...65535).contains(port) else { throw ValidationError("--port must be in 1...65535, got \(port)") }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535, got \(port)") }
         guard SyncMode(rawValue: mode) != nil else { throw ValidationError("--mode must be sync or async, got '\(mode)'") }
         guard OptimizerConfig.Kind(rawValue: optimizer) != nil else {
             throw ValidationError("--optimizer must be sgd, momentum or adam, got '\(optimizer)'")
@@ -66,7 +69,7 @@ struct PSServer: ParsableCommand {
     func run() throws {
         let logger = Logger(label: "ps-server")
         let options = ServerOptions(
-            endpoint: "tcp://\(bind):\(port)", name: name ?? "ps-\(port)", mode: SyncMode(rawValue: mode)!, staleness: staleness,
+            endpoint: "tcp://\(bind):\(port == 0 ? "*" : String(port))", name: name ?? "", mode: SyncMode(rawValue: mode)!, staleness: staleness,
             optimizer: OptimizerConfig(kind: .init(rawValue: optimizer)!, learningRate: learningRate, momentum: momentum,
                                        beta1: beta1, beta2: beta2, epsilon: epsilon),
             checkpointDir: checkpointDir, keepServing: keepServing, maxMessageBytes: maxMessageBytes)
@@ -76,6 +79,11 @@ struct PSServer: ParsableCommand {
             server = try ParameterServer(options: options, context: context, logger: logger)
         } catch let e as ZMQError {
             throw ValidationError("cannot listen on \(options.endpoint): \(e). Is another ps-server using port \(port)?")
+        }
+        let boundPort = server.boundEndpoint.split(separator: ":").last.map(String.init) ?? "\(port)"
+        if let portFile {
+            try (boundPort + "\n").write(toFile: portFile + ".tmp", atomically: true, encoding: .utf8)
+            _ = rename(portFile + ".tmp", portFile)
         }
         // SIGTERM and SIGINT stop the loop cleanly: the checkpoint is still written.
         var sources: [DispatchSourceSignal] = []

@@ -107,7 +107,7 @@ struct Worker: ParsableCommand {
                 exchange = LocalExchange(optimizer: OptimizerConfig(kind: .init(rawValue: optimizer)!, learningRate: learningRate,
                                                                     momentum: momentum))
             }
-            logger.info("training", metadata: ["series": "\(series.name)", "train.windows": "\(dataset.train.count)",
+            logger.info(steps == 0 ? "evaluating" : "training", metadata: ["series": "\(series.name)", "train.windows": "\(dataset.train.count)",
                                                "heldout.windows": "\(dataset.heldOut.count)", "worker.index": "\(taskIndex)"])
             let trainer = try Trainer(model: m, dataset: dataset,
                                       options: TrainingOptions(steps: steps, seed: seed, taskIndex: taskIndex, numWorkers: numWorkers,
