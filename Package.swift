@@ -57,6 +57,12 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "SafeTensors", "VariableScopes", "Autodiff"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
+        .testTarget(
+            name: "ParameterServerTests",
+            dependencies: ["ParameterServer", "WorkerRuntime", "Wire", "ZeroMQ", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["Datasets", "Model", "Optimizers", "SafeTensors", "Training", "VariableScopes", "Wire", "ZeroMQ"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Datasets", "Optimizers", "VariableScopes"]),
     ],
     swiftLanguageModes: [.v5]

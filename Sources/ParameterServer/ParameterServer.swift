@@ -127,6 +127,12 @@ public final class ParameterServer {
     }
 
     func dispatch(_ m: Envelope, identity: [UInt8]) throws {
+        if m.header.kind != .hello {
+            // Only workers that said hello, with an index below the worker count, may do anything else.
+            guard let n = expectedWorkers, Int(m.header.workerID) < n, workerNames[m.header.workerID] != nil else {
+                throw ErrorBody(code: .protocolOrder, message: "ps \(options.name): worker \(m.header.workerID) has not said hello (workers: \(expectedWorkers.map(String.init) ?? "none yet")); send hello first")
+            }
+        }
         switch m.header.kind {
         case .hello: try hello(m, identity: identity)
         case .register: try register(m, identity: identity)
@@ -237,6 +243,7 @@ public final class ParameterServer {
     }
 
     func done(_ m: Envelope, identity: [UInt8]) throws {
+        _ = try m.decode(Names.self)
         doneWorkers.insert(m.header.workerID)
         logger.info("worker done", metadata: ["worker.index": "\(m.header.workerID)", "ps.done": "\(doneWorkers.count)/\(expectedWorkers ?? 0)"])
         send(identity, Envelope.frames(replyHeader(.goodbye, to: m.header), Names(names: [])))

@@ -38,12 +38,41 @@ public struct Evaluation: Sendable, CustomStringConvertible {
     }
 }
 
+/// Why training cannot start.
+public enum TrainingError: Error, CustomStringConvertible {
+    case emptyShard(windows: Int, workers: Int)
+
+    public var description: String {
+        switch self {
+        case .emptyShard(let w, let n): return "\(w) training windows cannot be shared by \(n) workers: use fewer workers or more data"
+        }
+    }
+}
+
 /// What a run did.
 public struct TrainingReport: Sendable {
     public let steps: Int
     public let finalLoss: Float
     public let examplesPerSecond: Double
     public let seconds: Double
+}
+
+/// Draws training batches uniformly, with replacement, from one worker's shard; the stream depends only
+/// on the seed and the task index, so a run can be replayed in one process (the sync-equivalence test).
+public struct BatchSampler {
+    public let shard: [Int]
+    var rng: SplitMix64
+
+    public init(shard: [Int], seed: UInt64, taskIndex: Int) {
+        precondition(!shard.isEmpty, "a worker's shard of the training windows is empty: fewer windows than workers")
+        self.shard = shard
+        rng = SplitMix64(seed: seed &* 1_000_003 &+ UInt64(taskIndex))
+    }
+
+    /// Fills `indices` with the next batch's window indices.
+    public mutating func next(_ indices: inout [Int]) {
+        for r in indices.indices { indices[r] = shard[Int(rng.next() % UInt64(shard.count))] }
+    }
 }
 
 /// Trains a `Seq2Seq` on its shard of a `Dataset`: sample a batch, forward and backward, exchange
@@ -65,6 +94,7 @@ public final class Trainer {
         self.options = options
         self.exchange = exchange
         shard = Datasets.shard(dataset.train.count, index: options.taskIndex, of: options.numWorkers)
+        guard !shard.isEmpty else { throw TrainingError.emptyShard(windows: dataset.train.count, workers: options.numWorkers) }
         progress = Progress(total: options.steps, every: options.logEvery, output: output)
         events = try options.logdir.map { try EventWriter(directory: $0, suffix: ".worker\(options.taskIndex)") }
     }
@@ -75,13 +105,13 @@ public final class Trainer {
     public func train() throws -> TrainingReport {
         let variables = model.variables
         try exchange.start(variables: variables)
-        var rng = SplitMix64(seed: options.seed &* 1_000_003 &+ UInt64(options.taskIndex))
+        var sampler = BatchSampler(shard: shard, seed: options.seed, taskIndex: options.taskIndex)
         let batch = model.config.batch
         var indices = [Int](repeating: 0, count: batch)
         let started = Date()
         var loss: Float = 0
         for step in 1...max(1, options.steps) where options.steps > 0 {
-            for r in 0..<batch { indices[r] = shard[Int(rng.next() % UInt64(shard.count))] }
+            sampler.next(&indices)
             dataset.train.fill(indices, x: model.x.value, y: model.y.value)
             loss = model.forwardBackward()
             try exchange.exchange(step: step, variables: variables)

@@ -1,0 +1,258 @@
+import Foundation
+import Testing
+import Datasets
+import Model
+import Optimizers
+import SafeTensors
+import Training
+import VariableScopes
+import Wire
+import ZeroMQ
+
+/// Real `ps-server` and `worker` processes on loopback.
+@Suite("Cluster of real processes", .serialized)
+struct ClusterTests {
+    static let config = ModelConfig(batch: 4, window: 6, horizon: 3, inputDim: 1, hidden: 8, hidden2: 5)
+    static let sevenNames = ["encoder/rnn/lstm_cell/kernel", "encoder/rnn/lstm_cell/bias", "lstm_cell_decoder/rnn/lstm_cell/kernel",
+                             "lstm_cell_decoder/rnn/lstm_cell/bias", "lstm_cell_decoder/weights_tilde", "lstm_cell_decoder/bias_tilde",
+                             "lstm_cell_decoder/weights_target"]
+
+    /// All tensors of every checkpoint file in `dir`.
+    func checkpoint(_ dir: String) throws -> [String: SafeTensors.Entry] {
+        var all: [String: SafeTensors.Entry] = [:]
+        for f in try FileManager.default.contentsOfDirectory(atPath: dir) where f.hasSuffix(".safetensors") {
+            for (k, v) in try SafeTensors.read("\(dir)/\(f)") {
+                #expect(all[k] == nil, "\(k) is on two servers")
+                all[k] = v
+            }
+        }
+        return all
+    }
+
+    @Test("sync: 2 workers equal one process applying their averaged gradients, bit for bit")
+    func syncEquivalence() throws {
+        let h = try ProcessHarness()
+        let ckpt = h.directory.appendingPathComponent("ckpt").path
+        let (server, ps) = try h.startServer(["--mode", "sync", "--learning-rate", "0.01", "--checkpoint-dir", ckpt], label: "ps-sync")
+        let steps = 6
+        let workers = try (0..<2).map { i in
+            try h.start("worker", ["--ps", ps, "--task-index", "\(i)", "--num-workers", "2"] + Small.args(steps: steps), label: "w\(i)")
+        }
+        for (i, w) in workers.enumerated() { #expect(h.wait(w, seconds: 120, "worker \(i)") == 0, "\(w.output)") }
+        #expect(h.wait(server, seconds: 30, "ps-server to exit once both workers are done") == 0)
+        let saved = try checkpoint(ckpt)
+        #expect(saved.keys.sorted() == Self.sevenNames.sorted())
+
+        // Replay in this process: the same initial values, batches and averaged updates.
+        let dataset = try Dataset(try BuiltinSeries.synthetic.load(seed: 3), window: 6, horizon: 3)
+        let model = try Seq2Seq(Self.config, graph: Graph(seed: 3))
+        var samplers = (0..<2).map { BatchSampler(shard: shard(dataset.train.count, index: $0, of: 2), seed: 3, taskIndex: $0) }
+        let optimizer = OptimizerConfig(kind: .adam, learningRate: 0.01)
+        let slots = model.variables.map { OptimizerSlots(count: $0.count) }
+        var indices = [Int](repeating: 0, count: 4)
+        for _ in 0..<steps {
+            var grads: [[[Float]]] = []
+            for w in 0..<2 {
+                samplers[w].next(&indices)
+                dataset.train.fill(indices, x: model.x.value, y: model.y.value)
+                model.forwardBackward()
+                grads.append(model.variables.map { Array($0.gradient) })
+            }
+            for (k, v) in model.variables.enumerated() {
+                var sum = grads[0][k]
+                for j in sum.indices { sum[j] += grads[1][k][j] }
+                for j in sum.indices { sum[j] *= 0.5 }
+                sum.withUnsafeBufferPointer { slots[k].apply(optimizer, value: v.value, gradient: $0) }
+            }
+        }
+        for v in model.variables {
+            #expect(saved[v.name]?.scalars == Array(v.value), "\(v.name) differs from the one-process replay")
+        }
+    }
+
+    @Test("async: 2 servers and 3 workers converge; the servers hold exactly the seven variables")
+    func asyncConvergence() throws {
+        let h = try ProcessHarness()
+        let ckpt = h.directory.appendingPathComponent("ckpt").path
+        let servers = try (0..<2).map { i in try h.startServer(["--mode", "async", "--learning-rate", "0.01", "--checkpoint-dir", ckpt], label: "ps-\(i)") }
+        let ps = servers.map(\.1).joined(separator: ",")
+        let workers = try (0..<3).map { i in
+            try h.start("worker", ["--ps", ps, "--task-index", "\(i)", "--num-workers", "3"] + Small.args(horizon: 5, steps: 250), label: "w\(i)")
+        }
+        for (i, w) in workers.enumerated() { #expect(h.wait(w, seconds: 180, "worker \(i)") == 0, "\(w.output)") }
+        for (s, _) in servers { #expect(h.wait(s, seconds: 30, "ps-server to exit") == 0) }
+        let saved = try checkpoint(ckpt)
+        #expect(saved.keys.sorted() == Self.sevenNames.sorted())
+        #expect(saved["lstm_cell_decoder/rnn/lstm_cell/kernel"]?.shape == [5 + 8, 32])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: ckpt).filter { $0.hasSuffix(".safetensors") }.count == 2)
+
+        func ratio(_ extra: [String], _ label: String) throws -> Double {
+            let r = try h.start("worker", extra + Small.args(horizon: 5, steps: 0), label: label)
+            #expect(h.wait(r, seconds: 60, label) == 0, "\(r.output)")
+            let line = try #require(r.output.split(separator: "\n").first { $0.hasPrefix("held-out MSE") })
+            let words = line.split(separator: " ")
+            return Double(words[words.firstIndex(of: "ratio")! + 1]) ?? .nan
+        }
+        let before = try ratio([], "untrained")
+        let after = try ratio(["--restore", ckpt], "restored")
+        #expect(after < 0.8 * before, "held-out ratio to naive: \(after) after training, \(before) before")
+    }
+
+    @Test("workers whose shards end at different steps do not hang the others", arguments: [["--mode", "sync"], ["--mode", "async", "--staleness", "1"]])
+    func unevenEnds(mode: [String]) throws {
+        let h = try ProcessHarness()
+        let ckpt = h.directory.appendingPathComponent("ckpt").path
+        let (server, ps) = try h.startServer(mode + ["--checkpoint-dir", ckpt], label: "ps-uneven")
+        let workers = try [4, 15, 9].enumerated().map { i, steps in
+            try h.start("worker", ["--ps", ps, "--task-index", "\(i)", "--num-workers", "3"] + Small.args(steps: steps), label: "w\(i)")
+        }
+        for (i, w) in workers.enumerated() { #expect(h.wait(w, seconds: 120, "worker \(i)") == 0, "\(w.output)") }
+        #expect(h.wait(server, seconds: 30, "ps-server to exit") == 0, "\(server.output.suffix(2000))")
+        #expect(server.output.contains("every worker is done"))
+    }
+
+    @Test("a shape conflict between two workers is refused with the variable, both shapes and both workers")
+    func shapeConflict() throws {
+        let h = try ProcessHarness()
+        let ckpt = h.directory.appendingPathComponent("ckpt").path
+        let (server, ps) = try h.startServer(["--mode", "async", "--checkpoint-dir", ckpt], label: "ps-conflict")
+        let a = try h.start("worker", ["--ps", ps, "--task-index", "0", "--num-workers", "2"] + Small.args(steps: 5), label: "a")
+        #expect(h.wait(a, seconds: 60, "worker 0") == 0, "\(a.output)")
+        var other = Small.args(steps: 5)
+        other[other.firstIndex(of: "--hidden")! + 1] = "6"
+        let b = try h.start("worker", ["--ps", ps, "--task-index", "1", "--num-workers", "2"] + other, label: "b")
+        #expect(h.wait(b, seconds: 60, "worker 1") != 0)
+        let out = b.output
+        #expect(out.contains("refused register"), "\(out)")
+        #expect(out.contains("encoder/rnn/lstm_cell/kernel") && out.contains("(9, 32)") && out.contains("(7, 24)"), "\(out)")
+        #expect(out.contains("worker 0") && out.contains("worker 1"), "\(out)")
+        // The server kept serving; SIGTERM stops it cleanly, with its checkpoint.
+        #expect(server.process.isRunning)
+        server.process.terminate()
+        #expect(h.wait(server, seconds: 15, "ps-server to stop on SIGTERM") == 0)
+        #expect(FileManager.default.fileExists(atPath: "\(ckpt)/ps-conflict.safetensors"))
+    }
+
+    @Test("an unreachable server is a clear error within the timeout, not a hang")
+    func unreachable() throws {
+        let h = try ProcessHarness()
+        var args = Small.args(steps: 5)
+        args[args.firstIndex(of: "--timeout")! + 1] = "1"
+        let w = try h.start("worker", ["--ps", "127.0.0.1:9"] + args, label: "lonely")
+        #expect(h.wait(w, seconds: 30, "the worker to give up") == 2)
+        #expect(w.output.contains("waiting for ps 127.0.0.1:9 (1 of 1 servers)"), "\(w.output)")
+    }
+
+    @Test("malformed, truncated, oversized, wrong-version and unknown-variable frames do not disturb training")
+    func badFrames() throws {
+        let h = try ProcessHarness()
+        let ckpt = h.directory.appendingPathComponent("ckpt").path
+        let (server, ps) = try h.startServer(["--mode", "async", "--learning-rate", "0.01", "--checkpoint-dir", ckpt,
+                                              "--max-message-bytes", "1000000", "--keep-serving"], label: "ps-fuzz")
+        let steps = 400
+        let worker = try h.start("worker", ["--ps", ps, "--num-workers", "1"] + Small.args(steps: steps), label: "w")
+
+        let fuzz = try Fuzzer(endpoint: "tcp://\(ps)")
+        let (sent, answered) = try fuzz.run(messages: 300, seconds: 10)
+        #expect(sent == 300)
+        #expect(answered == sent, "every malformed message gets an error reply; server said: \(server.output.suffix(1500))")
+
+        #expect(h.wait(worker, seconds: 120, "worker") == 0, "\(worker.output)")
+        // --keep-serving: still up after its only worker is done; SIGTERM writes the checkpoint and exits.
+        #expect(server.process.isRunning)
+        server.process.terminate()
+        #expect(h.wait(server, seconds: 30, "ps-server to stop on SIGTERM") == 0)
+        let saved = try checkpoint(ckpt)
+
+        // One async worker with Adam on the server computes what one process does alone.
+        let dataset = try Dataset(try BuiltinSeries.synthetic.load(seed: 3), window: 6, horizon: 3)
+        let model = try Seq2Seq(Self.config, graph: Graph(seed: 3))
+        let trainer = try Trainer(model: model, dataset: dataset, options: TrainingOptions(steps: steps, seed: 3),
+                                  exchange: LocalExchange(optimizer: OptimizerConfig(kind: .adam, learningRate: 0.01)), output: { _ in })
+        try trainer.train()
+        for v in model.variables { #expect(saved[v.name]?.scalars == Array(v.value), "\(v.name) was disturbed") }
+    }
+}
+
+/// Sends random and mutated messages to a server from its own DEALER and counts the error replies.
+final class Fuzzer {
+    let context: Context
+    let socket: Socket
+    var rng = SplitMix64(seed: 99)
+    /// Oversized messages sent (on their own connection, which ZeroMQ drops: no reply is expected).
+    private(set) var unanswerable = 0
+    let endpoint: String
+
+    init(endpoint: String) throws {
+        context = try Context()
+        socket = try Socket(context, .dealer)
+        try socket.setRoutingID(Array("fuzzer".utf8))
+        try socket.setReceiveTimeout(milliseconds: 100)
+        try socket.setReconnectInterval(milliseconds: 50)
+        try socket.connect(endpoint)
+        self.endpoint = endpoint
+    }
+
+    /// Sends a message over the server's `--max-message-bytes` on a connection of its own.
+    func sendOversized() throws {
+        let big = try Socket(context, .dealer)
+        try big.connect(endpoint)
+        try big.send([Header(kind: .push, workerID: 0, requestID: 1, step: 1, tensorCount: 1).encoded,
+                      Body.encode(Names(names: ["x"])), [UInt8](repeating: 1, count: 2_000_000)])
+        Thread.sleep(forTimeInterval: 0.05)
+        big.close()
+    }
+
+    func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }
+
+    func message(_ i: Int) -> [[UInt8]] {
+        let valid = Header(kind: .push, workerID: 0, requestID: UInt64(i), step: 1, tensorCount: 1)
+        switch i % 9 {
+        case 0: return (0..<(1 + i % 4)).map { _ in bytes(Int(rng.next() % 100)) }  // random frames
+        case 1: return [Array(valid.encoded.prefix(Int(rng.next() % 39)))]  // truncated header
+        case 2:
+            var h = Header(kind: .pull, workerID: 0, requestID: UInt64(i))
+            h.version = 9
+            return [h.encoded, Body.encode(Names(names: []))]  // wrong version
+        case 3:
+            var raw = valid.encoded
+            raw[3] = 200  // unknown kind
+            return [raw, []]
+        case 4: return [Header(kind: .pull, workerID: 0, requestID: UInt64(i)).encoded, Body.encode(Names(names: ["no/such/variable"]))]
+        case 5:  // a gradient of the wrong size for a real variable
+            return [valid.encoded, Body.encode(Names(names: ["encoder/rnn/lstm_cell/bias"])), bytes(12)]
+        case 6:  // mutated valid header with a body that is not JSON
+            var raw = valid.encoded
+            let k = Int(rng.next() % 40)
+            if k != 3 { raw[k] ^= UInt8(1 + rng.next() % 255) }
+            return [raw, bytes(8), bytes(16)]
+        case 7:  // header announces more tensors than it carries
+            return [Header(kind: .push, workerID: 0, requestID: UInt64(i), step: 1, tensorCount: 5).encoded, Body.encode(Names(names: []))]
+        default:
+            return [Header(kind: .register, workerID: 0, requestID: UInt64(i)).encoded, bytes(30)]
+        }
+    }
+
+    /// Sends `messages` messages, then collects replies; returns (sent, error replies received).
+    func run(messages: Int, seconds: Double) throws -> (Int, Int) {
+        var sent = 0, answered = 0
+        let deadline = Date().addingTimeInterval(seconds)
+        for i in 0..<messages {
+            if i % 100 == 50 { try sendOversized() }
+            try socket.send(message(i))
+            sent += 1
+            while let reply = try? socket.receive(dontWait: true) {
+                if isError(reply) { answered += 1 }
+            }
+        }
+        while answered < sent - unanswerable && Date() < deadline {
+            if let reply = try? socket.receive(), isError(reply) { answered += 1 }
+        }
+        return (sent, answered)
+    }
+
+    func isError(_ frames: [Message]) -> Bool {
+        guard let env = try? Envelope(frames: frames[...]), env.header.kind == .error else { return false }
+        return (try? env.decode(ErrorBody.self)) != nil
+    }
+}

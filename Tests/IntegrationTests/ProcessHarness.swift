@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+
+/// Starts the real `ps-server` and `worker` executables on loopback, bounds every wait, and stops every
+/// process it started when it goes away.
+final class ProcessHarness {
+    /// The built executables: `$SCOPED_TRAINER_BIN`, else the package's `.build/debug`.
+    static let binDirectory: URL = {
+        if let dir = ProcessInfo.processInfo.environment["SCOPED_TRAINER_BIN"] { return URL(fileURLWithPath: dir) }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug").standardized
+    }()
+
+    let directory: URL
+    private var processes: [Process] = []
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    deinit {
+        for p in processes where p.isRunning { p.terminate() }
+        let deadline = Date().addingTimeInterval(5)
+        for p in processes {
+            while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// A started process with its output files.
+    struct Running {
+        let process: Process
+        let stdout: URL
+        let stderr: URL
+        var output: String { ((try? String(contentsOf: stdout, encoding: .utf8)) ?? "") + ((try? String(contentsOf: stderr, encoding: .utf8)) ?? "") }
+    }
+
+    func start(_ executable: String, _ arguments: [String], label: String) throws -> Running {
+        let p = Process()
+        p.executableURL = Self.binDirectory.appendingPathComponent(executable)
+        p.arguments = arguments
+        let out = directory.appendingPathComponent("\(label).out"), err = directory.appendingPathComponent("\(label).err")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        p.standardOutput = try FileHandle(forWritingTo: out)
+        p.standardError = try FileHandle(forWritingTo: err)
+        try p.run()
+        processes.append(p)
+        return Running(process: p, stdout: out, stderr: err)
+    }
+
+    /// Starts a server on a free port and returns it with its `host:port` once it listens (10 s at most).
+    func startServer(_ arguments: [String], label: String) throws -> (Running, String) {
+        let portFile = directory.appendingPathComponent("\(label).port").path
+        let r = try start("ps-server", ["--port", "0", "--port-file", portFile, "--name", label] + arguments, label: label)
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if let text = try? String(contentsOfFile: portFile, encoding: .utf8), let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                return (r, "127.0.0.1:\(port)")
+            }
+            if !r.process.isRunning { break }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        Issue.record("ps-server \(label) did not listen within 10 s: \(r.output)")
+        throw CancellationError()
+    }
+
+    /// Waits for a process to exit, at most `seconds`; returns its status, or nil (and kills it) on timeout.
+    @discardableResult
+    func wait(_ r: Running, seconds: Double, _ what: String) -> Int32? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while r.process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if r.process.isRunning {
+            Issue.record("timed out after \(seconds) s waiting for \(what); output: \(r.output.suffix(2000))")
+            r.process.terminate()
+            return nil
+        }
+        return r.process.terminationStatus
+    }
+}
+
+/// The small model every integration test trains: fast even in a debug build.
+enum Small {
+    static func args(horizon: Int = 3, steps: Int, seed: Int = 3) -> [String] {
+        ["--batch", "4", "--window", "6", "--horizon", "\(horizon)", "--hidden", "8", "--hidden2", "5",
+         "--data", "synthetic", "--seed", "\(seed)", "--steps", "\(steps)", "--timeout", "60", "--log-every", "1000"]
+    }
+}
