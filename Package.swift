@@ -50,6 +50,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        .executableTarget(
+            name: "bench",
+            dependencies: [
+                "BLAS", "Datasets", "Model", "Optimizers", "VariableScopes",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "BLASTests", dependencies: ["BLAS"]),
         .testTarget(name: "VariableScopesTests", dependencies: ["VariableScopes"]),

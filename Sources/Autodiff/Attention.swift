@@ -1,32 +1,27 @@
+import BLAS
 import Foundation
 
 /// Luong et al. 2015 "dot" scores: scores[b, s] = Σ_k memory[b, s, k] · h[b, k], for memory [B, T, N], h [B, N].
+/// One matrix-vector product per example, through BLAS.
 final class BatchDotOp: Op {
     func forward(_ i: [Node], _ out: Node) {
         let (mem, h) = (i[0], i[1])
         let (b, t, n) = (mem.shape[0], mem.shape[1], mem.shape[2])
+        let m = mem.value.baseAddress!, hv = h.value.baseAddress!, o = out.value.baseAddress!
         for r in 0..<b {
-            for s in 0..<t {
-                var acc: Float = 0
-                let base = (r * t + s) * n
-                for k in 0..<n { acc += mem.value[base + k] * h.value[r * n + k] }
-                out.value[r * t + s] = acc
-            }
+            BLAS.sgemv(.none, m: t, n: n, a: m + r * t * n, lda: n, x: hv + r * n, y: o + r * t)
         }
     }
 
     func backward(_ i: [Node], _ out: Node) {
         let (mem, h) = (i[0], i[1])
         let (b, t, n) = (mem.shape[0], mem.shape[1], mem.shape[2])
+        let m = mem.value.baseAddress!, dm = mem.grad.baseAddress!, hv = h.value.baseAddress!, dh = h.grad.baseAddress!
+        let g = out.grad.baseAddress!
         for r in 0..<b {
-            for s in 0..<t {
-                let g = out.grad[r * t + s]
-                let base = (r * t + s) * n
-                for k in 0..<n {
-                    mem.grad[base + k] += g * h.value[r * n + k]
-                    h.grad[r * n + k] += g * mem.value[base + k]
-                }
-            }
+            // d memory[b] += d scores[b] ⊗ h[b];  d h[b] += memory[b]ᵀ · d scores[b]
+            BLAS.sger(m: t, n: n, x: g + r * t, y: hv + r * n, a: dm + r * t * n, lda: n)
+            BLAS.sgemv(.transpose, m: t, n: n, a: m + r * t * n, lda: n, x: g + r * t, beta: 1, y: dh + r * n)
         }
     }
 }
@@ -63,35 +58,26 @@ final class SoftmaxRowsOp: Op {
 }
 
 /// The context vector: ctx[b, k] = Σ_s a[b, s] · memory[b, s, k], for a [B, T], memory [B, T, N].
+/// One matrix-vector product per example, through BLAS.
 final class WeightedSumOp: Op {
     func forward(_ i: [Node], _ out: Node) {
         let (a, mem) = (i[0], i[1])
         let (b, t, n) = (mem.shape[0], mem.shape[1], mem.shape[2])
-        out.value.update(repeating: 0)
+        let av = a.value.baseAddress!, m = mem.value.baseAddress!, o = out.value.baseAddress!
         for r in 0..<b {
-            for s in 0..<t {
-                let w = a.value[r * t + s]
-                let base = (r * t + s) * n
-                for k in 0..<n { out.value[r * n + k] += w * mem.value[base + k] }
-            }
+            BLAS.sgemv(.transpose, m: t, n: n, a: m + r * t * n, lda: n, x: av + r * t, y: o + r * n)
         }
     }
 
     func backward(_ i: [Node], _ out: Node) {
         let (a, mem) = (i[0], i[1])
         let (b, t, n) = (mem.shape[0], mem.shape[1], mem.shape[2])
+        let av = a.value.baseAddress!, da = a.grad.baseAddress!, m = mem.value.baseAddress!, dm = mem.grad.baseAddress!
+        let g = out.grad.baseAddress!
         for r in 0..<b {
-            for s in 0..<t {
-                let w = a.value[r * t + s]
-                let base = (r * t + s) * n
-                var ga: Float = 0
-                for k in 0..<n {
-                    let g = out.grad[r * n + k]
-                    ga += g * mem.value[base + k]
-                    mem.grad[base + k] += w * g
-                }
-                a.grad[r * t + s] += ga
-            }
+            // d a[b] += memory[b] · d ctx[b];  d memory[b] += a[b] ⊗ d ctx[b]
+            BLAS.sgemv(.none, m: t, n: n, a: m + r * t * n, lda: n, x: g + r * n, beta: 1, y: da + r * t)
+            BLAS.sger(m: t, n: n, x: av + r * t, y: g + r * n, a: dm + r * t * n, lda: n)
         }
     }
 }

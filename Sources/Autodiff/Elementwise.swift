@@ -91,8 +91,7 @@ final class AddScalarOp: Op {
 /// The logistic function; its gradient is y(1 - y).
 final class SigmoidOp: Op {
     func forward(_ i: [Node], _ out: Node) {
-        let (x, o) = (i[0].value, out.value)
-        for k in 0..<o.count { o[k] = 1 / (1 + expf(-x[k])) }
+        FastMath.map(i[0].value.baseAddress!, out.value.baseAddress!, out.count, FastMath.sigmoid)
     }
 
     func backward(_ i: [Node], _ out: Node) {
@@ -104,8 +103,7 @@ final class SigmoidOp: Op {
 /// tanh; its gradient is 1 - y².
 final class TanhOp: Op {
     func forward(_ i: [Node], _ out: Node) {
-        let (x, o) = (i[0].value, out.value)
-        for k in 0..<o.count { o[k] = tanhf(x[k]) }
+        FastMath.map(i[0].value.baseAddress!, out.value.baseAddress!, out.count, FastMath.tanh)
     }
 
     func backward(_ i: [Node], _ out: Node) {

@@ -36,6 +36,24 @@ public enum BLAS {
             alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
+    /// y = alpha · op(A) · x + beta · y for row-major A [m, n] with row stride `lda`.
+    @inlinable
+    public static func sgemv(
+        _ trans: Transpose, m: Int, n: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+        x: UnsafePointer<Float>, beta: Float = 0, y: UnsafeMutablePointer<Float>
+    ) {
+        cblas_sgemv(CblasRowMajor, trans.raw, Int32(m), Int32(n), alpha, a, Int32(lda), x, 1, beta, y, 1)
+    }
+
+    /// A += alpha · x · yᵀ for row-major A [m, n] (a rank-one update).
+    @inlinable
+    public static func sger(
+        m: Int, n: Int, alpha: Float = 1, x: UnsafePointer<Float>, y: UnsafePointer<Float>,
+        a: UnsafeMutablePointer<Float>, lda: Int
+    ) {
+        cblas_sger(CblasRowMajor, Int32(m), Int32(n), alpha, x, 1, y, 1, a, Int32(lda))
+    }
+
     /// Array form of `sgemm` for tests and small callers: returns op(A)·op(B) (m×n) for dense row-major inputs.
     public static func matmul(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int,
                               transA: Transpose = .none, transB: Transpose = .none) -> [Float] {

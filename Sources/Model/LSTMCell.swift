@@ -24,11 +24,8 @@ public struct LSTMCell {
              try graph.getVariable("bias", shape: [4 * units], initializer: .zeros))
         }
         let z = tape.addRow(tape.matmul(tape.concatColumns([input, state.h]), tape.read(kernel)), tape.read(bias))
-        let gates = tape.splitColumns(z, parts: 4)
-        let (i, j, f, o) = (gates[0], gates[1], gates[2], gates[3])
-        let c = tape.add(tape.mul(tape.sigmoid(tape.addScalar(f, forgetBias)), state.c),
-                         tape.mul(tape.sigmoid(i), tape.tanh(j)))
-        let h = tape.mul(tape.sigmoid(o), tape.tanh(c))
-        return State(c: c, h: h)
+        // c = σ(f + 1)·c_prev + σ(i)·tanh(j); h = σ(o)·tanh(c), fused into one op.
+        let ch = tape.lstmGates(z, state.c, forgetBias: forgetBias)
+        return State(c: tape.sliceColumns(ch, start: 0, width: units), h: tape.sliceColumns(ch, start: units, width: units))
     }
 }

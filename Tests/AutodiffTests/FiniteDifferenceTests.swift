@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import VariableScopes
 @testable import Autodiff
@@ -62,6 +63,35 @@ struct FiniteDifferenceTests {
     @Test func softmax() { check([[3, 5]]) { t, x in t.softmaxRows(x[0]) } }
     @Test func weightedSum() { check([[2, 4], [2, 4, 3]]) { t, x in t.weightedSum(x[0], x[1]) } }
     @Test func meanSquaredError() { check([[2, 3], [2, 3]]) { t, x in t.addScalar(t.meanSquaredError(x[0], x[1]), 0) } }
+
+    @Test func lstmGates() { check([[3, 8], [3, 2]]) { t, x in t.lstmGates(x[0], x[1], forgetBias: 1) } }
+
+    @Test("the fused LSTM gates equal the same step built from elementary ops")
+    func fusedEqualsComposed() {
+        var rng = SplitMix64(seed: 5)
+        let tape = Tape()
+        let z = tape.placeholder([3, 12]), c = tape.placeholder([3, 3])
+        for k in 0..<z.count { z.value[k] = rng.nextNormal() * 2 }
+        for k in 0..<c.count { c.value[k] = rng.nextNormal() }
+        let fused = tape.lstmGates(z, c, forgetBias: 1)
+        let g = tape.splitColumns(z, parts: 4)
+        let c2 = tape.add(tape.mul(tape.sigmoid(tape.addScalar(g[2], 1)), c), tape.mul(tape.sigmoid(g[0]), tape.tanh(g[1])))
+        let h2 = tape.mul(tape.sigmoid(g[3]), tape.tanh(c2))
+        tape.forward()
+        let composed = tape.concatColumns([c2, h2])
+        tape.forward()
+        for k in 0..<fused.count { #expect(abs(fused.value[k] - composed.value[k]) < 1e-6) }
+    }
+
+    @Test("fast exp, sigmoid and tanh stay within 1e-6 of libm over the range that matters")
+    func fastMath() {
+        for x in stride(from: Float(-20), through: 20, by: 0.037) {
+            let v = SIMD8<Float>(repeating: x)
+            #expect(abs(FastMath.exp(v)[0] - Foundation.exp(x)) <= 3e-7 * Foundation.exp(x))
+            #expect(abs(FastMath.sigmoid(v)[0] - 1 / (1 + Foundation.exp(-x))) < 1e-6)
+            #expect(abs(FastMath.tanh(v)[0] - Foundation.tanh(x)) < 1e-6)
+        }
+    }
 
     @Test("a node used twice receives the sum of both uses' gradients")
     func fanOut() { check([[2, 3]]) { t, x in t.mul(t.tanh(x[0]), t.sigmoid(x[0])) } }
