@@ -103,6 +103,9 @@ public final class ParameterServer {
                 break
             }
         }
+        // Let the last replies (the goodbyes) leave before the socket closes; bounded by the linger.
+        try? socket.setLinger(milliseconds: 2000)
+        socket.close()
         try writeCheckpoint()
     }
 

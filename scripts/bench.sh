@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Throughput, ours and TensorFlow's side by side, at the anchor's benchmark configuration
+# (batch 32, window 24, horizon 12, hidden 64, hidden2 64, Adam 1e-3, one thread per process).
+#
+#   scripts/bench.sh [--steps N] [--tf PYTHON]
+#
+# PYTHON is an interpreter with tensorflow-cpu 2.21 and tf-keras (see benchmarks/anchors/README.md);
+# by default $TF_PYTHON, else tfref/bin/python beside the repository or in $HOME, else TensorFlow is skipped.
+# Prints: one process; 1 ps + 2 workers async and sync; bytes per step against the floor.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+steps=500 tf="${TF_PYTHON:-}"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --steps) steps=$2; shift 2 ;;
+        --tf) tf=$2; shift 2 ;;
+        *) echo "bench.sh: unknown option $1" >&2; exit 64 ;;
+    esac
+done
+for candidate in ../tfref/bin/python "$HOME/tfref/bin/python"; do
+    [ -z "$tf" ] && [ -x "$candidate" ] && tf=$candidate
+done
+scripts/setup.sh
+swift build -c release >&2
+bin=.build/release
+export TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=3
+work=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+
+rate() { sed -n 's/.*"examples_per_s": \([0-9.]*\).*/\1/p' "$1" | head -1; }
+ours_rate() { sed -n 's/^trained .*: \([0-9.]*\) examples\/s.*/\1/p' "$1" | head -1; }
+sum() { awk '{s += $1} END {printf "%.0f", s}'; }
+
+echo "== one process, $steps steps"
+$bin/bench --steps "$steps" | tee "$work/ours-single"
+ours_single=$(rate "$work/ours-single")
+if [ -n "$tf" ]; then
+    (cd benchmarks/anchors && "$tf" tf_bench.py single --steps "$steps") 2>/dev/null | tee "$work/tf-single"
+    tf_single=$(rate "$work/tf-single")
+    awk -v a="$ours_single" -v b="$tf_single" 'BEGIN {printf "one process: ours %.0f examples/s, TensorFlow %.0f: %.2fx\n", a, b, a / b}'
+fi
+
+for mode in async sync; do
+    echo "== 1 ps + 2 workers, $mode, $steps steps each"
+    $bin/ps-server --port 0 --port-file "$work/port-$mode" --mode $mode > "$work/ps-$mode.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 100); do [ -s "$work/port-$mode" ] && break; sleep 0.1; done
+    port=$(cat "$work/port-$mode")
+    for i in 0 1; do
+        $bin/worker --ps 127.0.0.1:$port --task-index $i --num-workers 2 --steps "$steps" --log-every 100000 > "$work/w$i-$mode.log" 2>&1 &
+        pids+=($!)
+    done
+    wait "${pids[@]: -2}"
+    ours=$(for i in 0 1; do ours_rate "$work/w$i-$mode.log"; done | sum)
+    grep -h "^traffic" "$work/w0-$mode.log"
+    echo "ours: $ours examples/s in all"
+    if [ -n "$tf" ]; then
+        read -r p0 p1 p2 < <(python3 -c 'import socket
+s=[socket.socket() for _ in range(3)]
+[x.bind(("127.0.0.1",0)) for x in s]
+print(*[x.getsockname()[1] for x in s])')
+        flag=""; [ $mode = sync ] && flag="--sync"
+        (cd benchmarks/anchors && "$tf" tf_bench.py ps --task 0 --ps 127.0.0.1:$p0 --workers 127.0.0.1:$p1,127.0.0.1:$p2 $flag) > /dev/null 2>&1 &
+        pids+=($!)
+        for i in 0 1; do
+            (cd benchmarks/anchors && timeout 600 "$tf" tf_bench.py worker --task $i --ps 127.0.0.1:$p0 --workers 127.0.0.1:$p1,127.0.0.1:$p2 \
+                --steps "$steps" $flag) > "$work/tf-w$i-$mode" 2>/dev/null &
+            pids+=($!)
+        done
+        wait "${pids[@]: -2}" || true
+        kill "${pids[@]: -3:1}" 2>/dev/null || true
+        theirs=$(for i in 0 1; do rate "$work/tf-w$i-$mode"; done | sum)
+        echo "TensorFlow: $theirs examples/s in all"
+        awk -v a="$ours" -v b="$theirs" 'BEGIN {if (b > 0) printf "ratio: %.2fx\n", a / b}'
+    fi
+done
