@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "SafeTensors"),
         .target(name: "Datasets"),
         .target(name: "Optimizers"),
-        .target(name: "Training", dependencies: ["Model", "Datasets", "Optimizers", "VariableScopes"]),
+        .target(name: "Training", dependencies: ["Model", "Datasets", "Optimizers", "VariableScopes", "SafeTensors"]),
         .target(name: "Wire", dependencies: ["ZeroMQ", "Optimizers", "VariableScopes", "Tensors"]),
         .target(
             name: "ParameterServer",
@@ -69,7 +69,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["Datasets", "Model", "Optimizers", "SafeTensors", "Training", "VariableScopes", "Wire", "ZeroMQ"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Datasets", "Optimizers", "VariableScopes"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Datasets", "Optimizers", "VariableScopes", "SafeTensors"]),
     ],
     swiftLanguageModes: [.v5]
 )

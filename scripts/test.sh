@@ -3,5 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The interop test reads our checkpoints with Python's safetensors package.
+python3 -c "import safetensors, numpy" 2>/dev/null || python3 -m pip install --quiet safetensors numpy
 swift build --build-tests
 swift test --skip-build "$@"

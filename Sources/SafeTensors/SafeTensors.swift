@@ -38,6 +38,20 @@ public enum SafeTensors {
         return try decode(data, path: path)
     }
 
+    /// The `__metadata__` strings of a file (empty when it has none).
+    public static func metadata(_ path: String) throws -> [String: String] {
+        guard let data = FileManager.default.contents(atPath: path), data.count >= 8 else {
+            throw Error.unreadable(path: path, reason: "no such file, not readable, or shorter than 8 bytes")
+        }
+        let bytes = [UInt8](data.prefix(8))
+        var headerLength = 0
+        for i in 0..<8 { headerLength |= Int(bytes[i]) << (8 * i) }
+        guard headerLength > 0, 8 + headerLength <= data.count,
+              let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + headerLength))) as? [String: Any]
+        else { throw Error.malformed(path: path, reason: "unreadable header") }
+        return header["__metadata__"] as? [String: String] ?? [:]
+    }
+
     /// Decodes safetensors bytes (`path` only names the source in errors).
     public static func decode(_ data: Data, path: String = "<memory>") throws -> [String: Entry] {
         let bytes = [UInt8](data)

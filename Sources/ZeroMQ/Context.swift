@@ -1,4 +1,5 @@
 import CZeroMQ
+import Foundation
 
 /// A ZeroMQ context: one per process, shared by every socket (contexts are thread-safe, sockets are not; zmq(7)).
 public final class Context: @unchecked Sendable {
@@ -17,9 +18,23 @@ public final class Context: @unchecked Sendable {
         zmq_ctx_shutdown(handle)
     }
 
+    private var terminated = false
+    private let lock = NSLock()
+
+    /// Ends the context now: waits until every closed socket's pending messages are sent (each socket's
+    /// linger bounds the wait). Call it before a process exits so its last replies leave; every socket
+    /// of the context must be closed first.
+    public func terminate() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !terminated else { return }
+        terminated = true
+        while zmq_ctx_term(handle) != 0 && zmq_errno() == EINTR {}
+    }
+
     deinit {
         // Every socket holds a strong reference to its context, so all are closed by now.
-        while zmq_ctx_term(handle) != 0 && zmq_errno() == EINTR {}
+        terminate()
     }
 
     /// libzmq's version, e.g. (4, 3, 4).

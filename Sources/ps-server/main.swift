@@ -98,7 +98,9 @@ struct PSServer: ParsableCommand {
             sources.append(source)
         }
         try server.run()
-        _ = sources
+        for source in sources { source.cancel() }
+        // The server closed its socket with a linger: this waits (2 s at most) for the last replies to leave.
+        context.terminate()
     }
 }
 

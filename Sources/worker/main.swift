@@ -30,6 +30,9 @@ struct Worker: ParsableCommand {
     @Option(help: "Load variables from the .safetensors files in this directory before training (e.g. servers' checkpoints).")
     var restore: String?
 
+    @Option(help: "After training, write the model (variables, normalisation, sizes) to this .safetensors file.")
+    var save: String?
+
     @Option(help: "This worker's index among --num-workers (selects its shard of the training windows).")
     var taskIndex = 0
 
@@ -123,6 +126,10 @@ struct Worker: ParsableCommand {
                              floor, remote.stats.bytesPerStep / Double(floor)))
             }
             print(trainer.evaluate())
+            if let save {
+                try ModelFile.save(m, dataset: dataset, to: save)
+                print("model written to \(save)")
+            }
         } catch let e as DataError {
             throw ValidationError(e.description)
         } catch let e as RemoteError {

@@ -3,6 +3,7 @@ import Testing
 import Datasets
 import Model
 import Optimizers
+import SafeTensors
 import VariableScopes
 @testable import Training
 
@@ -111,5 +112,22 @@ struct TrainerTests {
         #expect(line?.split(separator: " ", omittingEmptySubsequences: true) == ["lstm_cell_decoder_1/weights_tilde", "(128,", "64)", "32768"])
         #expect(text.contains("10 variables, 10 trainable"))
         #expect(text.components(separatedBy: "warning:").count - 1 == 3)
+    }
+}
+
+@Suite("Model files")
+struct ModelFileTests {
+    @Test("the model is saved with the training split's normaliser, readable back")
+    func saveWithNormaliser() throws {
+        let series = try BuiltinSeries.co2.load()
+        let dataset = try Dataset(series, window: 6, horizon: 2)
+        let model = try Seq2Seq(ModelConfig(batch: 2, window: 6, horizon: 2, inputDim: 1, hidden: 4, hidden2: 3))
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("model-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try ModelFile.save(model, dataset: dataset, to: path)
+        #expect(try ModelFile.normalizer(at: path) == dataset.normalizer)
+        let tensors = try SafeTensors.read(path)
+        #expect(tensors.keys.sorted() == model.variables.map(\.name).sorted())
+        #expect(try SafeTensors.metadata(path)["scaling"] == "relative")
     }
 }
