@@ -51,7 +51,7 @@ for mode in async sync; do
         $bin/worker --ps 127.0.0.1:$port --task-index $i --num-workers 2 --steps "$steps" --log-every 100000 > "$work/w$i-$mode.log" 2>&1 &
         pids+=($!)
     done
-    wait "${pids[@]: -2}"
+    wait "${pids[@]: -2}" || { echo "a worker failed:"; tail -n 5 "$work"/w*-$mode.log; exit 1; }
     ours=$(for i in 0 1; do ours_rate "$work/w$i-$mode.log"; done | sum)
     grep -h "^traffic" "$work/w0-$mode.log"
     echo "ours: $ours examples/s in all"
@@ -64,14 +64,19 @@ print(*[x.getsockname()[1] for x in s])')
         (cd benchmarks/anchors && "$tf" tf_bench.py ps --task 0 --ps 127.0.0.1:$p0 --workers 127.0.0.1:$p1,127.0.0.1:$p2 $flag) > /dev/null 2>&1 &
         pids+=($!)
         for i in 0 1; do
-            (cd benchmarks/anchors && timeout 600 "$tf" tf_bench.py worker --task $i --ps 127.0.0.1:$p0 --workers 127.0.0.1:$p1,127.0.0.1:$p2 \
+            (cd benchmarks/anchors && timeout 300 "$tf" tf_bench.py worker --task $i --ps 127.0.0.1:$p0 --workers 127.0.0.1:$p1,127.0.0.1:$p2 \
                 --steps "$steps" $flag) > "$work/tf-w$i-$mode" 2>/dev/null &
             pids+=($!)
         done
         wait "${pids[@]: -2}" || true
         kill "${pids[@]: -3:1}" 2>/dev/null || true
-        theirs=$(for i in 0 1; do rate "$work/tf-w$i-$mode"; done | sum)
-        echo "TensorFlow: $theirs examples/s in all"
-        awk -v a="$ours" -v b="$theirs" 'BEGIN {if (b > 0) printf "ratio: %.2fx\n", a / b}'
+        if [ -n "$(rate "$work/tf-w0-$mode")" ] && [ -n "$(rate "$work/tf-w1-$mode")" ]; then
+            theirs=$(for i in 0 1; do rate "$work/tf-w$i-$mode"; done | sum)
+            echo "TensorFlow: $theirs examples/s in all"
+            awk -v a="$ours" -v b="$theirs" 'BEGIN {if (b > 0) printf "ratio: %.2fx\n", a / b}'
+        else
+            echo "TensorFlow: a worker did not finish within 300 s; its last lines:"
+            for i in 0 1; do tail -n 2 "$work/tf-w$i-$mode"; done
+        fi
     fi
 done

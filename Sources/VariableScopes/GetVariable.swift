@@ -33,19 +33,24 @@ extension Graph {
                              mode: scope.reuse, fanShape: nil)
     }
 
-    /// `getVariable` with `shape` as its second, unlabelled-in-TF argument spelled out.
+    /// TensorFlow's checks when sharing: shape first (nil accepts any), then dtype.
+    private func checkSharing(_ found: Variable, _ fullName: String, shape: [Int]?, dtype: DType) throws {
+        if let shape, shape != found.shape {
+            throw VariableScopeError.shapeMismatch(name: fullName, specified: shape, found: found.shape)
+        }
+        if dtype != found.dtype {
+            throw VariableScopeError.dtypeMismatch(name: fullName, specified: dtype, found: found.dtype)
+        }
+    }
+
+    /// Gets or creates one unpartitioned variable under the store's rules for `mode`.
     func getSingle(
         _ fullName: String, shape: [Int]?, dtype: DType, initializer: Initializer, trainable: Bool,
         mode: ReuseMode, fanShape: [Int]?
     ) throws -> Variable {
         if let found = store[fullName] {
             if mode == .create { throw VariableScopeError.alreadyExists(name: fullName) }
-            if let shape, shape != found.shape {
-                throw VariableScopeError.shapeMismatch(name: fullName, specified: shape, found: found.shape)
-            }
-            if dtype != found.dtype {
-                throw VariableScopeError.dtypeMismatch(name: fullName, specified: dtype, found: found.dtype)
-            }
+            try checkSharing(found, fullName, shape: shape, dtype: dtype)
             return found
         }
         if mode == .reuse { throw VariableScopeError.doesNotExist(name: fullName) }
@@ -70,12 +75,7 @@ extension Graph {
         if store[fullName] != nil { throw VariableScopeError.partitionedConflict(name: fullName) }
         if let found = partitionedStore[fullName] {
             if mode == .create { throw VariableScopeError.partitionedAlreadyExists(name: fullName) }
-            if let shape, shape != found.shape {
-                throw VariableScopeError.shapeMismatch(name: fullName, specified: shape, found: found.shape)
-            }
-            if dtype != found.dtype {
-                throw VariableScopeError.dtypeMismatch(name: fullName, specified: dtype, found: found.dtype)
-            }
+            try checkSharing(found, fullName, shape: shape, dtype: dtype)
             let specified = partitioner.partitions(found.shape)
             var existing = [Int](repeating: 1, count: found.shape.count)
             if !existing.isEmpty { existing[found.partitionAxis] = found.parts.count }
