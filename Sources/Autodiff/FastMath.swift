@@ -6,7 +6,8 @@
 enum FastMath {
     @inline(__always)
     static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let clamped = x.clamped(lowerBound: SIMD8(repeating: -87.3), upperBound: SIMD8(repeating: 88.3))
+        let low = SIMD8<Float>(repeating: -87.3), high = SIMD8<Float>(repeating: 88.3)
+        let clamped = x.replacing(with: low, where: x .< low).replacing(with: high, where: x .> high)
         // Round x·log2(e) to the nearest integer with the 1.5·2^23 trick (exact for |v| < 2^22): the sum's
         // low mantissa bits are the integer, read off by reinterpreting the bits.
         let magic = SIMD8<Float>(repeating: 12_582_912)

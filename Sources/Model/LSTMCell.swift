@@ -23,7 +23,7 @@ public struct LSTMCell {
             (try graph.getVariable("kernel", shape: [inputSize + units, 4 * units]),
              try graph.getVariable("bias", shape: [4 * units], initializer: .zeros))
         }
-        let z = tape.addRow(tape.matmul(tape.concatColumns([input, state.h]), tape.read(kernel)), tape.read(bias))
+        let z = tape.affine(tape.concatColumns([input, state.h]), tape.read(kernel), tape.read(bias))
         // c = σ(f + 1)·c_prev + σ(i)·tanh(j); h = σ(o)·tanh(c), fused into one op.
         let ch = tape.lstmGates(z, state.c, forgetBias: forgetBias)
         return State(c: tape.sliceColumns(ch, start: 0, width: units), h: tape.sliceColumns(ch, start: units, width: units))

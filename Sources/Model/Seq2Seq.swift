@@ -66,8 +66,7 @@ public final class Seq2Seq {
                 let a = tape.softmaxRows(tape.batchDot(memory, state.h))  // [B, T]
                 let context = tape.weightedSum(a, memory)  // [B, N]
                 let (wTilde, bTilde, wTarget) = try Seq2Seq.denseVariables(graph, N: N, M: M, form: form)
-                let hTilde = tape.tanh(tape.addRow(tape.matmul(tape.concatColumns([context, state.h]), tape.read(wTilde)),
-                                                   tape.read(bTilde)))
+                let hTilde = tape.tanh(tape.affine(tape.concatColumns([context, state.h]), tape.read(wTilde), tape.read(bTilde)))
                 columns.append(tape.matmul(hTilde, tape.read(wTarget)))  // [B, 1]
                 attention.append(a)
                 input = hTilde  // input feeding

@@ -47,6 +47,7 @@ struct FiniteDifferenceTests {
     }
 
     @Test func matmul() { check([[3, 4], [4, 5]]) { t, x in t.matmul(x[0], x[1]) } }
+    @Test func affine() { check([[3, 4], [4, 5], [5]]) { t, x in t.affine(x[0], x[1], x[2]) } }
     @Test func addRow() { check([[3, 4], [4]]) { t, x in t.addRow(x[0], x[1]) } }
     @Test func add() { check([[2, 3], [2, 3]]) { t, x in t.add(x[0], x[1]) } }
     @Test func sub() { check([[2, 3], [2, 3]]) { t, x in t.sub(x[0], x[1]) } }
