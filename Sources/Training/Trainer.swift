@@ -85,6 +85,22 @@ public final class Trainer {
     public let shard: [Int]
     private let progress: Progress
     private let events: EventWriter?
+    private let stopLock = NSLock()
+    private var stopRequested = false
+
+    /// Asks the loop to stop after the current step (from a signal handler's queue): the worker then
+    /// says it is done to its servers and reports, instead of vanishing mid-step.
+    public func requestStop() {
+        stopLock.lock()
+        stopRequested = true
+        stopLock.unlock()
+    }
+
+    var shouldStop: Bool {
+        stopLock.lock()
+        defer { stopLock.unlock() }
+        return stopRequested
+    }
 
     /// - Throws: when `options.logdir` cannot be created.
     public init(model: Seq2Seq, dataset: Dataset, options: TrainingOptions, exchange: ParameterExchange,
@@ -110,7 +126,9 @@ public final class Trainer {
         var indices = [Int](repeating: 0, count: batch)
         let started = Date()
         var loss: Float = 0
-        for step in 1...max(1, options.steps) where options.steps > 0 {
+        var step = 0
+        while step < options.steps && !shouldStop {
+            step += 1
             sampler.next(&indices)
             dataset.train.fill(indices, x: model.x.value, y: model.y.value)
             loss = model.forwardBackward()
@@ -126,8 +144,8 @@ public final class Trainer {
         progress.finish()
         let seconds = Date().timeIntervalSince(started)
         try exchange.finish(variables: variables)
-        return TrainingReport(steps: options.steps, finalLoss: loss,
-                              examplesPerSecond: Double(options.steps * batch) / max(seconds, 1e-9), seconds: seconds)
+        return TrainingReport(steps: step, finalLoss: loss,
+                              examplesPerSecond: Double(step * batch) / max(seconds, 1e-9), seconds: seconds)
     }
 
     /// The held-out MSE of the current variables, next to the naive forecast's.

@@ -173,10 +173,12 @@ public final class RemoteExchange: ParameterExchange {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let left = deadline.timeIntervalSinceNow
-            guard left > 0, try sockets[server].waitReadable(milliseconds: Int(min(left, 1) * 1000)) || Date() < deadline else {
+            guard left > 0 else {
                 throw RemoteError.timeout(server: servers[server], position: server + 1, of: servers.count, waitingFor: what, seconds: timeout)
             }
-            guard let frames = try? sockets[server].receive(dontWait: true) else { continue }
+            guard try sockets[server].waitReadable(milliseconds: max(1, Int(min(left, 1) * 1000))),
+                  let frames = try? sockets[server].receive(dontWait: true)
+            else { continue }
             stats.bytesReceived += frames.reduce(0) { $0 + $1.count }
             let reply: Envelope
             do {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BLAS
 import Datasets
+import Dispatch
 import Foundation
 import Logging
 import Model
@@ -116,6 +117,19 @@ struct Worker: ParsableCommand {
                                       options: TrainingOptions(steps: steps, seed: seed, taskIndex: taskIndex, numWorkers: numWorkers,
                                                                logEvery: logEvery, logdir: logdir),
                                       exchange: exchange)
+            // SIGTERM or Ctrl-C: finish the step, tell the servers this worker is done, report, exit.
+            var sources: [DispatchSourceSignal] = []
+            for sig in [SIGTERM, SIGINT] {
+                signal(sig, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+                source.setEventHandler {
+                    logger.info("signal received: stopping after this step", metadata: ["signal": "\(sig)"])
+                    trainer.requestStop()
+                }
+                source.resume()
+                sources.append(source)
+            }
+            defer { sources.forEach { $0.cancel() } }
             let report = try trainer.train()
             print(String(format: "trained %d steps in %.1f s: %.0f examples/s, final loss %.5f", report.steps, report.seconds,
                          report.examplesPerSecond, report.finalLoss))

@@ -134,6 +134,23 @@ struct ClusterTests {
         #expect(FileManager.default.fileExists(atPath: "\(ckpt)/ps-conflict.safetensors"))
     }
 
+    @Test("SIGTERM stops a worker cleanly: it finishes its step, says done, and the server writes its checkpoint")
+    func workerSigterm() throws {
+        let h = try ProcessHarness()
+        let ckpt = h.directory.appendingPathComponent("ckpt").path
+        let (server, ps) = try h.startServer(["--checkpoint-dir", ckpt], label: "ps-term")
+        let w = try h.start("worker", ["--ps", ps, "--num-workers", "1"] + Small.args(steps: 10_000_000), label: "w")
+        // Wait (bounded) until it trains, then stop it.
+        let deadline = Date().addingTimeInterval(30)
+        while !server.output.contains("worker joined") && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        Thread.sleep(forTimeInterval: 0.5)
+        w.process.terminate()
+        #expect(h.wait(w, seconds: 30, "the worker to stop on SIGTERM") == 0, "\(w.output)")
+        #expect(w.output.contains("signal received") && w.output.contains("held-out MSE"), "\(w.output)")
+        #expect(h.wait(server, seconds: 30, "ps-server to exit after the worker's done") == 0)
+        #expect(FileManager.default.fileExists(atPath: "\(ckpt)/ps-term.safetensors"))
+    }
+
     @Test("an unreachable server is a clear error within the timeout, not a hang")
     func unreachable() throws {
         let h = try ProcessHarness()
