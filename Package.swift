@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
         .testTarget(
             name: "ParameterServerTests",
-            dependencies: ["ParameterServer", "WorkerRuntime", "Wire", "ZeroMQ", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["ParameterServer", "WorkerRuntime", "Wire", "ZeroMQ", "VariableScopes", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["Datasets", "Model", "Optimizers", "SafeTensors", "Training", "VariableScopes", "Wire", "ZeroMQ"]),

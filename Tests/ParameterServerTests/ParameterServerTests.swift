@@ -1,5 +1,6 @@
 import Logging
 import Testing
+import VariableScopes
 import Wire
 import ZeroMQ
 @testable import ParameterServer
@@ -49,5 +50,15 @@ struct ParameterServerTests {
         #expect(p.load.reduce(0, +) == 230)
         #expect(Placement(vars.reversed(), servers: 2) == p)
         #expect(Set(Placement(vars, servers: 5).owner.values) == [0, 1, 2, 3, 4])
+    }
+
+    @Test("a partitioned variable's parts are placed like any variables, spreading over the servers")
+    func partitionsSpread() throws {
+        let g = Graph()
+        try g.variableScope("emb", partitioner: .fixedSize(4)) { _ in try g.getVariable("table", shape: [400, 16]) }
+        let p = Placement(variables: g.trainableVariables, servers: 4)
+        #expect(p.owner.count == 4)
+        #expect(Set(p.owner.values) == [0, 1, 2, 3])
+        #expect(p.load.allSatisfy { $0 == 100 * 16 * 4 })
     }
 }
