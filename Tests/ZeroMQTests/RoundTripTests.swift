@@ -72,7 +72,7 @@ struct RoundTripTests {
         dealer.close()
         // The disconnect reaches the router asynchronously; retry a bounded number of times.
         var error: ZMQError?
-        for _ in 0..<50 {
+        for _ in 0..<250 {
             do {
                 try router.send([Message(got[0].bytes), Message([2])], dontWait: true)
                 Thread.sleep(forTimeInterval: 0.02)
