@@ -48,12 +48,15 @@ public struct Windows: Sendable {
     /// Copies windows `indices` into batch buffers x [B, T, D] and y [B, H]; rows past `indices` are zeros.
     public func fill(_ indices: some Collection<Int>, x: UnsafeMutableBufferPointer<Float>, y: UnsafeMutableBufferPointer<Float>) {
         let xw = window * dimension
-        x.update(repeating: 0)
-        y.update(repeating: 0)
+        var rows = 0
         for (row, i) in indices.enumerated() {
             for k in 0..<xw { x[row * xw + k] = inputs[i * xw + k] }
             for k in 0..<horizon { y[row * horizon + k] = targets[i * horizon + k] }
+            rows = row + 1
         }
+        // Only a short last batch has rows to clear.
+        if rows * xw < x.count { UnsafeMutableBufferPointer(rebasing: x[(rows * xw)...]).update(repeating: 0) }
+        if rows * horizon < y.count { UnsafeMutableBufferPointer(rebasing: y[(rows * horizon)...]).update(repeating: 0) }
     }
 }
 

@@ -163,12 +163,11 @@ public final class Graph {
         }
         defer { nameStack = previousStack }
         let mode = Graph.resolve(reuse, inheriting: scope.reuse)
-        let saved = scopeCounts
         let inner = open(scope.name, mode: mode, initializer: initializer ?? scope.initializer,
                          partitioner: partitioner ?? scope.partitioner, dtype: dtype ?? scope.dtype,
                          nameScope: openedNameScope)
-        var restored = scopeCounts
-        restored[scope.name] = saved[scope.name, default: 0] + 1
+        // TF restores the default-name counts as they were just after this entry.
+        let restored = scopeCounts
         defer { closeScope(scope.name, restoring: restored) }
         return try body(inner)
     }

@@ -88,6 +88,16 @@ struct WindowTests {
         #expect(Set(all).count == 50)
     }
 
+    @Test("fill copies the chosen windows and zeroes the rows of a short last batch")
+    func fill() throws {
+        let d = try Dataset(series, window: 4, horizon: 2, scaling: .global)
+        var x = [Float](repeating: 9, count: 3 * 4), y = [Float](repeating: 9, count: 3 * 2)
+        x.withUnsafeMutableBufferPointer { px in y.withUnsafeMutableBufferPointer { py in d.train.fill([5, 2], x: px, y: py) } }
+        #expect(Array(x[0..<4]) == Array(d.train.inputs[20..<24]) && Array(x[4..<8]) == Array(d.train.inputs[8..<12]))
+        #expect(Array(y[0..<2]) == Array(d.train.targets[10..<12]))
+        #expect(x[8...].allSatisfy { $0 == 0 } && y[4...].allSatisfy { $0 == 0 })
+    }
+
     @Test("a series too short for window, horizon and a held-out part is refused with its length")
     func tooShort() {
         let short = Series(name: "short", columns: ["v"], values: (0..<10).map { [Double($0)] })
