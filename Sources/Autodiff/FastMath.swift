@@ -37,6 +37,25 @@ enum FastMath {
         2 / (1 + exp(-2 * x)) - 1
     }
 
+    /// Loads `lanes` (1...8) floats; missing lanes are zero.
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Float>, _ lanes: Int) -> SIMD8<Float> {
+        if lanes == 8 { return UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+        var v = SIMD8<Float>(repeating: 0)
+        for i in 0..<lanes { v[i] = p[i] }
+        return v
+    }
+
+    /// Stores the first `lanes` (1...8) floats of `v`.
+    @inline(__always)
+    static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
+        if lanes == 8 {
+            UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+        } else {
+            for i in 0..<lanes { p[i] = v[i] }
+        }
+    }
+
     /// Applies `f` to `count` floats from `src` into `dst` (which may be `src`).
     @inline(__always)
     static func map(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int,

@@ -24,17 +24,28 @@ final class LSTMGatesOp: Op {
     func forward(_ inputs: [Node], _ out: Node) {
         let n = units
         let z = inputs[0].value.baseAddress!, cPrev = inputs[1].value.baseAddress!, o = out.value.baseAddress!
+        let bias = SIMD8<Float>(repeating: forgetBias)
         for r in 0..<rows {
-            let zr = z + r * 4 * n, s = saved + r * 5 * n
-            FastMath.map(zr, s, n, FastMath.sigmoid)
-            FastMath.map(zr + n, s + n, n, FastMath.tanh)
-            let b = forgetBias
-            FastMath.map(zr + 2 * n, s + 2 * n, n) { FastMath.sigmoid($0 + b) }
-            FastMath.map(zr + 3 * n, s + 3 * n, n, FastMath.sigmoid)
-            let c = o + r * 2 * n, h = c + n, cp = cPrev + r * n
-            for k in 0..<n { c[k] = s[2 * n + k] * cp[k] + s[k] * s[n + k] }
-            FastMath.map(c, s + 4 * n, n, FastMath.tanh)
-            for k in 0..<n { h[k] = s[3 * n + k] * s[4 * n + k] }
+            let zr = z + r * 4 * n, s = saved + r * 5 * n, c = o + r * 2 * n, h = c + n, cp = cPrev + r * n
+            // Eight units at a time: all four gates, the new memory and output in one pass.
+            var k = 0
+            while k < n {
+                let lanes = min(8, n - k)
+                let i = FastMath.sigmoid(FastMath.load(zr + k, lanes))
+                let j = FastMath.tanh(FastMath.load(zr + n + k, lanes))
+                let f = FastMath.sigmoid(FastMath.load(zr + 2 * n + k, lanes) + bias)
+                let og = FastMath.sigmoid(FastMath.load(zr + 3 * n + k, lanes))
+                let cNew = f * FastMath.load(cp + k, lanes) + i * j
+                let tc = FastMath.tanh(cNew)
+                FastMath.store(i, s + k, lanes)
+                FastMath.store(j, s + n + k, lanes)
+                FastMath.store(f, s + 2 * n + k, lanes)
+                FastMath.store(og, s + 3 * n + k, lanes)
+                FastMath.store(tc, s + 4 * n + k, lanes)
+                FastMath.store(cNew, c + k, lanes)
+                FastMath.store(og * tc, h + k, lanes)
+                k += 8
+            }
         }
     }
 
