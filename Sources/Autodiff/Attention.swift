@@ -7,7 +7,9 @@ final class BatchDotOp: Op {
     func forward(_ i: [Node], _ out: Node) {
         let (mem, h) = (i[0], i[1])
         let (b, t, n) = (mem.shape[0], mem.shape[1], mem.shape[2])
-        let m = mem.value.baseAddress!, hv = h.value.baseAddress!, o = out.value.baseAddress!
+        let m = mem.value.baseAddress!
+        let hv = h.value.baseAddress!
+        let o = out.value.baseAddress!
         for r in 0..<b {
             BLAS.sgemv(.none, m: t, n: n, a: m + r * t * n, lda: n, x: hv + r * n, y: o + r * t)
         }
@@ -16,7 +18,10 @@ final class BatchDotOp: Op {
     func backward(_ i: [Node], _ out: Node) {
         let (mem, h) = (i[0], i[1])
         let (b, t, n) = (mem.shape[0], mem.shape[1], mem.shape[2])
-        let m = mem.value.baseAddress!, dm = mem.grad.baseAddress!, hv = h.value.baseAddress!, dh = h.grad.baseAddress!
+        let m = mem.value.baseAddress!
+        let dm = mem.grad.baseAddress!
+        let hv = h.value.baseAddress!
+        let dh = h.grad.baseAddress!
         let g = out.grad.baseAddress!
         for r in 0..<b {
             // d memory[b] += d scores[b] ⊗ h[b];  d h[b] += memory[b]ᵀ · d scores[b]
@@ -29,7 +34,8 @@ final class BatchDotOp: Op {
 /// Softmax over the last axis of a 2-D node, computed stably (max subtracted).
 final class SoftmaxRowsOp: Op {
     func forward(_ i: [Node], _ out: Node) {
-        let x = i[0], n = x.cols
+        let x = i[0]
+        let n = x.cols
         for r in 0..<x.rows {
             let base = r * n
             var m = -Float.infinity
@@ -47,7 +53,8 @@ final class SoftmaxRowsOp: Op {
 
     func backward(_ i: [Node], _ out: Node) {
         // dx = y ⊙ (dy - Σ dy ⊙ y)
-        let x = i[0], n = x.cols
+        let x = i[0]
+        let n = x.cols
         for r in 0..<x.rows {
             let base = r * n
             var dot: Float = 0
@@ -63,7 +70,9 @@ final class WeightedSumOp: Op {
     func forward(_ i: [Node], _ out: Node) {
         let (a, mem) = (i[0], i[1])
         let (b, t, n) = (mem.shape[0], mem.shape[1], mem.shape[2])
-        let av = a.value.baseAddress!, m = mem.value.baseAddress!, o = out.value.baseAddress!
+        let av = a.value.baseAddress!
+        let m = mem.value.baseAddress!
+        let o = out.value.baseAddress!
         for r in 0..<b {
             BLAS.sgemv(.transpose, m: t, n: n, a: m + r * t * n, lda: n, x: av + r * t, y: o + r * n)
         }
@@ -72,7 +81,10 @@ final class WeightedSumOp: Op {
     func backward(_ i: [Node], _ out: Node) {
         let (a, mem) = (i[0], i[1])
         let (b, t, n) = (mem.shape[0], mem.shape[1], mem.shape[2])
-        let av = a.value.baseAddress!, da = a.grad.baseAddress!, m = mem.value.baseAddress!, dm = mem.grad.baseAddress!
+        let av = a.value.baseAddress!
+        let da = a.grad.baseAddress!
+        let m = mem.value.baseAddress!
+        let dm = mem.grad.baseAddress!
         let g = out.grad.baseAddress!
         for r in 0..<b {
             // d a[b] += memory[b] · d ctx[b];  d memory[b] += a[b] ⊗ d ctx[b]
@@ -108,8 +120,9 @@ final class MeanSquaredErrorOp: Op {
 extension Tape {
     /// Dot-product attention scores of `h` [B, N] against `memory` [B, T, N]: [B, T].
     public func batchDot(_ memory: Node, _ h: Node) -> Node {
-        precondition(memory.shape.count == 3 && h.shape == [memory.shape[0], memory.shape[2]],
-                     "attention scores of memory \(memory.shape) and state \(h.shape)")
+        precondition(
+            memory.shape.count == 3 && h.shape == [memory.shape[0], memory.shape[2]],
+            "attention scores of memory \(memory.shape) and state \(h.shape)")
         return apply(BatchDotOp(), [memory, h], shape: [memory.shape[0], memory.shape[1]])
     }
 
@@ -121,8 +134,9 @@ extension Tape {
 
     /// Attention-weighted sum of `memory` [B, T, N] with weights `a` [B, T]: [B, N].
     public func weightedSum(_ a: Node, _ memory: Node) -> Node {
-        precondition(memory.shape.count == 3 && a.shape == [memory.shape[0], memory.shape[1]],
-                     "context of weights \(a.shape) and memory \(memory.shape)")
+        precondition(
+            memory.shape.count == 3 && a.shape == [memory.shape[0], memory.shape[1]],
+            "context of weights \(a.shape) and memory \(memory.shape)")
         return apply(WeightedSumOp(), [a, memory], shape: [memory.shape[0], memory.shape[2]])
     }
 

@@ -6,7 +6,8 @@
 enum FastMath {
     @inline(__always)
     static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
-        let low = SIMD8<Float>(repeating: -87.3), high = SIMD8<Float>(repeating: 88.3)
+        let low = SIMD8<Float>(repeating: -87.3)
+        let high = SIMD8<Float>(repeating: 88.3)
         let clamped = x.replacing(with: low, where: x .< low).replacing(with: high, where: x .> high)
         // Round x·log2(e) to the nearest integer with the 1.5·2^23 trick (exact for |v| < 2^22): the sum's
         // low mantissa bits are the integer, read off by reinterpreting the bits.
@@ -58,8 +59,10 @@ enum FastMath {
 
     /// Applies `f` to `count` floats from `src` into `dst` (which may be `src`).
     @inline(__always)
-    static func map(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int,
-                    _ f: (SIMD8<Float>) -> SIMD8<Float>) {
+    static func map(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int,
+        _ f: (SIMD8<Float>) -> SIMD8<Float>
+    ) {
         var k = 0
         while k + 8 <= count {
             let v = UnsafeRawPointer(src + k).loadUnaligned(as: SIMD8<Float>.self)

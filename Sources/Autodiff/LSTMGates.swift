@@ -23,10 +23,16 @@ final class LSTMGatesOp: Op {
 
     func forward(_ inputs: [Node], _ out: Node) {
         let n = units
-        let z = inputs[0].value.baseAddress!, cPrev = inputs[1].value.baseAddress!, o = out.value.baseAddress!
+        let z = inputs[0].value.baseAddress!
+        let cPrev = inputs[1].value.baseAddress!
+        let o = out.value.baseAddress!
         let bias = SIMD8<Float>(repeating: forgetBias)
         for r in 0..<rows {
-            let zr = z + r * 4 * n, s = saved + r * 5 * n, c = o + r * 2 * n, h = c + n, cp = cPrev + r * n
+            let zr = z + r * 4 * n
+            let s = saved + r * 5 * n
+            let c = o + r * 2 * n
+            let h = c + n
+            let cp = cPrev + r * n
             // Eight units at a time: all four gates, the new memory and output in one pass.
             var k = 0
             while k < n {
@@ -51,11 +57,17 @@ final class LSTMGatesOp: Op {
 
     func backward(_ inputs: [Node], _ out: Node) {
         let n = units
-        let dz = inputs[0].grad.baseAddress!, cPrev = inputs[1].value.baseAddress!, dcPrev = inputs[1].grad.baseAddress!
+        let dz = inputs[0].grad.baseAddress!
+        let cPrev = inputs[1].value.baseAddress!
+        let dcPrev = inputs[1].grad.baseAddress!
         let g = out.grad.baseAddress!
         for r in 0..<rows {
-            let s = saved + r * 5 * n, dzr = dz + r * 4 * n, cp = cPrev + r * n, dcp = dcPrev + r * n
-            let dcOut = g + r * 2 * n, dh = dcOut + n
+            let s = saved + r * 5 * n
+            let dzr = dz + r * 4 * n
+            let cp = cPrev + r * n
+            let dcp = dcPrev + r * n
+            let dcOut = g + r * 2 * n
+            let dh = dcOut + n
             for k in 0..<n {
                 let (i, j, f, o, tc) = (s[k], s[n + k], s[2 * n + k], s[3 * n + k], s[4 * n + k])
                 let dc = dcOut[k] + dh[k] * o * (1 - tc * tc)

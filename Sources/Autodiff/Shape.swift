@@ -1,7 +1,8 @@
 /// Concatenation of 2-D nodes along axis 1 (columns), as `tf.concat([..], axis=1)`.
 final class ConcatColumnsOp: Op {
     func forward(_ i: [Node], _ out: Node) {
-        let rows = out.rows, width = out.cols
+        let rows = out.rows
+        let width = out.cols
         var offset = 0
         for x in i {
             let w = x.cols
@@ -13,7 +14,8 @@ final class ConcatColumnsOp: Op {
     }
 
     func backward(_ i: [Node], _ out: Node) {
-        let rows = out.rows, width = out.cols
+        let rows = out.rows
+        let width = out.cols
         var offset = 0
         for x in i {
             let w = x.cols
@@ -31,14 +33,18 @@ final class SliceColumnsOp: Op {
     init(start: Int) { self.start = start }
 
     func forward(_ i: [Node], _ out: Node) {
-        let x = i[0], w = out.cols, src = x.cols
+        let x = i[0]
+        let w = out.cols
+        let src = x.cols
         for r in 0..<out.rows {
             (out.value.baseAddress! + r * w).update(from: x.value.baseAddress! + r * src + start, count: w)
         }
     }
 
     func backward(_ i: [Node], _ out: Node) {
-        let x = i[0], w = out.cols, src = x.cols
+        let x = i[0]
+        let w = out.cols
+        let src = x.cols
         for r in 0..<out.rows {
             for c in 0..<w { x.grad[r * src + start + c] += out.grad[r * w + c] }
         }
@@ -48,7 +54,9 @@ final class SliceColumnsOp: Op {
 /// Stacks T nodes [B, N] into [B, T, N] (`tf.stack(outputs, axis=1)`).
 final class StackStepsOp: Op {
     func forward(_ i: [Node], _ out: Node) {
-        let steps = i.count, b = out.shape[0], n = out.shape[2]
+        let steps = i.count
+        let b = out.shape[0]
+        let n = out.shape[2]
         for (t, x) in i.enumerated() {
             for r in 0..<b {
                 (out.value.baseAddress! + (r * steps + t) * n).update(from: x.value.baseAddress! + r * n, count: n)
@@ -57,7 +65,9 @@ final class StackStepsOp: Op {
     }
 
     func backward(_ i: [Node], _ out: Node) {
-        let steps = i.count, b = out.shape[0], n = out.shape[2]
+        let steps = i.count
+        let b = out.shape[0]
+        let n = out.shape[2]
         for (t, x) in i.enumerated() {
             for r in 0..<b {
                 let base = (r * steps + t) * n
@@ -73,14 +83,18 @@ final class SelectStepOp: Op {
     init(_ t: Int) { self.t = t }
 
     func forward(_ i: [Node], _ out: Node) {
-        let x = i[0], steps = x.shape[1], d = x.shape[2]
+        let x = i[0]
+        let steps = x.shape[1]
+        let d = x.shape[2]
         for r in 0..<x.shape[0] {
             (out.value.baseAddress! + r * d).update(from: x.value.baseAddress! + (r * steps + t) * d, count: d)
         }
     }
 
     func backward(_ i: [Node], _ out: Node) {
-        let x = i[0], steps = x.shape[1], d = x.shape[2]
+        let x = i[0]
+        let steps = x.shape[1]
+        let d = x.shape[2]
         for r in 0..<x.shape[0] {
             for c in 0..<d { x.grad[(r * steps + t) * d + c] += out.grad[r * d + c] }
         }

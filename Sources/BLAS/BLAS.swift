@@ -55,17 +55,20 @@ public enum BLAS {
     }
 
     /// Array form of `sgemm` for tests and small callers: returns op(A)·op(B) (m×n) for dense row-major inputs.
-    public static func matmul(_ a: [Float], _ b: [Float], m: Int, n: Int, k: Int,
-                              transA: Transpose = .none, transB: Transpose = .none) -> [Float] {
+    public static func matmul(
+        _ a: [Float], _ b: [Float], m: Int, n: Int, k: Int,
+        transA: Transpose = .none, transB: Transpose = .none
+    ) -> [Float] {
         precondition(a.count == m * k && b.count == k * n, "matmul operand sizes do not match m, n, k")
         var c = [Float](repeating: 0, count: m * n)
         a.withUnsafeBufferPointer { pa in
             b.withUnsafeBufferPointer { pb in
                 c.withUnsafeMutableBufferPointer { pc in
-                    sgemm(transA, transB, m: m, n: n, k: k,
-                          a: pa.baseAddress!, lda: transA == .none ? k : m,
-                          b: pb.baseAddress!, ldb: transB == .none ? n : k,
-                          c: pc.baseAddress!, ldc: n)
+                    sgemm(
+                        transA, transB, m: m, n: n, k: k,
+                        a: pa.baseAddress!, lda: transA == .none ? k : m,
+                        b: pb.baseAddress!, ldb: transB == .none ? n : k,
+                        c: pc.baseAddress!, ldc: n)
                 }
             }
         }

@@ -33,13 +33,20 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case .fileNotFound(let p): return "data file \(p) does not exist: pass an existing CSV with --data, or a built-in name (synthetic, co2, sunspots)"
+        case .fileNotFound(let p):
+            return
+                "data file \(p) does not exist: pass an existing CSV with --data, or a built-in name (synthetic, co2, sunspots)"
         case .emptyFile(let p): return "data file \(p) has no header line"
-        case .missingColumn(let p, let c, let a): return "data file \(p) has no column '\(c)'; its columns are: \(a.joined(separator: ", ")). Pick one with --column"
-        case .nonNumeric(let p, let l, let c, let v): return "\(p) line \(l): column '\(c)' holds '\(v)', which is not a number"
+        case .missingColumn(let p, let c, let a):
+            return
+                "data file \(p) has no column '\(c)'; its columns are: \(a.joined(separator: ", ")). Pick one with --column"
+        case .nonNumeric(let p, let l, let c, let v):
+            return "\(p) line \(l): column '\(c)' holds '\(v)', which is not a number"
         case .noValues(let p, let c): return "\(p): column '\(c)' has no values at all"
-        case .unknownBuiltin(let n): return "no built-in data set named '\(n)': use synthetic, co2 or sunspots, or a CSV path"
-        case .tooShort(let n, let l, let needed): return "series \(n) has \(l) values; window + horizon and a held-out part need at least \(needed)"
+        case .unknownBuiltin(let n):
+            return "no built-in data set named '\(n)': use synthetic, co2 or sunspots, or a CSV path"
+        case .tooShort(let n, let l, let needed):
+            return "series \(n) has \(l) values; window + horizon and a held-out part need at least \(needed)"
         }
     }
 }
@@ -51,7 +58,9 @@ public enum CSVSeries {
     /// Loads `columns` (target first) from the CSV file at `path`.
     public static func load(path: String, columns: [String]) throws -> Series {
         guard FileManager.default.fileExists(atPath: path) else { throw DataError.fileNotFound(path: path) }
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw DataError.fileNotFound(path: path) }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw DataError.fileNotFound(path: path)
+        }
         return try parse(text, source: path, columns: columns)
     }
 
@@ -60,28 +69,37 @@ public enum CSVSeries {
         var lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(String.init)
         while lines.last?.trimmingCharacters(in: .whitespaces).isEmpty == true { lines.removeLast() }
         guard let header = lines.first, !header.isEmpty else { throw DataError.emptyFile(path: source) }
-        let names = header.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let names = header.split(separator: ",", omittingEmptySubsequences: false).map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }
         let indices = try wanted.map { w -> Int in
-            guard let i = names.firstIndex(of: w) else { throw DataError.missingColumn(path: source, column: w, available: names) }
+            guard let i = names.firstIndex(of: w) else {
+                throw DataError.missingColumn(path: source, column: w, available: names)
+            }
             return i
         }
         var raw: [[Double?]] = []
         for (n, line) in lines.dropFirst().enumerated() {
-            let cells = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-            raw.append(try indices.enumerated().map { (k, i) -> Double? in
-                let cell = i < cells.count ? cells[i] : ""
-                if cell.isEmpty { return nil }
-                guard let v = Double(cell), v.isFinite else {
-                    throw DataError.nonNumeric(path: source, line: n + 2, column: wanted[k], cell: cell)
-                }
-                return v
-            })
+            let cells = line.split(separator: ",", omittingEmptySubsequences: false).map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }
+            raw.append(
+                try indices.enumerated().map { (k, i) -> Double? in
+                    let cell = i < cells.count ? cells[i] : ""
+                    if cell.isEmpty { return nil }
+                    guard let v = Double(cell), v.isFinite else {
+                        throw DataError.nonNumeric(path: source, line: n + 2, column: wanted[k], cell: cell)
+                    }
+                    return v
+                })
         }
         var filled = 0
         var columnsOut: [[Double]] = []
         for k in 0..<wanted.count {
             let column = raw.map { $0[k] }
-            guard column.contains(where: { $0 != nil }) else { throw DataError.noValues(path: source, column: wanted[k]) }
+            guard column.contains(where: { $0 != nil }) else {
+                throw DataError.noValues(path: source, column: wanted[k])
+            }
             filled += column.filter { $0 == nil }.count
             columnsOut.append(interpolate(column))
         }
@@ -98,13 +116,14 @@ public enum CSVSeries {
                 out[t] = v
                 continue
             }
-            let before = known.last { $0 < t }, after = known.first { $0 > t }
+            let before = known.last { $0 < t }
+            let after = known.first { $0 > t }
             switch (before, after) {
-            case let (b?, a?):
+            case (let b?, let a?):
                 let w = Double(t - b) / Double(a - b)
                 out[t] = column[b]! * (1 - w) + column[a]! * w
-            case let (b?, nil): out[t] = column[b]!
-            case let (nil, a?): out[t] = column[a]!
+            case (let b?, nil): out[t] = column[b]!
+            case (nil, let a?): out[t] = column[a]!
             default: break
             }
         }

@@ -21,7 +21,8 @@ public struct Normalizer: Codable, Sendable, Equatable {
     /// Fits on `values[0 ..< count]` (population standard deviation, as numpy's default).
     public init(fitting values: [[Double]], count: Int) {
         let d = values[0].count
-        var mean = [Double](repeating: 0, count: d), sq = [Double](repeating: 0, count: d)
+        var mean = [Double](repeating: 0, count: d)
+        var sq = [Double](repeating: 0, count: d)
         for t in 0..<count { for k in 0..<d { mean[k] += values[t][k] } }
         for k in 0..<d { mean[k] /= Double(count) }
         for t in 0..<count { for k in 0..<d { sq[k] += (values[t][k] - mean[k]) * (values[t][k] - mean[k]) } }
@@ -46,7 +47,9 @@ public struct Windows: Sendable {
     public var count: Int { levels.count }
 
     /// Copies windows `indices` into batch buffers x [B, T, D] and y [B, H]; rows past `indices` are zeros.
-    public func fill(_ indices: some Collection<Int>, x: UnsafeMutableBufferPointer<Float>, y: UnsafeMutableBufferPointer<Float>) {
+    public func fill(
+        _ indices: some Collection<Int>, x: UnsafeMutableBufferPointer<Float>, y: UnsafeMutableBufferPointer<Float>
+    ) {
         let xw = window * dimension
         var rows = 0
         for (row, i) in indices.enumerated() {
@@ -56,7 +59,9 @@ public struct Windows: Sendable {
         }
         // Only a short last batch has rows to clear.
         if rows * xw < x.count { UnsafeMutableBufferPointer(rebasing: x[(rows * xw)...]).update(repeating: 0) }
-        if rows * horizon < y.count { UnsafeMutableBufferPointer(rebasing: y[(rows * horizon)...]).update(repeating: 0) }
+        if rows * horizon < y.count {
+            UnsafeMutableBufferPointer(rebasing: y[(rows * horizon)...]).update(repeating: 0)
+        }
     }
 }
 
@@ -70,11 +75,15 @@ public struct Dataset: Sendable {
     public let heldOut: Windows
 
     /// - Throws: `DataError.tooShort` when the series cannot give a window in each split.
-    public init(_ series: Series, window: Int, horizon: Int, scaling: Scaling = .relative, trainFraction: Double = 0.8) throws {
+    public init(_ series: Series, window: Int, horizon: Int, scaling: Scaling = .relative, trainFraction: Double = 0.8)
+        throws
+    {
         let n = series.count
         let cut = Int(Double(n) * trainFraction)
         guard cut >= window + horizon, n - cut >= horizon else {
-            throw DataError.tooShort(name: series.name, length: n, needed: Int(Double(window + 2 * horizon) / min(trainFraction, 1 - trainFraction)) + 1)
+            throw DataError.tooShort(
+                name: series.name, length: n,
+                needed: Int(Double(window + 2 * horizon) / min(trainFraction, 1 - trainFraction)) + 1)
         }
         let normalizer = Normalizer(fitting: series.values, count: cut)
         let z = series.values.map { row in row.indices.map { (row[$0] - normalizer.mean[$0]) / normalizer.std[$0] } }
@@ -86,9 +95,12 @@ public struct Dataset: Sendable {
     }
 
     /// Windows whose inputs start at i ≥ `from` and whose targets end at or before `to`.
-    static func windows(_ z: [[Double]], from: Int, to: Int, window T: Int, horizon H: Int, scaling: Scaling) -> Windows {
+    static func windows(_ z: [[Double]], from: Int, to: Int, window T: Int, horizon H: Int, scaling: Scaling) -> Windows
+    {
         let d = z[0].count
-        var xs: [Float] = [], ys: [Float] = [], levels: [Float] = []
+        var xs: [Float] = []
+        var ys: [Float] = []
+        var levels: [Float] = []
         var i = from
         while i + T + H <= to {
             let last = z[i + T - 1]
@@ -102,7 +114,9 @@ public struct Dataset: Sendable {
     }
 
     /// Mean squared error in the series' own units: normalised errors times the target's variance.
-    public func unnormalisedMSE(_ normalisedMSE: Double) -> Double { normalisedMSE * normalizer.std[0] * normalizer.std[0] }
+    public func unnormalisedMSE(_ normalisedMSE: Double) -> Double {
+        normalisedMSE * normalizer.std[0] * normalizer.std[0]
+    }
 }
 
 /// Sharding of training windows among workers by index: worker `index` of `count` takes windows

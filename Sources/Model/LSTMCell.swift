@@ -20,12 +20,15 @@ public struct LSTMCell {
     public func step(_ graph: Graph, _ tape: Tape, input: Node, state: State) throws -> State {
         let inputSize = input.shape[1]
         let (kernel, bias) = try graph.variableScope("lstm_cell") { _ in
-            (try graph.getVariable("kernel", shape: [inputSize + units, 4 * units]),
-             try graph.getVariable("bias", shape: [4 * units], initializer: .zeros))
+            (
+                try graph.getVariable("kernel", shape: [inputSize + units, 4 * units]),
+                try graph.getVariable("bias", shape: [4 * units], initializer: .zeros)
+            )
         }
         let z = tape.affine(tape.concatColumns([input, state.h]), tape.read(kernel), tape.read(bias))
         // c = σ(f + 1)·c_prev + σ(i)·tanh(j); h = σ(o)·tanh(c), fused into one op.
         let ch = tape.lstmGates(z, state.c, forgetBias: forgetBias)
-        return State(c: tape.sliceColumns(ch, start: 0, width: units), h: tape.sliceColumns(ch, start: units, width: units))
+        return State(
+            c: tape.sliceColumns(ch, start: 0, width: units), h: tape.sliceColumns(ch, start: units, width: units))
     }
 }

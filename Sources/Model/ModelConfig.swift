@@ -13,7 +13,9 @@ public struct ModelConfig: Equatable, Sendable, Codable {
     /// M: attentional hidden size (the seed's `hidden_size2`).
     public var hidden2: Int
 
-    public init(batch: Int = 32, window: Int = 24, horizon: Int = 12, inputDim: Int = 1, hidden: Int = 64, hidden2: Int = 64) {
+    public init(
+        batch: Int = 32, window: Int = 24, horizon: Int = 12, inputDim: Int = 1, hidden: Int = 64, hidden2: Int = 64
+    ) {
         self.batch = batch
         self.window = window
         self.horizon = horizon

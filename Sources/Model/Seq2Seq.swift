@@ -21,18 +21,25 @@ public final class Seq2Seq {
     /// Builds the model's variables in `graph` and its unrolled computation in a new tape.
     /// - Parameter form: `.getVariable` (shared dense weights, 7 variables) or `.variable` (the seed's
     ///   original bug: new dense weights at every decoder step).
-    public convenience init(_ config: ModelConfig, graph: Graph = Graph(), form: DenseVariableForm = .getVariable) throws {
+    public convenience init(_ config: ModelConfig, graph: Graph = Graph(), form: DenseVariableForm = .getVariable)
+        throws
+    {
         try self.init(config, graph: graph, form: form, kernelScopeForStep: nil)
     }
 
     /// - Parameter kernelScopeForStep: for tests only: wraps decoder step t's LSTM in its own `.auto`
     ///   scope so that each step gets its own kernel copy and its gradient is that step's alone.
-    init(_ config: ModelConfig, graph: Graph, form: DenseVariableForm = .getVariable, kernelScopeForStep: ((Int) -> String)?) throws {
+    init(
+        _ config: ModelConfig, graph: Graph, form: DenseVariableForm = .getVariable,
+        kernelScopeForStep: ((Int) -> String)?
+    ) throws {
         self.config = config
         self.graph = graph
         let tape = Tape()
         self.tape = tape
-        let (B, T, H, D, N, M) = (config.batch, config.window, config.horizon, config.inputDim, config.hidden, config.hidden2)
+        let (B, T, H, D, N, M) = (
+            config.batch, config.window, config.horizon, config.inputDim, config.hidden, config.hidden2
+        )
         let x = tape.placeholder([B, T, D])
         self.x = x
         y = tape.placeholder([B, H])
@@ -58,7 +65,9 @@ public final class Seq2Seq {
         for t in 0..<H {
             try graph.variableScope("lstm_cell_decoder", reuse: t > 0) { _ in
                 state = try graph.variableScope("rnn") { _ in
-                    guard let perStep = kernelScopeForStep else { return try cell.step(graph, tape, input: input, state: state) }
+                    guard let perStep = kernelScopeForStep else {
+                        return try cell.step(graph, tape, input: input, state: state)
+                    }
                     return try graph.variableScope(perStep(t), reuse: .auto) { _ in
                         try cell.step(graph, tape, input: input, state: state)
                     }
@@ -66,7 +75,8 @@ public final class Seq2Seq {
                 let a = tape.softmaxRows(tape.batchDot(memory, state.h))  // [B, T]
                 let context = tape.weightedSum(a, memory)  // [B, N]
                 let (wTilde, bTilde, wTarget) = try Seq2Seq.denseVariables(graph, N: N, M: M, form: form)
-                let hTilde = tape.tanh(tape.affine(tape.concatColumns([context, state.h]), tape.read(wTilde), tape.read(bTilde)))
+                let hTilde = tape.tanh(
+                    tape.affine(tape.concatColumns([context, state.h]), tape.read(wTilde), tape.read(bTilde)))
                 columns.append(tape.matmul(hTilde, tape.read(wTarget)))  // [B, 1]
                 attention.append(a)
                 input = hTilde  // input feeding
@@ -78,16 +88,22 @@ public final class Seq2Seq {
     }
 
     /// `weights_tilde [2N, M]`, `bias_tilde [1, M]`, `weights_target [M, 1]` in the current scope.
-    static func denseVariables(_ g: Graph, N: Int, M: Int, form: DenseVariableForm) throws -> (Variable, Variable, Variable) {
+    static func denseVariables(_ g: Graph, N: Int, M: Int, form: DenseVariableForm) throws -> (
+        Variable, Variable, Variable
+    ) {
         switch form {
         case .getVariable:
-            return (try g.getVariable("weights_tilde", shape: [2 * N, M], initializer: .normal(stddev: 0.1)),
-                    try g.getVariable("bias_tilde", shape: [1, M], initializer: .zeros),
-                    try g.getVariable("weights_target", shape: [M, 1], initializer: .normal(stddev: 0.1)))
+            return (
+                try g.getVariable("weights_tilde", shape: [2 * N, M], initializer: .normal(stddev: 0.1)),
+                try g.getVariable("bias_tilde", shape: [1, M], initializer: .zeros),
+                try g.getVariable("weights_target", shape: [M, 1], initializer: .normal(stddev: 0.1))
+            )
         case .variable:
-            return (try g.variable(shape: [2 * N, M], initializer: .normal(stddev: 0.1), name: "weights_tilde"),
-                    try g.variable(shape: [1, M], initializer: .zeros, name: "bias_tilde"),
-                    try g.variable(shape: [M, 1], initializer: .normal(stddev: 0.1), name: "weights_target"))
+            return (
+                try g.variable(shape: [2 * N, M], initializer: .normal(stddev: 0.1), name: "weights_tilde"),
+                try g.variable(shape: [1, M], initializer: .zeros, name: "bias_tilde"),
+                try g.variable(shape: [M, 1], initializer: .normal(stddev: 0.1), name: "weights_target")
+            )
         }
     }
 

@@ -19,8 +19,10 @@ public struct OptimizerConfig: Codable, Sendable, Equatable, CustomStringConvert
     public var beta2: Float
     public var epsilon: Float
 
-    public init(kind: Kind = .adam, learningRate: Float = 1e-3, momentum: Float = 0.9, beta1: Float = 0.9,
-                beta2: Float = 0.999, epsilon: Float = 1e-8) {
+    public init(
+        kind: Kind = .adam, learningRate: Float = 1e-3, momentum: Float = 0.9, beta1: Float = 0.9,
+        beta2: Float = 0.999, epsilon: Float = 1e-8
+    ) {
         self.kind = kind
         self.learningRate = learningRate
         self.momentum = momentum
@@ -50,7 +52,9 @@ public final class OptimizerSlots {
     }
 
     /// Applies one update to `value` from `gradient` under `config`.
-    public func apply(_ config: OptimizerConfig, value: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>) {
+    public func apply(
+        _ config: OptimizerConfig, value: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>
+    ) {
         precondition(value.count == gradient.count && value.count == first.count, "optimizer slot size mismatch")
         step += 1
         let lr = config.learningRate

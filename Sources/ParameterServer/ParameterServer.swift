@@ -59,7 +59,9 @@ public final class ParameterServer {
         try socket.setSendTimeout(milliseconds: 1000)
         try socket.bind(options.endpoint)
         boundEndpoint = try socket.lastEndpoint
-        if options.name.isEmpty { self.options.name = "ps-" + (boundEndpoint.split(separator: ":").last.map(String.init) ?? "") }
+        if options.name.isEmpty {
+            self.options.name = "ps-" + (boundEndpoint.split(separator: ":").last.map(String.init) ?? "")
+        }
     }
 
     /// Asks the loop to stop at its next turn (safe from a signal handler's queue).
@@ -78,8 +80,12 @@ public final class ParameterServer {
     /// the checkpoint.
     /// - Throws: only for failures of the server itself (its socket, its checkpoint directory).
     public func run() throws {
-        logger.info("serving", metadata: ["ps.endpoint": "\(boundEndpoint)", "ps.mode": "\(options.mode.rawValue)",
-                                          "ps.optimizer": "\(options.optimizer)"])
+        logger.info(
+            "serving",
+            metadata: [
+                "ps.endpoint": "\(boundEndpoint)", "ps.mode": "\(options.mode.rawValue)",
+                "ps.optimizer": "\(options.optimizer)",
+            ])
         while !stopRequested {
             let ready: Bool
             do {
@@ -121,11 +127,15 @@ public final class ParameterServer {
             workerID = envelope.header.workerID
             try dispatch(envelope, identity: identity)
         } catch let e as WireError {
-            reply(identity, error: ErrorBody(code: e.code, message: "ps \(options.name): \(e)"), requestID: requestID, workerID: workerID)
+            reply(
+                identity, error: ErrorBody(code: e.code, message: "ps \(options.name): \(e)"), requestID: requestID,
+                workerID: workerID)
         } catch let e as ErrorBody {
             reply(identity, error: e, requestID: requestID, workerID: workerID)
         } catch {
-            reply(identity, error: ErrorBody(code: .malformed, message: "ps \(options.name): \(error)"), requestID: requestID, workerID: workerID)
+            reply(
+                identity, error: ErrorBody(code: .malformed, message: "ps \(options.name): \(error)"),
+                requestID: requestID, workerID: workerID)
         }
     }
 
@@ -133,7 +143,11 @@ public final class ParameterServer {
         if m.header.kind != .hello {
             // Only workers that said hello, with an index below the worker count, may do anything else.
             guard let n = expectedWorkers, Int(m.header.workerID) < n, workerNames[m.header.workerID] != nil else {
-                throw ErrorBody(code: .protocolOrder, message: "ps \(options.name): worker \(m.header.workerID) has not said hello (workers: \(expectedWorkers.map(String.init) ?? "none yet")); send hello first")
+                throw ErrorBody(
+                    code: .protocolOrder,
+                    message:
+                        "ps \(options.name): worker \(m.header.workerID) has not said hello (workers: \(expectedWorkers.map(String.init) ?? "none yet")); send hello first"
+                )
             }
         }
         switch m.header.kind {
@@ -143,7 +157,9 @@ public final class ParameterServer {
         case .push: try push(m, identity: identity)
         case .done: try done(m, identity: identity)
         case .welcome, .registered, .values, .pushed, .goodbye, .error:
-            throw ErrorBody(code: .protocolOrder, message: "ps \(options.name): \(m.header.kind) is a reply; servers take requests only")
+            throw ErrorBody(
+                code: .protocolOrder,
+                message: "ps \(options.name): \(m.header.kind) is a reply; servers take requests only")
         }
     }
 
@@ -152,15 +168,25 @@ public final class ParameterServer {
     func hello(_ m: Envelope, identity: [UInt8]) throws {
         let hello = try m.decode(Hello.self)
         guard hello.numWorkers >= 1, Int(m.header.workerID) < hello.numWorkers else {
-            throw ErrorBody(code: .malformed, message: "ps \(options.name): worker \(hello.workerName) has index \(m.header.workerID) of \(hello.numWorkers) workers")
+            throw ErrorBody(
+                code: .malformed,
+                message:
+                    "ps \(options.name): worker \(hello.workerName) has index \(m.header.workerID) of \(hello.numWorkers) workers"
+            )
         }
         if let n = expectedWorkers, n != hello.numWorkers {
-            throw ErrorBody(code: .malformed, message: "ps \(options.name): worker \(hello.workerName) says there are \(hello.numWorkers) workers, earlier workers said \(n); start every worker with the same --num-workers")
+            throw ErrorBody(
+                code: .malformed,
+                message:
+                    "ps \(options.name): worker \(hello.workerName) says there are \(hello.numWorkers) workers, earlier workers said \(n); start every worker with the same --num-workers"
+            )
         }
         expectedWorkers = hello.numWorkers
         workerNames[m.header.workerID] = hello.workerName
-        logger.info("worker joined", metadata: ["worker.index": "\(m.header.workerID)", "worker.name": "\(hello.workerName)"])
-        let welcome = Welcome(server: options.name, mode: options.mode, staleness: options.staleness, optimizer: options.optimizer)
+        logger.info(
+            "worker joined", metadata: ["worker.index": "\(m.header.workerID)", "worker.name": "\(hello.workerName)"])
+        let welcome = Welcome(
+            server: options.name, mode: options.mode, staleness: options.staleness, optimizer: options.optimizer)
         send(identity, Envelope.frames(replyHeader(.welcome, to: m.header), welcome))
     }
 
@@ -170,30 +196,49 @@ public final class ParameterServer {
         // Check everything before creating anything, so a refused registration changes nothing.
         for spec in body.variables {
             guard spec.shape.allSatisfy({ $0 >= 0 }), spec.count <= Int(options.maxMessageBytes / 4) else {
-                throw ErrorBody(code: .malformed, message: "ps \(options.name): variable \(spec.name) has an invalid shape \(formatShape(spec.shape))")
+                throw ErrorBody(
+                    code: .malformed,
+                    message: "ps \(options.name): variable \(spec.name) has an invalid shape \(formatShape(spec.shape))"
+                )
             }
             guard DType(rawValue: spec.dtype) != nil else {
-                throw ErrorBody(code: .dtypeConflict, message: "ps \(options.name): variable \(spec.name) has unknown dtype \(spec.dtype)")
+                throw ErrorBody(
+                    code: .dtypeConflict,
+                    message: "ps \(options.name): variable \(spec.name) has unknown dtype \(spec.dtype)")
             }
             guard spec.initializer.initializer(shape: spec.shape) != nil else {
-                throw ErrorBody(code: .badInitializer, message: "ps \(options.name): variable \(spec.name) has an unusable initializer \(spec.initializer.kind)")
+                throw ErrorBody(
+                    code: .badInitializer,
+                    message:
+                        "ps \(options.name): variable \(spec.name) has an unusable initializer \(spec.initializer.kind)"
+                )
             }
             if let existing = variables[spec.name] {
                 if existing.spec.shape != spec.shape {
-                    throw ErrorBody(code: .shapeConflict, message: "ps \(options.name): variable \(spec.name) has shape \(formatShape(existing.spec.shape)) (registered by \(existing.registeredBy)), but \(who) asks for shape \(formatShape(spec.shape)); every worker must build the model with the same sizes")
+                    throw ErrorBody(
+                        code: .shapeConflict,
+                        message:
+                            "ps \(options.name): variable \(spec.name) has shape \(formatShape(existing.spec.shape)) (registered by \(existing.registeredBy)), but \(who) asks for shape \(formatShape(spec.shape)); every worker must build the model with the same sizes"
+                    )
                 }
                 if existing.spec.dtype != spec.dtype {
-                    throw ErrorBody(code: .dtypeConflict, message: "ps \(options.name): variable \(spec.name) has dtype \(existing.spec.dtype) (registered by \(existing.registeredBy)), but \(who) asks for dtype \(spec.dtype)")
+                    throw ErrorBody(
+                        code: .dtypeConflict,
+                        message:
+                            "ps \(options.name): variable \(spec.name) has dtype \(existing.spec.dtype) (registered by \(existing.registeredBy)), but \(who) asks for dtype \(spec.dtype)"
+                    )
                 }
             }
         }
         for spec in body.variables where variables[spec.name] == nil {
             let initializer = spec.initializer.initializer(shape: spec.shape)!
-            let values = initializer.values(shape: spec.shape, seed: spec.seed, name: spec.name, fanShape: spec.fanShape)
+            let values = initializer.values(
+                shape: spec.shape, seed: spec.seed, name: spec.name, fanShape: spec.fanShape)
             variables[spec.name] = ServedVariable(spec: spec, value: values, registeredBy: who)
             order.append(spec.name)
         }
-        send(identity, Envelope.frames(replyHeader(.registered, to: m.header), Names(names: body.variables.map(\.name))))
+        send(
+            identity, Envelope.frames(replyHeader(.registered, to: m.header), Names(names: body.variables.map(\.name))))
     }
 
     func pull(_ m: Envelope, identity: [UInt8]) throws {
@@ -209,30 +254,43 @@ public final class ParameterServer {
     func push(_ m: Envelope, identity: [UInt8]) throws {
         let names = try m.decode(Names.self).names
         guard names.count == m.tensors.count else {
-            throw WireError.tensorCountMismatch(header: Int(m.header.tensorCount), frames: m.tensors.count, names: names.count)
+            throw WireError.tensorCountMismatch(
+                header: Int(m.header.tensorCount), frames: m.tensors.count, names: names.count)
         }
         // Validate every frame first: a push is applied whole or not at all.
         for (name, frame) in zip(names, m.tensors) {
             guard let v = variables[name] else { throw unknown(name) }
             guard frame.count == v.value.count * 4 else {
-                throw ErrorBody(code: .wrongTensorSize, message: "ps \(options.name): gradient for \(v.spec.name) has \(frame.count) bytes; shape \(formatShape(v.spec.shape)) needs \(v.value.count * 4)")
+                throw ErrorBody(
+                    code: .wrongTensorSize,
+                    message:
+                        "ps \(options.name): gradient for \(v.spec.name) has \(frame.count) bytes; shape \(formatShape(v.spec.shape)) needs \(v.value.count * 4)"
+                )
             }
             let finite = frame.withUnsafeBytes { $0.bindMemory(to: Float.self).allSatisfy(\.isFinite) }
             guard finite else {
-                throw ErrorBody(code: .malformed, message: "ps \(options.name): gradient for \(v.spec.name) holds NaN or infinity; nothing was applied")
+                throw ErrorBody(
+                    code: .malformed,
+                    message:
+                        "ps \(options.name): gradient for \(v.spec.name) holds NaN or infinity; nothing was applied")
             }
         }
-        let worker = m.header.workerID, step = m.header.step
+        let worker = m.header.workerID
+        let step = m.header.step
         switch options.mode {
         case .async:
             for (name, frame) in zip(names, m.tensors) {
-                frame.withUnsafeBytes { variables[name]!.apply(options.optimizer, gradient: $0.bindMemory(to: Float.self)) }
+                frame.withUnsafeBytes {
+                    variables[name]!.apply(options.optimizer, gradient: $0.bindMemory(to: Float.self))
+                }
             }
             updatesApplied += 1
             lastPushed[worker] = max(lastPushed[worker] ?? 0, step)
         case .sync:
             guard step > appliedSteps else {
-                throw ErrorBody(code: .staleStep, message: "ps \(options.name): gradient for step \(step) arrived after that step was applied")
+                throw ErrorBody(
+                    code: .staleStep,
+                    message: "ps \(options.name): gradient for step \(step) arrived after that step was applied")
             }
             var grads: [String: [Float]] = [:]
             for (name, frame) in zip(names, m.tensors) {
@@ -248,7 +306,11 @@ public final class ParameterServer {
     func done(_ m: Envelope, identity: [UInt8]) throws {
         _ = try m.decode(Names.self)
         doneWorkers.insert(m.header.workerID)
-        logger.info("worker done", metadata: ["worker.index": "\(m.header.workerID)", "ps.done": "\(doneWorkers.count)/\(expectedWorkers ?? 0)"])
+        logger.info(
+            "worker done",
+            metadata: [
+                "worker.index": "\(m.header.workerID)", "ps.done": "\(doneWorkers.count)/\(expectedWorkers ?? 0)",
+            ])
         send(identity, Envelope.frames(replyHeader(.goodbye, to: m.header), Names(names: [])))
         progress()
     }
@@ -259,7 +321,8 @@ public final class ParameterServer {
     func progress() {
         if options.mode == .sync {
             while let step = pending.keys.min(), step == appliedSteps + 1, let contributions = pending[step],
-                  contributions.count >= needed(forStep: step), !contributions.isEmpty {
+                contributions.count >= needed(forStep: step), !contributions.isEmpty
+            {
                 applyAveraged(contributions)
                 pending[step] = nil
                 appliedSteps = step
@@ -316,7 +379,9 @@ public final class ParameterServer {
     // MARK: - Replies
 
     func replyHeader(_ kind: MessageKind, to request: Header) -> Header {
-        Header(kind: kind, workerID: request.workerID, requestID: request.requestID, step: request.step, incarnation: incarnation)
+        Header(
+            kind: kind, workerID: request.workerID, requestID: request.requestID, step: request.step,
+            incarnation: incarnation)
     }
 
     func sendValues(_ identity: [UInt8], header: Header, names: [String]) {
@@ -329,12 +394,17 @@ public final class ParameterServer {
     }
 
     func unknown(_ name: String) -> ErrorBody {
-        ErrorBody(code: .unknownVariable, message: "ps \(options.name): no variable named \(name) is registered here; register it first (this server holds \(order.count) variables)")
+        ErrorBody(
+            code: .unknownVariable,
+            message:
+                "ps \(options.name): no variable named \(name) is registered here; register it first (this server holds \(order.count) variables)"
+        )
     }
 
     func reply(_ identity: [UInt8], error: ErrorBody, requestID: UInt64, workerID: UInt32) {
         errorsSent += 1
-        logger.warning("refused a request", metadata: ["error.code": "\(error.code.rawValue)", "error": "\(error.message)"])
+        logger.warning(
+            "refused a request", metadata: ["error.code": "\(error.code.rawValue)", "error": "\(error.message)"])
         let h = Header(kind: .error, workerID: workerID, requestID: requestID, incarnation: incarnation)
         send(identity, Envelope.frames(h, error))
     }
@@ -356,8 +426,12 @@ public final class ParameterServer {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let path = "\(dir)/\(options.name).safetensors"
         let tensors = order.map { (name: $0, shape: variables[$0]!.spec.shape, scalars: variables[$0]!.value) }
-        try SafeTensors.write(tensors, to: path, metadata: ["server": options.name, "mode": options.mode.rawValue,
-                                                             "updates": "\(updatesApplied)"])
+        try SafeTensors.write(
+            tensors, to: path,
+            metadata: [
+                "server": options.name, "mode": options.mode.rawValue,
+                "updates": "\(updatesApplied)",
+            ])
         logger.info("checkpoint written", metadata: ["path": "\(path)", "variables": "\(order.count)"])
     }
 

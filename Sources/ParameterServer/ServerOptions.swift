@@ -18,9 +18,11 @@ public struct ServerOptions: Sendable {
     /// Larger messages are refused by ZeroMQ itself (the peer is disconnected).
     public var maxMessageBytes: Int64
 
-    public init(endpoint: String, name: String, mode: SyncMode = .async, staleness: Int? = nil,
-                optimizer: OptimizerConfig = OptimizerConfig(), checkpointDir: String? = nil, keepServing: Bool = false,
-                maxMessageBytes: Int64 = 256 << 20) {
+    public init(
+        endpoint: String, name: String, mode: SyncMode = .async, staleness: Int? = nil,
+        optimizer: OptimizerConfig = OptimizerConfig(), checkpointDir: String? = nil, keepServing: Bool = false,
+        maxMessageBytes: Int64 = 256 << 20
+    ) {
         self.endpoint = endpoint
         self.name = name
         self.mode = mode

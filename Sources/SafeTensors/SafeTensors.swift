@@ -23,7 +23,8 @@ public enum SafeTensors {
             switch self {
             case .unreadable(let p, let r): return "cannot read \(p): \(r)"
             case .malformed(let p, let r): return "\(p) is not a valid safetensors file: \(r)"
-            case .unsupportedDType(let p, let t, let d): return "\(p): tensor \(t) has dtype \(d); only F32 and F64 are read"
+            case .unsupportedDType(let p, let t, let d):
+                return "\(p): tensor \(t) has dtype \(d); only F32 and F64 are read"
             case .missingTensor(let p, let n): return "\(p) has no tensor named \(n)"
             }
         }
@@ -47,7 +48,8 @@ public enum SafeTensors {
         var headerLength = 0
         for i in 0..<8 { headerLength |= Int(bytes[i]) << (8 * i) }
         guard headerLength > 0, 8 + headerLength <= data.count,
-              let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + headerLength))) as? [String: Any]
+            let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + headerLength)))
+                as? [String: Any]
         else { throw Error.malformed(path: path, reason: "unreadable header") }
         return header["__metadata__"] as? [String: String] ?? [:]
     }
@@ -55,11 +57,14 @@ public enum SafeTensors {
     /// Decodes safetensors bytes (`path` only names the source in errors).
     public static func decode(_ data: Data, path: String = "<memory>") throws -> [String: Entry] {
         let bytes = [UInt8](data)
-        guard bytes.count >= 8 else { throw Error.malformed(path: path, reason: "shorter than its 8-byte header length") }
+        guard bytes.count >= 8 else {
+            throw Error.malformed(path: path, reason: "shorter than its 8-byte header length")
+        }
         var headerLength = 0
         for i in 0..<8 { headerLength |= Int(bytes[i]) << (8 * i) }
         guard headerLength > 0, 8 + headerLength <= bytes.count else {
-            throw Error.malformed(path: path, reason: "header length \(headerLength) exceeds the file size \(bytes.count)")
+            throw Error.malformed(
+                path: path, reason: "header length \(headerLength) exceeds the file size \(bytes.count)")
         }
         let headerData = Data(bytes[8..<(8 + headerLength)])
         guard let header = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any] else {
@@ -69,7 +74,7 @@ public enum SafeTensors {
         var out: [String: Entry] = [:]
         for (name, value) in header where name != "__metadata__" {
             guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
-                  let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2
+                let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2
             else { throw Error.malformed(path: path, reason: "entry \(name) lacks dtype, shape or data_offsets") }
             let count = shape.reduce(1, *)
             let (start, end) = (base + offsets[0], base + offsets[1])
@@ -79,13 +84,21 @@ public enum SafeTensors {
             let scalars: [Float]
             switch dtype {
             case "F32":
-                guard end - start == count * 4 else { throw Error.malformed(path: path, reason: "tensor \(name) has \(end - start) bytes for \(count) F32 values") }
+                guard end - start == count * 4 else {
+                    throw Error.malformed(
+                        path: path, reason: "tensor \(name) has \(end - start) bytes for \(count) F32 values")
+                }
                 scalars = (0..<count).map { i in
                     let o = start + 4 * i
-                    return Float(bitPattern: UInt32(bytes[o]) | UInt32(bytes[o + 1]) << 8 | UInt32(bytes[o + 2]) << 16 | UInt32(bytes[o + 3]) << 24)
+                    return Float(
+                        bitPattern: UInt32(bytes[o]) | UInt32(bytes[o + 1]) << 8 | UInt32(bytes[o + 2]) << 16 | UInt32(
+                            bytes[o + 3]) << 24)
                 }
             case "F64":
-                guard end - start == count * 8 else { throw Error.malformed(path: path, reason: "tensor \(name) has \(end - start) bytes for \(count) F64 values") }
+                guard end - start == count * 8 else {
+                    throw Error.malformed(
+                        path: path, reason: "tensor \(name) has \(end - start) bytes for \(count) F64 values")
+                }
                 scalars = (0..<count).map { i in
                     let o = start + 8 * i
                     var bits: UInt64 = 0
@@ -101,7 +114,9 @@ public enum SafeTensors {
     }
 
     /// Encodes float32 tensors, in the order given, with optional string metadata.
-    public static func encode(_ tensors: [(name: String, shape: [Int], scalars: [Float])], metadata: [String: String] = [:]) -> Data {
+    public static func encode(
+        _ tensors: [(name: String, shape: [Int], scalars: [Float])], metadata: [String: String] = [:]
+    ) -> Data {
         var header = "{"
         var parts: [String] = []
         if !metadata.isEmpty {
@@ -111,7 +126,9 @@ public enum SafeTensors {
         var offset = 0
         for t in tensors {
             let n = t.scalars.count * 4
-            parts.append("\(jsonString(t.name)):{\"dtype\":\"F32\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + n)]}")
+            parts.append(
+                "\(jsonString(t.name)):{\"dtype\":\"F32\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + n)]}"
+            )
             offset += n
         }
         header += parts.joined(separator: ",") + "}"
@@ -128,8 +145,10 @@ public enum SafeTensors {
     }
 
     /// Writes float32 tensors to `path` atomically (a temporary file renamed into place).
-    public static func write(_ tensors: [(name: String, shape: [Int], scalars: [Float])], to path: String,
-                             metadata: [String: String] = [:]) throws {
+    public static func write(
+        _ tensors: [(name: String, shape: [Int], scalars: [Float])], to path: String,
+        metadata: [String: String] = [:]
+    ) throws {
         let data = encode(tensors, metadata: metadata)
         do {
             try data.write(to: URL(fileURLWithPath: path), options: .atomic)

@@ -9,8 +9,9 @@ public struct Tensor: Equatable, Sendable {
     /// A tensor of `shape` holding `scalars`.
     /// - Precondition: `scalars.count` equals the shape's element count.
     public init(shape: [Int], scalars: [Float]) {
-        precondition(scalars.count == elementCount(shape),
-                     "tensor of shape \(formatShape(shape)) needs \(elementCount(shape)) values, got \(scalars.count)")
+        precondition(
+            scalars.count == elementCount(shape),
+            "tensor of shape \(formatShape(shape)) needs \(elementCount(shape)) values, got \(scalars.count)")
         self.shape = shape
         self.scalars = scalars
     }

@@ -19,7 +19,9 @@ public enum ModelFile {
             "normalizer": String(decoding: try encoder.encode(dataset.normalizer), as: UTF8.self),
             "config": String(decoding: try encoder.encode(c), as: UTF8.self),
         ]
-        let tensors = model.graph.globalVariables.filter { !$0.isPartitioned }.map { (name: $0.name, shape: $0.shape, scalars: Array($0.value)) }
+        let tensors = model.graph.globalVariables.filter { !$0.isPartitioned }.map {
+            (name: $0.name, shape: $0.shape, scalars: Array($0.value))
+        }
         try SafeTensors.write(tensors, to: path, metadata: metadata)
     }
 

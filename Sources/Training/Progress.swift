@@ -17,8 +17,9 @@ final class Progress {
 
     func update(step: Int, loss: Float, examplesPerSecond: Double, elapsed: Double) {
         let eta = Double(total - step) * elapsed / Double(max(step, 1))
-        let line = String(format: "step %d/%d  loss %.5f  %.0f examples/s  ETA %@", step, total, loss, examplesPerSecond,
-                          Progress.duration(eta))
+        let line = String(
+            format: "step %d/%d  loss %.5f  %.0f examples/s  ETA %@", step, total, loss, examplesPerSecond,
+            Progress.duration(eta))
         if isTerminal {
             if Date().timeIntervalSince(lastDraw) > 0.1 || step == total {
                 FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
@@ -35,6 +36,7 @@ final class Progress {
 
     static func duration(_ seconds: Double) -> String {
         let s = Int(seconds.rounded())
-        return s >= 3600 ? String(format: "%dh%02dm", s / 3600, s % 3600 / 60) : String(format: "%dm%02ds", s / 60, s % 60)
+        return s >= 3600
+            ? String(format: "%dh%02dm", s / 3600, s % 3600 / 60) : String(format: "%dm%02ds", s / 60, s % 60)
     }
 }

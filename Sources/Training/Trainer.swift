@@ -15,7 +15,10 @@ public struct TrainingOptions: Sendable {
     public var logEvery: Int
     public var logdir: String?
 
-    public init(steps: Int = 1000, seed: UInt64 = 0, taskIndex: Int = 0, numWorkers: Int = 1, logEvery: Int = 100, logdir: String? = nil) {
+    public init(
+        steps: Int = 1000, seed: UInt64 = 0, taskIndex: Int = 0, numWorkers: Int = 1, logEvery: Int = 100,
+        logdir: String? = nil
+    ) {
         self.steps = steps
         self.seed = seed
         self.taskIndex = taskIndex
@@ -34,7 +37,9 @@ public struct Evaluation: Sendable, CustomStringConvertible {
     public var ratio: Double { modelMSE / naiveMSE }
 
     public var description: String {
-        String(format: "held-out MSE %.6g vs naive forecast %.6g: ratio %.3f over %d windows", modelMSE, naiveMSE, ratio, windows)
+        String(
+            format: "held-out MSE %.6g vs naive forecast %.6g: ratio %.3f over %d windows", modelMSE, naiveMSE, ratio,
+            windows)
     }
 }
 
@@ -44,7 +49,8 @@ public enum TrainingError: Error, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .emptyShard(let w, let n): return "\(w) training windows cannot be shared by \(n) workers: use fewer workers or more data"
+        case .emptyShard(let w, let n):
+            return "\(w) training windows cannot be shared by \(n) workers: use fewer workers or more data"
         }
     }
 }
@@ -103,14 +109,18 @@ public final class Trainer {
     }
 
     /// - Throws: when `options.logdir` cannot be created.
-    public init(model: Seq2Seq, dataset: Dataset, options: TrainingOptions, exchange: ParameterExchange,
-                output: @escaping (String) -> Void = { print($0) }) throws {
+    public init(
+        model: Seq2Seq, dataset: Dataset, options: TrainingOptions, exchange: ParameterExchange,
+        output: @escaping (String) -> Void = { print($0) }
+    ) throws {
         self.model = model
         self.dataset = dataset
         self.options = options
         self.exchange = exchange
         shard = Datasets.shard(dataset.train.count, index: options.taskIndex, of: options.numWorkers)
-        guard !shard.isEmpty else { throw TrainingError.emptyShard(windows: dataset.train.count, workers: options.numWorkers) }
+        guard !shard.isEmpty else {
+            throw TrainingError.emptyShard(windows: dataset.train.count, workers: options.numWorkers)
+        }
         progress = Progress(total: options.steps, every: options.logEvery, output: output)
         events = try options.logdir.map { try EventWriter(directory: $0, suffix: ".worker\(options.taskIndex)") }
     }
@@ -144,8 +154,9 @@ public final class Trainer {
         progress.finish()
         let seconds = Date().timeIntervalSince(started)
         try exchange.finish(variables: variables)
-        return TrainingReport(steps: step, finalLoss: loss,
-                              examplesPerSecond: Double(step * batch) / max(seconds, 1e-9), seconds: seconds)
+        return TrainingReport(
+            steps: step, finalLoss: loss,
+            examplesPerSecond: Double(step * batch) / max(seconds, 1e-9), seconds: seconds)
     }
 
     /// The held-out MSE of the current variables, next to the naive forecast's.
@@ -159,8 +170,11 @@ public final class Trainer {
 
     /// Runs `model` forward over every held-out window (the last batch padded) and compares.
     public static func evaluate(_ model: Seq2Seq, on dataset: Dataset) -> Evaluation {
-        let w = dataset.heldOut, b = model.config.batch, h = w.horizon
-        var modelSum = 0.0, naiveSum = 0.0
+        let w = dataset.heldOut
+        let b = model.config.batch
+        let h = w.horizon
+        var modelSum = 0.0
+        var naiveSum = 0.0
         var start = 0
         while start < w.count {
             let rows = min(b, w.count - start)
@@ -178,7 +192,8 @@ public final class Trainer {
             start += rows
         }
         let n = Double(max(1, w.count * h))
-        return Evaluation(windows: w.count, modelMSE: dataset.unnormalisedMSE(modelSum / n),
-                          naiveMSE: dataset.unnormalisedMSE(naiveSum / n))
+        return Evaluation(
+            windows: w.count, modelMSE: dataset.unnormalisedMSE(modelSum / n),
+            naiveMSE: dataset.unnormalisedMSE(naiveSum / n))
     }
 }

@@ -23,14 +23,17 @@ extension Graph {
         let scope = currentVariableScope
         let fullName = scope.name.isEmpty ? name : scope.name + "/" + name
         let dtype = dtype ?? scope.dtype
-        let initializer = initializer ?? scope.initializer ?? (dtype == .float32 || dtype == .float64 ? .glorotUniform : .zeros)
+        let initializer =
+            initializer ?? scope.initializer ?? (dtype == .float32 || dtype == .float64 ? .glorotUniform : .zeros)
         if let partitioner = scope.partitioner {
-            return try getPartitioned(fullName, shape: shape, dtype: dtype, initializer: initializer,
-                                      trainable: trainable, mode: scope.reuse, partitioner: partitioner)
+            return try getPartitioned(
+                fullName, shape: shape, dtype: dtype, initializer: initializer,
+                trainable: trainable, mode: scope.reuse, partitioner: partitioner)
         }
         if partitionedStore[fullName] != nil { throw VariableScopeError.partitionedConflict(name: fullName) }
-        return try getSingle(fullName, shape: shape, dtype: dtype, initializer: initializer, trainable: trainable,
-                             mode: scope.reuse, fanShape: nil)
+        return try getSingle(
+            fullName, shape: shape, dtype: dtype, initializer: initializer, trainable: trainable,
+            mode: scope.reuse, fanShape: nil)
     }
 
     /// TensorFlow's checks when sharing: shape first (nil accepts any), then dtype.
@@ -61,8 +64,9 @@ extension Graph {
         let opName = uniqueName(fullName)
         nameStack = savedStack
         let values = initializer.values(shape: shape, seed: seed, name: opName, fanShape: fanShape)
-        let v = Variable(name: opName, shape: shape, dtype: dtype, trainable: trainable, initializer: initializer,
-                         isShareable: true, initialValues: values, fanShape: fanShape)
+        let v = Variable(
+            name: opName, shape: shape, dtype: dtype, trainable: trainable, initializer: initializer,
+            isShareable: true, initialValues: values, fanShape: fanShape)
         store[fullName] = v
         register(v)
         return v
@@ -89,10 +93,12 @@ extension Graph {
         let partitions = partitioner.partitions(shape)
         guard let axis = partitions.firstIndex(where: { $0 > 1 }) else {
             // One part: TF still names it part_0.
-            let part = try getSingle(fullName + "/part_0", shape: shape, dtype: dtype, initializer: initializer,
-                                     trainable: trainable, mode: mode, fanShape: shape)
-            let whole = Variable(partitioned: fullName, shape: shape, dtype: dtype, trainable: trainable,
-                                 initializer: initializer, parts: [part], axis: 0)
+            let part = try getSingle(
+                fullName + "/part_0", shape: shape, dtype: dtype, initializer: initializer,
+                trainable: trainable, mode: mode, fanShape: shape)
+            let whole = Variable(
+                partitioned: fullName, shape: shape, dtype: dtype, trainable: trainable,
+                initializer: initializer, parts: [part], axis: 0)
             partitionedStore[fullName] = whole
             return whole
         }
@@ -100,11 +106,14 @@ extension Graph {
         for (i, size) in Partitioner.sliceSizes(shape[axis], parts: partitions[axis]).enumerated() {
             var partShape = shape
             partShape[axis] = size
-            parts.append(try getSingle("\(fullName)/part_\(i)", shape: partShape, dtype: dtype, initializer: initializer,
-                                       trainable: trainable, mode: mode, fanShape: shape))
+            parts.append(
+                try getSingle(
+                    "\(fullName)/part_\(i)", shape: partShape, dtype: dtype, initializer: initializer,
+                    trainable: trainable, mode: mode, fanShape: shape))
         }
-        let whole = Variable(partitioned: fullName, shape: shape, dtype: dtype, trainable: trainable,
-                             initializer: initializer, parts: parts, axis: axis)
+        let whole = Variable(
+            partitioned: fullName, shape: shape, dtype: dtype, trainable: trainable,
+            initializer: initializer, parts: parts, axis: axis)
         partitionedStore[fullName] = whole
         return whole
     }
@@ -126,8 +135,9 @@ extension Graph {
         let base = name ?? "Variable"
         try validate(base)
         let full = uniqueName(base)
-        let v = Variable(name: full, shape: initialValue.shape, dtype: dtype, trainable: trainable,
-                         initializer: .tensor(initialValue), isShareable: false, initialValues: initialValue.scalars)
+        let v = Variable(
+            name: full, shape: initialValue.shape, dtype: dtype, trainable: trainable,
+            initializer: .tensor(initialValue), isShareable: false, initialValues: initialValue.scalars)
         register(v)
         recordWarning(for: v, baseName: base)
         return v
@@ -143,8 +153,9 @@ extension Graph {
         try validate(base)
         let full = uniqueName(base)
         let values = initializer.values(shape: shape, seed: seed, name: full)
-        let v = Variable(name: full, shape: shape, dtype: dtype, trainable: trainable, initializer: initializer,
-                         isShareable: false, initialValues: values)
+        let v = Variable(
+            name: full, shape: shape, dtype: dtype, trainable: trainable, initializer: initializer,
+            isShareable: false, initialValues: values)
         register(v)
         recordWarning(for: v, baseName: base)
         return v

@@ -34,8 +34,11 @@ public final class Graph {
     /// - Parameter seed: the global seed; the same seed and names give the same initial values everywhere.
     public init(seed: UInt64 = 0) {
         self.seed = seed
-        scopes = [VariableScope(name: "", reuse: .create, initializer: nil, partitioner: nil, dtype: .float32,
-                                originalNameScope: "", priorEntries: 0)]
+        scopes = [
+            VariableScope(
+                name: "", reuse: .create, initializer: nil, partitioner: nil, dtype: .float32,
+                originalNameScope: "", priorEntries: 0)
+        ]
     }
 
     /// The innermost open variable scope (TF's `get_variable_scope()`).
@@ -130,9 +133,10 @@ public final class Graph {
         defer { nameStack = previousStack }
         let fullName = parent.name.isEmpty ? name : parent.name + "/" + name
         let mode = Graph.resolve(reuse, inheriting: parent.reuse)
-        let scope = open(fullName, mode: mode, initializer: initializer ?? parent.initializer,
-                         partitioner: partitioner ?? parent.partitioner, dtype: dtype ?? parent.dtype,
-                         nameScope: openedNameScope)
+        let scope = open(
+            fullName, mode: mode, initializer: initializer ?? parent.initializer,
+            partitioner: partitioner ?? parent.partitioner, dtype: dtype ?? parent.dtype,
+            nameScope: openedNameScope)
         defer { closeScope(fullName, restoring: nil) }
         return try body(scope)
     }
@@ -144,8 +148,9 @@ public final class Graph {
         _ name: String, reuse: Bool, initializer: Initializer? = nil, partitioner: Partitioner? = nil,
         dtype: DType? = nil, _ body: (VariableScope) throws -> R
     ) throws -> R {
-        try variableScope(name, reuse: reuse ? .reuse : .inherit, initializer: initializer,
-                          partitioner: partitioner, dtype: dtype, body)
+        try variableScope(
+            name, reuse: reuse ? .reuse : .inherit, initializer: initializer,
+            partitioner: partitioner, dtype: dtype, body)
     }
 
     /// Re-enters a captured scope by object: its absolute name wherever you are now, its own reuse mode
@@ -163,9 +168,10 @@ public final class Graph {
         }
         defer { nameStack = previousStack }
         let mode = Graph.resolve(reuse, inheriting: scope.reuse)
-        let inner = open(scope.name, mode: mode, initializer: initializer ?? scope.initializer,
-                         partitioner: partitioner ?? scope.partitioner, dtype: dtype ?? scope.dtype,
-                         nameScope: openedNameScope)
+        let inner = open(
+            scope.name, mode: mode, initializer: initializer ?? scope.initializer,
+            partitioner: partitioner ?? scope.partitioner, dtype: dtype ?? scope.dtype,
+            nameScope: openedNameScope)
         // TF restores the default-name counts as they were just after this entry.
         let restored = scopeCounts
         defer { closeScope(scope.name, restoring: restored) }
@@ -201,9 +207,10 @@ public final class Graph {
             unique = "\(defaultName)_\(i)"
         }
         let fullName = parent.name.isEmpty ? unique : parent.name + "/" + unique
-        let scope = open(fullName, mode: parent.reuse, initializer: initializer ?? parent.initializer,
-                         partitioner: partitioner ?? parent.partitioner, dtype: dtype ?? parent.dtype,
-                         nameScope: openedNameScope)
+        let scope = open(
+            fullName, mode: parent.reuse, initializer: initializer ?? parent.initializer,
+            partitioner: partitioner ?? parent.partitioner, dtype: dtype ?? parent.dtype,
+            nameScope: openedNameScope)
         defer { closeScope(fullName, restoring: nil) }
         return try body(scope)
     }
@@ -217,13 +224,16 @@ public final class Graph {
         }
     }
 
-    private func open(_ fullName: String, mode: ReuseMode, initializer: Initializer?, partitioner: Partitioner?,
-                      dtype: DType, nameScope: String) -> VariableScope {
+    private func open(
+        _ fullName: String, mode: ReuseMode, initializer: Initializer?, partitioner: Partitioner?,
+        dtype: DType, nameScope: String
+    ) -> VariableScope {
         scopeCounts[fullName, default: 0] += 1
         let prior = entryCounts[fullName, default: 0]
         entryCounts[fullName] = prior + 1
-        let scope = VariableScope(name: fullName, reuse: mode, initializer: initializer, partitioner: partitioner,
-                                  dtype: dtype, originalNameScope: nameScope, priorEntries: prior)
+        let scope = VariableScope(
+            name: fullName, reuse: mode, initializer: initializer, partitioner: partitioner,
+            dtype: dtype, originalNameScope: nameScope, priorEntries: prior)
         scopes.append(scope)
         return scope
     }
@@ -255,8 +265,10 @@ public final class Graph {
         if let i = warnings.firstIndex(where: { $0.intended == intended }) {
             warnings[i].created.append(v.name)
         } else {
-            warnings.append(VariableWarning(scope: scope.name, intended: intended, created: [v.name],
-                                            reusing: scope.reuse != .create, reentered: scope.priorEntries > 0))
+            warnings.append(
+                VariableWarning(
+                    scope: scope.name, intended: intended, created: [v.name],
+                    reusing: scope.reuse != .create, reentered: scope.priorEntries > 0))
         }
     }
 }

@@ -61,7 +61,9 @@ public enum Initializer: Equatable, Sendable, CustomStringConvertible {
         case .uniform(let lower, let upper):
             return (0..<n).map { _ in lower + (upper - lower) * rng.nextUnit() }
         case .tensor(let t):
-            precondition(t.count == n, "initial value of shape \(formatShape(t.shape)) for a variable of shape \(formatShape(shape))")
+            precondition(
+                t.count == n,
+                "initial value of shape \(formatShape(t.shape)) for a variable of shape \(formatShape(shape))")
             return t.scalars
         }
     }

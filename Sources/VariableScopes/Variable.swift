@@ -25,8 +25,10 @@ public final class Variable: CustomStringConvertible {
     /// The accumulated d(loss)/d(value) of the current step.
     public let gradient: UnsafeMutableBufferPointer<Float>
 
-    init(name: String, shape: [Int], dtype: DType, trainable: Bool, initializer: Initializer,
-         isShareable: Bool, initialValues: [Float], fanShape: [Int]? = nil) {
+    init(
+        name: String, shape: [Int], dtype: DType, trainable: Bool, initializer: Initializer,
+        isShareable: Bool, initialValues: [Float], fanShape: [Int]? = nil
+    ) {
         self.name = name
         self.fanShape = fanShape ?? shape
         self.shape = shape
@@ -42,8 +44,10 @@ public final class Variable: CustomStringConvertible {
         gradient.initialize(repeating: 0)
     }
 
-    init(partitioned name: String, shape: [Int], dtype: DType, trainable: Bool, initializer: Initializer,
-         parts: [Variable], axis: Int) {
+    init(
+        partitioned name: String, shape: [Int], dtype: DType, trainable: Bool, initializer: Initializer,
+        parts: [Variable], axis: Int
+    ) {
         self.name = name
         self.fanShape = shape
         self.shape = shape
@@ -74,7 +78,8 @@ public final class Variable: CustomStringConvertible {
     /// Overwrites the value.
     /// - Precondition: `scalars.count == count`.
     public func assign(_ scalars: [Float]) {
-        precondition(scalars.count == count, "assigning \(scalars.count) values to \(name) of shape \(formatShape(shape))")
+        precondition(
+            scalars.count == count, "assigning \(scalars.count) values to \(name) of shape \(formatShape(shape))")
         _ = value.update(fromContentsOf: scalars)
     }
 

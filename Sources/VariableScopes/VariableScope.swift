@@ -32,8 +32,10 @@ public final class VariableScope: CustomStringConvertible {
     /// How many times a scope of this name had been entered before this entry (0 for the first).
     public let priorEntries: Int
 
-    init(name: String, reuse: ReuseMode, initializer: Initializer?, partitioner: Partitioner?,
-         dtype: DType, originalNameScope: String, priorEntries: Int) {
+    init(
+        name: String, reuse: ReuseMode, initializer: Initializer?, partitioner: Partitioner?,
+        dtype: DType, originalNameScope: String, priorEntries: Int
+    ) {
         self.name = name
         self.reuse = reuse
         self.initializer = initializer

@@ -27,23 +27,31 @@ public enum VariableScopeError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .alreadyExists(let n):
-            return "Variable \(n) already exists, disallowed. Did you mean to set reuse: true or reuse: .auto in variableScope?"
+            return
+                "Variable \(n) already exists, disallowed. Did you mean to set reuse: true or reuse: .auto in variableScope?"
         case .doesNotExist(let n):
-            return "Variable \(n) does not exist, or was not created with getVariable(). Did you mean to set reuse: .auto in variableScope?"
+            return
+                "Variable \(n) does not exist, or was not created with getVariable(). Did you mean to set reuse: .auto in variableScope?"
         case .shapeMismatch(let n, let s, let f):
-            return "Trying to share variable \(n), but specified shape \(formatShape(s)) and found shape \(formatShape(f))."
+            return
+                "Trying to share variable \(n), but specified shape \(formatShape(s)) and found shape \(formatShape(f))."
         case .dtypeMismatch(let n, let s, let f):
             return "Trying to share variable \(n), but specified dtype \(s.rawValue) and found dtype \(f.rawValue)."
         case .shapeRequired(let n):
-            return "Shape of a new variable (\(n)) must be fully defined, but instead was <unknown>. Pass shape: to getVariable."
+            return
+                "Shape of a new variable (\(n)) must be fully defined, but instead was <unknown>. Pass shape: to getVariable."
         case .reuseWithoutName(let d):
-            return "reuse: true cannot be used without a scope name (default name '\(d)'). Name the scope or pass a scope object."
+            return
+                "reuse: true cannot be used without a scope name (default name '\(d)'). Name the scope or pass a scope object."
         case .invalidName(let n):
-            return "'\(n)' is not a valid scope or variable name: use letters, digits and _ . - / >, not starting with _ - / >."
+            return
+                "'\(n)' is not a valid scope or variable name: use letters, digits and _ . - / >, not starting with _ - / >."
         case .partitionedAlreadyExists(let n):
-            return "Partitioned variable with name \(n) already exists. Did you mean to set reuse: true or reuse: .auto in variableScope?"
+            return
+                "Partitioned variable with name \(n) already exists. Did you mean to set reuse: true or reuse: .auto in variableScope?"
         case .partitionMismatch(let n, let s, let f):
-            return "Trying to reuse partitioned variable \(n), but specified partitions \(formatShape(s)) and found partitions \(formatShape(f))."
+            return
+                "Trying to reuse partitioned variable \(n), but specified partitions \(formatShape(s)) and found partitions \(formatShape(f))."
         case .partitionedConflict(let n):
             return "Variable \(n) is partitioned in one place and not in another: give the two different names."
         }

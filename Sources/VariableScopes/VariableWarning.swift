@@ -16,7 +16,8 @@ public struct VariableWarning: Equatable, CustomStringConvertible, Sendable {
     public let reentered: Bool
 
     public var description: String {
-        let why = [reusing ? "reusing" : nil, reentered ? "entered again" : nil].compactMap { $0 }.joined(separator: " and ")
+        let why = [reusing ? "reusing" : nil, reentered ? "entered again" : nil].compactMap { $0 }.joined(
+            separator: " and ")
         let base = intended.split(separator: "/").last.map(String.init) ?? intended
         let list = created.count == 1 ? created[0] : "\(created.count) variables (\(created.joined(separator: ", ")))"
         return "warning: variable(...) created \(list) in variable scope '\(scope)' (\(why)); "

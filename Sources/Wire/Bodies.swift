@@ -46,7 +46,9 @@ public struct VariableSpec: Codable, Sendable, Equatable {
     public var fanShape: [Int]
     public var count: Int { shape.reduce(1, *) }
 
-    public init(name: String, shape: [Int], dtype: String, initializer: InitializerSpec, seed: UInt64, fanShape: [Int]? = nil) {
+    public init(
+        name: String, shape: [Int], dtype: String, initializer: InitializerSpec, seed: UInt64, fanShape: [Int]? = nil
+    ) {
         self.fanShape = fanShape ?? shape
         self.name = name
         self.shape = shape
@@ -57,8 +59,10 @@ public struct VariableSpec: Codable, Sendable, Equatable {
 
     /// The spec of a variable of a graph.
     public init(_ v: Variable, seed: UInt64) {
-        self.init(name: v.name, shape: v.shape, dtype: v.dtype.rawValue, initializer: InitializerSpec(v.initializer), seed: seed,
-                  fanShape: v.fanShape)
+        self.init(
+            name: v.name, shape: v.shape, dtype: v.dtype.rawValue, initializer: InitializerSpec(v.initializer),
+            seed: seed,
+            fanShape: v.fanShape)
     }
 }
 
@@ -118,7 +122,7 @@ public struct Names: Codable, Sendable, Equatable {
 public struct ErrorBody: Codable, Sendable, Equatable, Error, CustomStringConvertible {
     public enum Code: String, Codable, Sendable {
         case malformed, unsupportedVersion, unknownVariable, shapeConflict, dtypeConflict, wrongTensorSize,
-             notRegistered, staleStep, badInitializer, protocolOrder
+            notRegistered, staleStep, badInitializer, protocolOrder
     }
 
     public var code: Code
@@ -163,10 +167,12 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
         case .tooFewFrames(let n): return "message has \(n) frames; a header and a body are required"
         case .badHeaderSize(let n): return "header frame has \(n) bytes; expected \(Header.size)"
         case .badMagic: return "header does not start with the protocol's magic bytes: not a parameter-server message"
-        case .unsupportedVersion(let v): return "protocol version \(v) is not supported; this build speaks version \(Header.currentVersion)"
+        case .unsupportedVersion(let v):
+            return "protocol version \(v) is not supported; this build speaks version \(Header.currentVersion)"
         case .unknownKind(let k): return "unknown message kind \(k)"
         case .badBody(let t, let r): return "body is not a valid \(t): \(r)"
-        case .tensorCountMismatch(let h, let f, let n): return "header announces \(h) tensors, message carries \(f) tensor frames for \(n) names"
+        case .tensorCountMismatch(let h, let f, let n):
+            return "header announces \(h) tensors, message carries \(f) tensor frames for \(n) names"
         }
     }
 

@@ -45,8 +45,10 @@ public struct Header: Equatable, Sendable {
     /// Tensor frames that follow the body.
     public var tensorCount: UInt32
 
-    public init(kind: MessageKind, workerID: UInt32 = 0, requestID: UInt64 = 0, step: UInt64 = 0, incarnation: UInt64 = 0,
-                tensorCount: UInt32 = 0, version: UInt8 = Header.currentVersion) {
+    public init(
+        kind: MessageKind, workerID: UInt32 = 0, requestID: UInt64 = 0, step: UInt64 = 0, incarnation: UInt64 = 0,
+        tensorCount: UInt32 = 0, version: UInt8 = Header.currentVersion
+    ) {
         self.version = version
         self.kind = kind
         self.workerID = workerID
@@ -80,7 +82,9 @@ public struct Header: Equatable, Sendable {
         guard bytes.count == Header.size else { throw WireError.badHeaderSize(bytes.count) }
         func get<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T {
             var v: T = 0
-            withUnsafeMutableBytes(of: &v) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + MemoryLayout<T>.size)])) }
+            withUnsafeMutableBytes(of: &v) {
+                $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + MemoryLayout<T>.size)]))
+            }
             return T(littleEndian: v)
         }
         guard get(0, UInt16.self) == Header.magic else { throw WireError.badMagic }

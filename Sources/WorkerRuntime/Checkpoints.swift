@@ -13,15 +13,19 @@ public enum Checkpoints {
         public var description: String {
             switch self {
             case .noFiles(let d): return "no .safetensors files in \(d): pass the servers' --checkpoint-dir"
-            case .missing(let v, let d): return "no checkpoint in \(d) holds variable \(v): the model and the checkpoint differ"
-            case .shape(let v, let f, let m): return "variable \(v) has shape \(formatShape(f)) in the checkpoint and \(formatShape(m)) in the model"
+            case .missing(let v, let d):
+                return "no checkpoint in \(d) holds variable \(v): the model and the checkpoint differ"
+            case .shape(let v, let f, let m):
+                return "variable \(v) has shape \(formatShape(f)) in the checkpoint and \(formatShape(m)) in the model"
             }
         }
     }
 
     /// Sets every trainable variable of `graph` from the `.safetensors` files in `directory`.
     public static func restore(_ graph: Graph, from directory: String) throws {
-        let files = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".safetensors") }
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter {
+            $0.hasSuffix(".safetensors")
+        }
         guard !files.isEmpty else { throw Error.noFiles(directory) }
         var all: [String: SafeTensors.Entry] = [:]
         for f in files { all.merge(try SafeTensors.read("\(directory)/\(f)")) { a, _ in a } }

@@ -16,11 +16,15 @@ public enum RemoteError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .timeout(let s, let i, let n, let w, let secs):
-            return String(format: "timed out after %.0f s waiting for ps %@ (%d of %d servers) to %@; is ps-server running there and reachable?", secs, s, i, n, w)
+            return String(
+                format:
+                    "timed out after %.0f s waiting for ps %@ (%d of %d servers) to %@; is ps-server running there and reachable?",
+                secs, s, i, n, w)
         case .refused(let s, let w, let e):
             return "ps \(s) refused \(w): \(e.message)"
         case .restarted(let s):
-            return "ps \(s) restarted during training (its incarnation changed): the variables it held are gone; restart the run"
+            return
+                "ps \(s) restarted during training (its incarnation changed): the variables it held are gone; restart the run"
         case .unexpectedReply(let s, let w, let g):
             return "ps \(s) answered \(w) with \(g)"
         case .badEndpoint(let e):
@@ -63,8 +67,10 @@ public final class RemoteExchange: ParameterExchange {
     /// - Parameters:
     ///   - servers: `host:port` of each parameter server, in the same order on every worker.
     ///   - timeout: seconds any single wait may take.
-    public init(servers: [String], taskIndex: Int, numWorkers: Int, seed: UInt64, timeout: Double = 60,
-                context: Context, logger: Logger) throws {
+    public init(
+        servers: [String], taskIndex: Int, numWorkers: Int, seed: UInt64, timeout: Double = 60,
+        context: Context, logger: Logger
+    ) throws {
         for s in servers where s.split(separator: ":").count != 2 || Int(s.split(separator: ":").last!) == nil {
             throw RemoteError.badEndpoint(s)
         }
@@ -96,14 +102,18 @@ public final class RemoteExchange: ParameterExchange {
         let placement = Placement(variables: variables, servers: servers.count)
         self.placement = placement
         onServer = servers.indices.map { i in variables.filter { placement.owner[$0.name] == i } }
-        let hello = Hello(workerName: "worker \(taskIndex) (pid \(getpid()), \(ProcessInfo.processInfo.hostName))", numWorkers: numWorkers)
+        let hello = Hello(
+            workerName: "worker \(taskIndex) (pid \(getpid()), \(ProcessInfo.processInfo.hostName))",
+            numWorkers: numWorkers)
         let helloIDs = servers.indices.map { send($0, .hello, step: 0, body: Body.encode(hello)) }
         for (i, id) in helloIDs.enumerated() {
             let reply = try awaitReply(i, id, expecting: .welcome, what: "answer hello")
             welcomes.append(try reply.decode(Welcome.self))
         }
         let registerIDs = servers.indices.map { i in
-            send(i, .register, step: 0, body: Body.encode(Register(variables: onServer[i].map { VariableSpec($0, seed: seed) })))
+            send(
+                i, .register, step: 0,
+                body: Body.encode(Register(variables: onServer[i].map { VariableSpec($0, seed: seed) })))
         }
         for (i, id) in registerIDs.enumerated() {
             _ = try awaitReply(i, id, expecting: .registered, what: "register \(onServer[i].count) variables")
@@ -116,7 +126,8 @@ public final class RemoteExchange: ParameterExchange {
         for i in servers.indices {
             let vars = onServer[i]
             let frames = vars.map { v in Message(borrowing: UnsafeRawBufferPointer(v.gradient)) }
-            pushIDs.append(send(i, .push, step: UInt64(step), body: Body.encode(Names(names: vars.map(\.name))), tensors: frames))
+            pushIDs.append(
+                send(i, .push, step: UInt64(step), body: Body.encode(Names(names: vars.map(\.name))), tensors: frames))
         }
         try pull(step: step + 1, after: pushIDs)
         stats.steps += 1
@@ -124,7 +135,9 @@ public final class RemoteExchange: ParameterExchange {
 
     public func finish(variables: [Variable]) throws {
         let ids = servers.indices.map { send($0, .done, step: 0, body: Body.encode(Names(names: []))) }
-        for (i, id) in ids.enumerated() { _ = try awaitReply(i, id, expecting: .goodbye, what: "acknowledge that this worker is done") }
+        for (i, id) in ids.enumerated() {
+            _ = try awaitReply(i, id, expecting: .goodbye, what: "acknowledge that this worker is done")
+        }
     }
 
     // MARK: - Messages
@@ -141,11 +154,13 @@ public final class RemoteExchange: ParameterExchange {
             let reply = try awaitReply(i, id, expecting: .values, what: "send the variables for step \(step)")
             let vars = onServer[i]
             guard reply.tensors.count == vars.count else {
-                throw RemoteError.unexpectedReply(server: servers[i], what: "pull", got: "\(reply.tensors.count) tensors for \(vars.count) variables")
+                throw RemoteError.unexpectedReply(
+                    server: servers[i], what: "pull", got: "\(reply.tensors.count) tensors for \(vars.count) variables")
             }
             for (v, frame) in zip(vars, reply.tensors) {
                 guard frame.count == v.count * 4 else {
-                    throw RemoteError.unexpectedReply(server: servers[i], what: "pull of \(v.name)", got: "\(frame.count) bytes")
+                    throw RemoteError.unexpectedReply(
+                        server: servers[i], what: "pull of \(v.name)", got: "\(frame.count) bytes")
                 }
                 frame.withUnsafeBytes { src in UnsafeMutableRawBufferPointer(v.value).copyMemory(from: src) }
             }
@@ -157,7 +172,8 @@ public final class RemoteExchange: ParameterExchange {
     func send(_ server: Int, _ kind: MessageKind, step: UInt64, body: [UInt8], tensors: [Message] = []) -> UInt64 {
         let id = nextRequest
         nextRequest += 1
-        let header = Header(kind: kind, workerID: UInt32(taskIndex), requestID: id, step: step, incarnation: incarnations[server] ?? 0)
+        let header = Header(
+            kind: kind, workerID: UInt32(taskIndex), requestID: id, step: step, incarnation: incarnations[server] ?? 0)
         let frames = Envelope.frames(header, body: body, tensors: tensors)
         stats.bytesSent += frames.reduce(0) { $0 + $1.count }
         do {
@@ -174,19 +190,24 @@ public final class RemoteExchange: ParameterExchange {
         while true {
             let left = deadline.timeIntervalSinceNow
             guard left > 0 else {
-                throw RemoteError.timeout(server: servers[server], position: server + 1, of: servers.count, waitingFor: what, seconds: timeout)
+                throw RemoteError.timeout(
+                    server: servers[server], position: server + 1, of: servers.count, waitingFor: what, seconds: timeout
+                )
             }
             guard try sockets[server].waitReadable(milliseconds: max(1, Int(min(left, 1) * 1000))),
-                  let frames = try? sockets[server].receive(dontWait: true)
+                let frames = try? sockets[server].receive(dontWait: true)
             else { continue }
             stats.bytesReceived += frames.reduce(0) { $0 + $1.count }
             let reply: Envelope
             do {
                 reply = try Envelope(frames: frames[...])
             } catch {
-                throw RemoteError.unexpectedReply(server: servers[server], what: what, got: "a malformed message (\(error))")
+                throw RemoteError.unexpectedReply(
+                    server: servers[server], what: what, got: "a malformed message (\(error))")
             }
-            if let known = incarnations[server], known != reply.header.incarnation { throw RemoteError.restarted(server: servers[server]) }
+            if let known = incarnations[server], known != reply.header.incarnation {
+                throw RemoteError.restarted(server: servers[server])
+            }
             incarnations[server] = reply.header.incarnation
             guard reply.header.requestID == id else { continue }  // a late reply to an earlier request
             if reply.header.kind == .error {

@@ -63,9 +63,11 @@ public final class Message {
         }
         let retained = Unmanaged.passRetained(box)
         let data = box.baseAddress
-        zmq_msg_init_data(msg, data, count, { _, hint in
-            if let hint { Unmanaged<AnyObject>.fromOpaque(hint).release() }
-        }, retained.toOpaque())
+        zmq_msg_init_data(
+            msg, data, count,
+            { _, hint in
+                if let hint { Unmanaged<AnyObject>.fromOpaque(hint).release() }
+            }, retained.toOpaque())
     }
 
     deinit {

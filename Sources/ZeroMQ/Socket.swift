@@ -56,7 +56,9 @@ public final class Socket {
     private var live: UnsafeMutableRawPointer {
         get throws {
             guard let h = handle else {
-                throw ZMQError(kind: .call, function: "zmq_socket", errno: ENOTSOCK, reason: "socket already closed", subject: "\(type) socket")
+                throw ZMQError(
+                    kind: .call, function: "zmq_socket", errno: ENOTSOCK, reason: "socket already closed",
+                    subject: "\(type) socket")
             }
             return h
         }
@@ -126,12 +128,16 @@ public final class Socket {
     /// Peers sending a larger message are disconnected: a bound on what a malformed peer can make us allocate.
     public func setMaxMessageSize(_ bytes: Int64) throws { try setInt64(ZMQ_MAXMSGSIZE, bytes, "ZMQ_MAXMSGSIZE") }
     /// Makes a ROUTER fail with EHOSTUNREACH for unknown peers instead of dropping the message silently.
-    public func setRouterMandatory(_ on: Bool) throws { try setInt(ZMQ_ROUTER_MANDATORY, on ? 1 : 0, "ZMQ_ROUTER_MANDATORY") }
+    public func setRouterMandatory(_ on: Bool) throws {
+        try setInt(ZMQ_ROUTER_MANDATORY, on ? 1 : 0, "ZMQ_ROUTER_MANDATORY")
+    }
     /// Bounds on blocking send and receive, in milliseconds (-1: forever). Exceeding one throws `.timeout`.
     public func setSendTimeout(milliseconds: Int32) throws { try setInt(ZMQ_SNDTIMEO, milliseconds, "ZMQ_SNDTIMEO") }
     public func setReceiveTimeout(milliseconds: Int32) throws { try setInt(ZMQ_RCVTIMEO, milliseconds, "ZMQ_RCVTIMEO") }
     /// ZMTP heartbeats: a PING every `interval`, and the connection dropped when no traffic arrives in `timeout`.
-    public func setHeartbeat(intervalMilliseconds: Int32, timeoutMilliseconds: Int32, ttlMilliseconds: Int32? = nil) throws {
+    public func setHeartbeat(intervalMilliseconds: Int32, timeoutMilliseconds: Int32, ttlMilliseconds: Int32? = nil)
+        throws
+    {
         try setInt(ZMQ_HEARTBEAT_IVL, intervalMilliseconds, "ZMQ_HEARTBEAT_IVL")
         try setInt(ZMQ_HEARTBEAT_TIMEOUT, timeoutMilliseconds, "ZMQ_HEARTBEAT_TIMEOUT")
         if let ttl = ttlMilliseconds { try setInt(ZMQ_HEARTBEAT_TTL, ttl, "ZMQ_HEARTBEAT_TTL") }
@@ -141,7 +147,9 @@ public final class Socket {
     /// The identity a ROUTER peer sees for this socket.
     public func setRoutingID(_ id: [UInt8]) throws { try setBytes(ZMQ_ROUTING_ID, id, "ZMQ_ROUTING_ID") }
     /// Milliseconds between reconnect attempts.
-    public func setReconnectInterval(milliseconds: Int32) throws { try setInt(ZMQ_RECONNECT_IVL, milliseconds, "ZMQ_RECONNECT_IVL") }
+    public func setReconnectInterval(milliseconds: Int32) throws {
+        try setInt(ZMQ_RECONNECT_IVL, milliseconds, "ZMQ_RECONNECT_IVL")
+    }
 
     /// Makes this socket a CURVE server with the given 32-byte secret key.
     public func setCurveServer(secretKey: [UInt8]) throws {
@@ -210,7 +218,9 @@ public final class Socket {
 
     /// Waits until any of `sockets` can be read, up to `milliseconds`; returns which can.
     public static func poll(_ sockets: [Socket], milliseconds: Int) throws -> [Bool] {
-        var items = try sockets.map { zmq_pollitem_t(socket: try $0.live, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
+        var items = try sockets.map {
+            zmq_pollitem_t(socket: try $0.live, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)
+        }
         let rc = zmq_poll(&items, Int32(items.count), milliseconds)
         if rc < 0 { throw ZMQError.last("zmq_poll", "polling \(sockets.map(\.describe).joined(separator: ", "))") }
         return items.map { $0.revents & Int16(ZMQ_POLLIN) != 0 }
@@ -226,7 +236,9 @@ public struct CurveKeyPair: Sendable {
     public init() throws {
         var pub = [CChar](repeating: 0, count: 41)
         var sec = [CChar](repeating: 0, count: 41)
-        if zmq_curve_keypair(&pub, &sec) != 0 { throw ZMQError.last("zmq_curve_keypair", "generating a CURVE key pair") }
+        if zmq_curve_keypair(&pub, &sec) != 0 {
+            throw ZMQError.last("zmq_curve_keypair", "generating a CURVE key pair")
+        }
         publicKey = try CurveKeyPair.decode(pub)
         secretKey = try CurveKeyPair.decode(sec)
     }

@@ -47,7 +47,8 @@ public struct ZMQError: Error, CustomStringConvertible, Equatable, Sendable {
         case EHOSTUNREACH: kind = .unreachablePeer
         default: kind = .call
         }
-        return ZMQError(kind: kind, function: function, errno: code, reason: String(cString: zmq_strerror(code)), subject: subject)
+        return ZMQError(
+            kind: kind, function: function, errno: code, reason: String(cString: zmq_strerror(code)), subject: subject)
     }
 
     public var description: String {

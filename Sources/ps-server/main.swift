@@ -55,7 +55,9 @@ struct PSServer: ParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535, got \(port)") }
-        guard SyncMode(rawValue: mode) != nil else { throw ValidationError("--mode must be sync or async, got '\(mode)'") }
+        guard SyncMode(rawValue: mode) != nil else {
+            throw ValidationError("--mode must be sync or async, got '\(mode)'")
+        }
         guard OptimizerConfig.Kind(rawValue: optimizer) != nil else {
             throw ValidationError("--optimizer must be sgd, momentum or adam, got '\(optimizer)'")
         }
@@ -69,16 +71,19 @@ struct PSServer: ParsableCommand {
     func run() throws {
         let logger = Logger(label: "ps-server")
         let options = ServerOptions(
-            endpoint: "tcp://\(bind):\(port == 0 ? "*" : String(port))", name: name ?? "", mode: SyncMode(rawValue: mode)!, staleness: staleness,
-            optimizer: OptimizerConfig(kind: .init(rawValue: optimizer)!, learningRate: learningRate, momentum: momentum,
-                                       beta1: beta1, beta2: beta2, epsilon: epsilon),
+            endpoint: "tcp://\(bind):\(port == 0 ? "*" : String(port))", name: name ?? "",
+            mode: SyncMode(rawValue: mode)!, staleness: staleness,
+            optimizer: OptimizerConfig(
+                kind: .init(rawValue: optimizer)!, learningRate: learningRate, momentum: momentum,
+                beta1: beta1, beta2: beta2, epsilon: epsilon),
             checkpointDir: checkpointDir, keepServing: keepServing, maxMessageBytes: maxMessageBytes)
         let context = try Context()
         let server: ParameterServer
         do {
             server = try ParameterServer(options: options, context: context, logger: logger)
         } catch let e as ZMQError {
-            throw ValidationError("cannot listen on \(options.endpoint): \(e). Is another ps-server using port \(port)?")
+            throw ValidationError(
+                "cannot listen on \(options.endpoint): \(e). Is another ps-server using port \(port)?")
         }
         let boundPort = server.boundEndpoint.split(separator: ":").last.map(String.init) ?? "\(port)"
         if let portFile {

@@ -6,8 +6,8 @@ import Foundation
 import Logging
 import Model
 import Optimizers
-import Training
 import SafeTensors
+import Training
 import VariableScopes
 import WorkerRuntime
 import ZeroMQ
@@ -28,7 +28,9 @@ struct Worker: ParsableCommand {
     @Option(help: "Seconds any one wait for a parameter server may take.")
     var timeout: Double = 60
 
-    @Option(help: "Load variables from the .safetensors files in this directory before training (e.g. servers' checkpoints).")
+    @Option(
+        help:
+            "Load variables from the .safetensors files in this directory before training (e.g. servers' checkpoints).")
     var restore: String?
 
     @Option(help: "After training, write the model (variables, normalisation, sizes) to this .safetensors file.")
@@ -67,7 +69,8 @@ struct Worker: ParsableCommand {
     @Flag(help: "Print each variable's name, shape and bytes, and the scope diagnostics, then exit.")
     var printVariables = false
 
-    @Option(help: "How the decoder's dense weights are made: getVariable (shared, the fix) or variable (the seed's bug).")
+    @Option(
+        help: "How the decoder's dense weights are made: getVariable (shared, the fix) or variable (the seed's bug).")
     var denseForm: String = "getVariable"
 
     func validate() throws {
@@ -104,19 +107,28 @@ struct Worker: ParsableCommand {
             if let ps {
                 let context = try Context()
                 let servers = ps.split(separator: ",").map(String.init)
-                remote = try RemoteExchange(servers: servers, taskIndex: taskIndex, numWorkers: numWorkers, seed: seed,
-                                            timeout: timeout, context: context, logger: logger)
+                remote = try RemoteExchange(
+                    servers: servers, taskIndex: taskIndex, numWorkers: numWorkers, seed: seed,
+                    timeout: timeout, context: context, logger: logger)
                 exchange = remote!
             } else {
-                exchange = LocalExchange(optimizer: OptimizerConfig(kind: .init(rawValue: optimizer)!, learningRate: learningRate,
-                                                                    momentum: momentum))
+                exchange = LocalExchange(
+                    optimizer: OptimizerConfig(
+                        kind: .init(rawValue: optimizer)!, learningRate: learningRate,
+                        momentum: momentum))
             }
-            logger.info(steps == 0 ? "evaluating" : "training", metadata: ["series": "\(series.name)", "train.windows": "\(dataset.train.count)",
-                                               "heldout.windows": "\(dataset.heldOut.count)", "worker.index": "\(taskIndex)"])
-            let trainer = try Trainer(model: m, dataset: dataset,
-                                      options: TrainingOptions(steps: steps, seed: seed, taskIndex: taskIndex, numWorkers: numWorkers,
-                                                               logEvery: logEvery, logdir: logdir),
-                                      exchange: exchange)
+            logger.info(
+                steps == 0 ? "evaluating" : "training",
+                metadata: [
+                    "series": "\(series.name)", "train.windows": "\(dataset.train.count)",
+                    "heldout.windows": "\(dataset.heldOut.count)", "worker.index": "\(taskIndex)",
+                ])
+            let trainer = try Trainer(
+                model: m, dataset: dataset,
+                options: TrainingOptions(
+                    steps: steps, seed: seed, taskIndex: taskIndex, numWorkers: numWorkers,
+                    logEvery: logEvery, logdir: logdir),
+                exchange: exchange)
             // SIGTERM or Ctrl-C: finish the step, tell the servers this worker is done, report, exit.
             var sources: [DispatchSourceSignal] = []
             for sig in [SIGTERM, SIGINT] {
@@ -131,13 +143,20 @@ struct Worker: ParsableCommand {
             }
             defer { sources.forEach { $0.cancel() } }
             let report = try trainer.train()
-            print(String(format: "trained %d steps in %.1f s: %.0f examples/s, final loss %.5f", report.steps, report.seconds,
-                         report.examplesPerSecond, report.finalLoss))
+            print(
+                String(
+                    format: "trained %d steps in %.1f s: %.0f examples/s, final loss %.5f", report.steps,
+                    report.seconds,
+                    report.examplesPerSecond, report.finalLoss))
             if let remote {
                 let floor = 2 * m.variables.map(\.byteCount).reduce(0, +)
-                print(String(format: "traffic: %.0f bytes per step (sent %d, received %d over %d steps); floor %d (one gradient + one copy of the variables): %.3fx",
-                             remote.stats.bytesPerStep, remote.stats.bytesSent, remote.stats.bytesReceived, remote.stats.steps,
-                             floor, remote.stats.bytesPerStep / Double(floor)))
+                print(
+                    String(
+                        format:
+                            "traffic: %.0f bytes per step (sent %d, received %d over %d steps); floor %d (one gradient + one copy of the variables): %.3fx",
+                        remote.stats.bytesPerStep, remote.stats.bytesSent, remote.stats.bytesReceived,
+                        remote.stats.steps,
+                        floor, remote.stats.bytesPerStep / Double(floor)))
             }
             print(trainer.evaluate())
             if let save {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VariableScopes
+
 @testable import Autodiff
 
 /// Every op's gradient against central finite differences (early tinygrad's `gradcheck`, in spirit).
@@ -8,8 +9,10 @@ import VariableScopes
 struct FiniteDifferenceTests {
     /// Builds `op` on random leaves, reduces its output to a scalar with MSE against a random target,
     /// and compares d(loss)/d(leaf) with (L(x + ε) - L(x - ε)) / 2ε for every element of every leaf.
-    func check(_ shapes: [[Int]], positive: Bool = false, sourceLocation: SourceLocation = #_sourceLocation,
-               _ build: (Tape, [Node]) -> Node) {
+    func check(
+        _ shapes: [[Int]], positive: Bool = false, sourceLocation: SourceLocation = #_sourceLocation,
+        _ build: (Tape, [Node]) -> Node
+    ) {
         var rng = SplitMix64(seed: 42)
         let tape = Tape()
         let leaves = shapes.map { tape.placeholder($0) }
@@ -42,7 +45,9 @@ struct FiniteDifferenceTests {
                 let numeric = (up - down) / (2 * eps)
                 worst = max(worst, abs(numeric - analytic[l][k]) / scale)
             }
-            #expect(worst < 1e-2, "input \(l) of shape \(leaf.shape): relative error \(worst)", sourceLocation: sourceLocation)
+            #expect(
+                worst < 1e-2, "input \(l) of shape \(leaf.shape): relative error \(worst)",
+                sourceLocation: sourceLocation)
         }
     }
 
@@ -56,14 +61,18 @@ struct FiniteDifferenceTests {
     @Test func sigmoid() { check([[2, 5]]) { t, x in t.sigmoid(x[0]) } }
     @Test func tanh() { check([[2, 5]]) { t, x in t.tanh(x[0]) } }
     @Test func concat() { check([[2, 3], [2, 1], [2, 2]]) { t, x in t.concatColumns(x) } }
-    @Test func split() { check([[3, 8]]) { t, x in t.mul(t.splitColumns(x[0], parts: 4)[1], t.splitColumns(x[0], parts: 4)[3]) } }
+    @Test func split() {
+        check([[3, 8]]) { t, x in t.mul(t.splitColumns(x[0], parts: 4)[1], t.splitColumns(x[0], parts: 4)[3]) }
+    }
     @Test func slice() { check([[3, 6]]) { t, x in t.sliceColumns(x[0], start: 2, width: 3) } }
     @Test func stack() { check([[2, 3], [2, 3], [2, 3]]) { t, x in t.stackSteps(x) } }
     @Test func selectStep() { check([[2, 4, 3]]) { t, x in t.selectStep(x[0], 2) } }
     @Test func batchDot() { check([[2, 4, 3], [2, 3]]) { t, x in t.batchDot(x[0], x[1]) } }
     @Test func softmax() { check([[3, 5]]) { t, x in t.softmaxRows(x[0]) } }
     @Test func weightedSum() { check([[2, 4], [2, 4, 3]]) { t, x in t.weightedSum(x[0], x[1]) } }
-    @Test func meanSquaredError() { check([[2, 3], [2, 3]]) { t, x in t.addScalar(t.meanSquaredError(x[0], x[1]), 0) } }
+    @Test func meanSquaredError() {
+        check([[2, 3], [2, 3]]) { t, x in t.addScalar(t.meanSquaredError(x[0], x[1]), 0) }
+    }
 
     @Test func lstmGates() { check([[3, 8], [3, 2]]) { t, x in t.lstmGates(x[0], x[1], forgetBias: 1) } }
 
@@ -71,12 +80,14 @@ struct FiniteDifferenceTests {
     func fusedEqualsComposed() {
         var rng = SplitMix64(seed: 5)
         let tape = Tape()
-        let z = tape.placeholder([3, 12]), c = tape.placeholder([3, 3])
+        let z = tape.placeholder([3, 12])
+        let c = tape.placeholder([3, 3])
         for k in 0..<z.count { z.value[k] = rng.nextNormal() * 2 }
         for k in 0..<c.count { c.value[k] = rng.nextNormal() }
         let fused = tape.lstmGates(z, c, forgetBias: 1)
         let g = tape.splitColumns(z, parts: 4)
-        let c2 = tape.add(tape.mul(tape.sigmoid(tape.addScalar(g[2], 1)), c), tape.mul(tape.sigmoid(g[0]), tape.tanh(g[1])))
+        let c2 = tape.add(
+            tape.mul(tape.sigmoid(tape.addScalar(g[2], 1)), c), tape.mul(tape.sigmoid(g[0]), tape.tanh(g[1])))
         let h2 = tape.mul(tape.sigmoid(g[3]), tape.tanh(c2))
         tape.forward()
         let composed = tape.concatColumns([c2, h2])

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import BLAS
 
 @Suite("BLAS")
@@ -20,7 +21,9 @@ struct SgemmTests {
         return c
     }
 
-    @Test("sgemm matches the triple loop for every transpose", arguments: [(false, false), (true, false), (false, true), (true, true)])
+    @Test(
+        "sgemm matches the triple loop for every transpose",
+        arguments: [(false, false), (true, false), (false, true), (true, true)])
     func transposes(ta: Bool, tb: Bool) {
         let (m, n, k) = (5, 7, 3)
         let a = (0..<(m * k)).map { Float($0 % 11) - 4.5 }
@@ -40,8 +43,9 @@ struct SgemmTests {
             b.withUnsafeBufferPointer { pb in
                 c.withUnsafeMutableBufferPointer { pc in
                     for _ in 0..<2 {
-                        BLAS.sgemm(.none, .none, m: 2, n: 2, k: 2, a: pa.baseAddress!, lda: 4,
-                                   b: pb.baseAddress!, ldb: 2, beta: 1, c: pc.baseAddress! + 1, ldc: 3)
+                        BLAS.sgemm(
+                            .none, .none, m: 2, n: 2, k: 2, a: pa.baseAddress!, lda: 4,
+                            b: pb.baseAddress!, ldb: 2, beta: 1, c: pc.baseAddress! + 1, ldc: 3)
                     }
                 }
             }

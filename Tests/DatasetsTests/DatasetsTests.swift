@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Datasets
 
 @Suite("CSV input")
@@ -28,7 +29,9 @@ struct CSVTests {
 
     @Test("a missing file, a missing column and a non-numeric cell each get an error naming it")
     func errors() throws {
-        #expect(throws: DataError.fileNotFound(path: "/no/such.csv")) { try CSVSeries.load(path: "/no/such.csv", columns: ["v"]) }
+        #expect(throws: DataError.fileNotFound(path: "/no/such.csv")) {
+            try CSVSeries.load(path: "/no/such.csv", columns: ["v"])
+        }
         let path = try temp("date,co2\n2001,1\n2002,x y\n")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let missing = #expect(throws: DataError.self) { try CSVSeries.load(path: path, columns: ["ppm"]) }
@@ -37,7 +40,9 @@ struct CSVTests {
         #expect(throws: DataError.nonNumeric(path: path, line: 3, column: "co2", cell: "x y")) {
             try CSVSeries.load(path: path, columns: ["co2"])
         }
-        #expect(throws: DataError.noValues(path: "e.csv", column: "v")) { try CSVSeries.parse("v\n\n,\n", source: "e.csv", columns: ["v"]) }
+        #expect(throws: DataError.noValues(path: "e.csv", column: "v")) {
+            try CSVSeries.parse("v\n\n,\n", source: "e.csv", columns: ["v"])
+        }
     }
 
     @Test("several columns: the first is the target, all are inputs")
@@ -91,8 +96,11 @@ struct WindowTests {
     @Test("fill copies the chosen windows and zeroes the rows of a short last batch")
     func fill() throws {
         let d = try Dataset(series, window: 4, horizon: 2, scaling: .global)
-        var x = [Float](repeating: 9, count: 3 * 4), y = [Float](repeating: 9, count: 3 * 2)
-        x.withUnsafeMutableBufferPointer { px in y.withUnsafeMutableBufferPointer { py in d.train.fill([5, 2], x: px, y: py) } }
+        var x = [Float](repeating: 9, count: 3 * 4)
+        var y = [Float](repeating: 9, count: 3 * 2)
+        x.withUnsafeMutableBufferPointer { px in
+            y.withUnsafeMutableBufferPointer { py in d.train.fill([5, 2], x: px, y: py) }
+        }
         #expect(Array(x[0..<4]) == Array(d.train.inputs[20..<24]) && Array(x[4..<8]) == Array(d.train.inputs[8..<12]))
         #expect(Array(y[0..<2]) == Array(d.train.targets[10..<12]))
         #expect(x[8...].allSatisfy { $0 == 0 } && y[4...].allSatisfy { $0 == 0 })
@@ -106,7 +114,8 @@ struct WindowTests {
 
     @Test("the synthetic series is the same for the same seed")
     func synthetic() throws {
-        let a = try BuiltinSeries.synthetic.load(seed: 1), b = try BuiltinSeries.synthetic.load(seed: 1)
+        let a = try BuiltinSeries.synthetic.load(seed: 1)
+        let b = try BuiltinSeries.synthetic.load(seed: 1)
         let c = try BuiltinSeries.synthetic.load(seed: 2)
         #expect(a.values == b.values && a.values != c.values)
     }

@@ -1,9 +1,9 @@
-import Foundation
-import Testing
 import Datasets
+import Foundation
 import Model
 import Optimizers
 import SafeTensors
+import Testing
 import Training
 import VariableScopes
 import Wire
@@ -13,9 +13,11 @@ import ZeroMQ
 @Suite("Cluster of real processes", .serialized)
 struct ClusterTests {
     static let config = ModelConfig(batch: 4, window: 6, horizon: 3, inputDim: 1, hidden: 8, hidden2: 5)
-    static let sevenNames = ["encoder/rnn/lstm_cell/kernel", "encoder/rnn/lstm_cell/bias", "lstm_cell_decoder/rnn/lstm_cell/kernel",
-                             "lstm_cell_decoder/rnn/lstm_cell/bias", "lstm_cell_decoder/weights_tilde", "lstm_cell_decoder/bias_tilde",
-                             "lstm_cell_decoder/weights_target"]
+    static let sevenNames = [
+        "encoder/rnn/lstm_cell/kernel", "encoder/rnn/lstm_cell/bias", "lstm_cell_decoder/rnn/lstm_cell/kernel",
+        "lstm_cell_decoder/rnn/lstm_cell/bias", "lstm_cell_decoder/weights_tilde", "lstm_cell_decoder/bias_tilde",
+        "lstm_cell_decoder/weights_target",
+    ]
 
     /// All tensors of every checkpoint file in `dir`.
     func checkpoint(_ dir: String) throws -> [String: SafeTensors.Entry] {
@@ -33,10 +35,13 @@ struct ClusterTests {
     func syncEquivalence() throws {
         let h = try ProcessHarness()
         let ckpt = h.directory.appendingPathComponent("ckpt").path
-        let (server, ps) = try h.startServer(["--mode", "sync", "--learning-rate", "0.01", "--checkpoint-dir", ckpt], label: "ps-sync")
+        let (server, ps) = try h.startServer(
+            ["--mode", "sync", "--learning-rate", "0.01", "--checkpoint-dir", ckpt], label: "ps-sync")
         let steps = 6
         let workers = try (0..<2).map { i in
-            try h.start("worker", ["--ps", ps, "--task-index", "\(i)", "--num-workers", "2"] + Small.args(steps: steps), label: "w\(i)")
+            try h.start(
+                "worker", ["--ps", ps, "--task-index", "\(i)", "--num-workers", "2"] + Small.args(steps: steps),
+                label: "w\(i)")
         }
         for (i, w) in workers.enumerated() { #expect(h.wait(w, seconds: 120, "worker \(i)") == 0, "\(w.output)") }
         #expect(h.wait(server, seconds: 30, "ps-server to exit once both workers are done") == 0)
@@ -46,7 +51,9 @@ struct ClusterTests {
         // Replay in this process: the same initial values, batches and averaged updates.
         let dataset = try Dataset(try BuiltinSeries.synthetic.load(seed: 3), window: 6, horizon: 3)
         let model = try Seq2Seq(Self.config, graph: Graph(seed: 3))
-        var samplers = (0..<2).map { BatchSampler(shard: shard(dataset.train.count, index: $0, of: 2), seed: 3, taskIndex: $0) }
+        var samplers = (0..<2).map {
+            BatchSampler(shard: shard(dataset.train.count, index: $0, of: 2), seed: 3, taskIndex: $0)
+        }
         let optimizer = OptimizerConfig(kind: .adam, learningRate: 0.01)
         let slots = model.variables.map { OptimizerSlots(count: $0.count) }
         var indices = [Int](repeating: 0, count: 4)
@@ -74,17 +81,25 @@ struct ClusterTests {
     func asyncConvergence() throws {
         let h = try ProcessHarness()
         let ckpt = h.directory.appendingPathComponent("ckpt").path
-        let servers = try (0..<2).map { i in try h.startServer(["--mode", "async", "--learning-rate", "0.01", "--checkpoint-dir", ckpt], label: "ps-\(i)") }
+        let servers = try (0..<2).map { i in
+            try h.startServer(
+                ["--mode", "async", "--learning-rate", "0.01", "--checkpoint-dir", ckpt], label: "ps-\(i)")
+        }
         let ps = servers.map(\.1).joined(separator: ",")
         let workers = try (0..<3).map { i in
-            try h.start("worker", ["--ps", ps, "--task-index", "\(i)", "--num-workers", "3"] + Small.args(horizon: 5, steps: 600), label: "w\(i)")
+            try h.start(
+                "worker",
+                ["--ps", ps, "--task-index", "\(i)", "--num-workers", "3"] + Small.args(horizon: 5, steps: 600),
+                label: "w\(i)")
         }
         for (i, w) in workers.enumerated() { #expect(h.wait(w, seconds: 180, "worker \(i)") == 0, "\(w.output)") }
         for (s, _) in servers { #expect(h.wait(s, seconds: 30, "ps-server to exit") == 0) }
         let saved = try checkpoint(ckpt)
         #expect(saved.keys.sorted() == Self.sevenNames.sorted())
         #expect(saved["lstm_cell_decoder/rnn/lstm_cell/kernel"]?.shape == [5 + 8, 32])
-        #expect(try FileManager.default.contentsOfDirectory(atPath: ckpt).filter { $0.hasSuffix(".safetensors") }.count == 2)
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: ckpt).filter { $0.hasSuffix(".safetensors") }.count == 2
+        )
 
         func ratio(_ extra: [String], _ label: String) throws -> Double {
             let r = try h.start("worker", extra + Small.args(horizon: 5, steps: 0), label: label)
@@ -99,13 +114,17 @@ struct ClusterTests {
         print("async convergence: held-out ratio to naive \(before) untrained, \(after) trained")
     }
 
-    @Test("workers whose shards end at different steps do not hang the others", arguments: [["--mode", "sync"], ["--mode", "async", "--staleness", "1"]])
+    @Test(
+        "workers whose shards end at different steps do not hang the others",
+        arguments: [["--mode", "sync"], ["--mode", "async", "--staleness", "1"]])
     func unevenEnds(mode: [String]) throws {
         let h = try ProcessHarness()
         let ckpt = h.directory.appendingPathComponent("ckpt").path
         let (server, ps) = try h.startServer(mode + ["--checkpoint-dir", ckpt], label: "ps-uneven")
         let workers = try [4, 15, 9].enumerated().map { i, steps in
-            try h.start("worker", ["--ps", ps, "--task-index", "\(i)", "--num-workers", "3"] + Small.args(steps: steps), label: "w\(i)")
+            try h.start(
+                "worker", ["--ps", ps, "--task-index", "\(i)", "--num-workers", "3"] + Small.args(steps: steps),
+                label: "w\(i)")
         }
         for (i, w) in workers.enumerated() { #expect(h.wait(w, seconds: 120, "worker \(i)") == 0, "\(w.output)") }
         #expect(h.wait(server, seconds: 30, "ps-server to exit") == 0, "\(server.output.suffix(2000))")
@@ -117,7 +136,8 @@ struct ClusterTests {
         let h = try ProcessHarness()
         let ckpt = h.directory.appendingPathComponent("ckpt").path
         let (server, ps) = try h.startServer(["--mode", "async", "--checkpoint-dir", ckpt], label: "ps-conflict")
-        let a = try h.start("worker", ["--ps", ps, "--task-index", "0", "--num-workers", "2"] + Small.args(steps: 5), label: "a")
+        let a = try h.start(
+            "worker", ["--ps", ps, "--task-index", "0", "--num-workers", "2"] + Small.args(steps: 5), label: "a")
         #expect(h.wait(a, seconds: 60, "worker 0") == 0, "\(a.output)")
         var other = Small.args(steps: 5)
         other[other.firstIndex(of: "--hidden")! + 1] = "6"
@@ -125,7 +145,9 @@ struct ClusterTests {
         #expect(h.wait(b, seconds: 60, "worker 1") != 0)
         let out = b.output
         #expect(out.contains("refused register"), "\(out)")
-        #expect(out.contains("encoder/rnn/lstm_cell/kernel") && out.contains("(9, 32)") && out.contains("(7, 24)"), "\(out)")
+        #expect(
+            out.contains("encoder/rnn/lstm_cell/kernel") && out.contains("(9, 32)") && out.contains("(7, 24)"), "\(out)"
+        )
         #expect(out.contains("worker 0") && out.contains("worker 1"), "\(out)")
         // The server kept serving; SIGTERM stops it cleanly, with its checkpoint.
         #expect(server.process.isRunning)
@@ -165,15 +187,19 @@ struct ClusterTests {
     func badFrames() throws {
         let h = try ProcessHarness()
         let ckpt = h.directory.appendingPathComponent("ckpt").path
-        let (server, ps) = try h.startServer(["--mode", "async", "--learning-rate", "0.01", "--checkpoint-dir", ckpt,
-                                              "--max-message-bytes", "1000000", "--keep-serving"], label: "ps-fuzz")
+        let (server, ps) = try h.startServer(
+            [
+                "--mode", "async", "--learning-rate", "0.01", "--checkpoint-dir", ckpt,
+                "--max-message-bytes", "1000000", "--keep-serving",
+            ], label: "ps-fuzz")
         let steps = 400
         let worker = try h.start("worker", ["--ps", ps, "--num-workers", "1"] + Small.args(steps: steps), label: "w")
 
         let fuzz = try Fuzzer(endpoint: "tcp://\(ps)")
         let (sent, answered) = try fuzz.run(messages: 300, seconds: 10)
         #expect(sent == 300)
-        #expect(answered == sent, "every malformed message gets an error reply; server said: \(server.output.suffix(1500))")
+        #expect(
+            answered == sent, "every malformed message gets an error reply; server said: \(server.output.suffix(1500))")
 
         #expect(h.wait(worker, seconds: 120, "worker") == 0, "\(worker.output)")
         // --keep-serving: still up after its only worker is done; SIGTERM writes the checkpoint and exits.
@@ -185,8 +211,9 @@ struct ClusterTests {
         // One async worker with Adam on the server computes what one process does alone.
         let dataset = try Dataset(try BuiltinSeries.synthetic.load(seed: 3), window: 6, horizon: 3)
         let model = try Seq2Seq(Self.config, graph: Graph(seed: 3))
-        let trainer = try Trainer(model: model, dataset: dataset, options: TrainingOptions(steps: steps, seed: 3),
-                                  exchange: LocalExchange(optimizer: OptimizerConfig(kind: .adam, learningRate: 0.01)), output: { _ in })
+        let trainer = try Trainer(
+            model: model, dataset: dataset, options: TrainingOptions(steps: steps, seed: 3),
+            exchange: LocalExchange(optimizer: OptimizerConfig(kind: .adam, learningRate: 0.01)), output: { _ in })
         try trainer.train()
         for v in model.variables { #expect(saved[v.name]?.scalars == Array(v.value), "\(v.name) was disturbed") }
     }
@@ -215,8 +242,10 @@ final class Fuzzer {
     func sendOversized() throws {
         let big = try Socket(context, .dealer)
         try big.connect(endpoint)
-        try big.send([Header(kind: .push, workerID: 0, requestID: 1, step: 1, tensorCount: 1).encoded,
-                      Body.encode(Names(names: ["x"])), [UInt8](repeating: 1, count: 2_000_000)])
+        try big.send([
+            Header(kind: .push, workerID: 0, requestID: 1, step: 1, tensorCount: 1).encoded,
+            Body.encode(Names(names: ["x"])), [UInt8](repeating: 1, count: 2_000_000),
+        ])
         Thread.sleep(forTimeInterval: 0.05)
         big.close()
     }
@@ -236,7 +265,11 @@ final class Fuzzer {
             var raw = valid.encoded
             raw[3] = 200  // unknown kind
             return [raw, []]
-        case 4: return [Header(kind: .pull, workerID: 0, requestID: UInt64(i)).encoded, Body.encode(Names(names: ["no/such/variable"]))]
+        case 4:
+            return [
+                Header(kind: .pull, workerID: 0, requestID: UInt64(i)).encoded,
+                Body.encode(Names(names: ["no/such/variable"])),
+            ]
         case 5:  // a gradient of the wrong size for a real variable
             return [valid.encoded, Body.encode(Names(names: ["encoder/rnn/lstm_cell/bias"])), bytes(12)]
         case 6:  // mutated valid header with a body that is not JSON
@@ -245,7 +278,10 @@ final class Fuzzer {
             if k != 3 { raw[k] ^= UInt8(1 + rng.next() % 255) }
             return [raw, bytes(8), bytes(16)]
         case 7:  // header announces more tensors than it carries
-            return [Header(kind: .push, workerID: 0, requestID: UInt64(i), step: 1, tensorCount: 5).encoded, Body.encode(Names(names: []))]
+            return [
+                Header(kind: .push, workerID: 0, requestID: UInt64(i), step: 1, tensorCount: 5).encoded,
+                Body.encode(Names(names: [])),
+            ]
         default:
             return [Header(kind: .register, workerID: 0, requestID: UInt64(i)).encoded, bytes(30)]
         }
@@ -253,7 +289,8 @@ final class Fuzzer {
 
     /// Sends `messages` messages, then collects replies; returns (sent, error replies received).
     func run(messages: Int, seconds: Double) throws -> (Int, Int) {
-        var sent = 0, answered = 0
+        var sent = 0
+        var answered = 0
         let deadline = Date().addingTimeInterval(seconds)
         for i in 0..<messages {
             if i % 100 == 50 { try sendOversized() }

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import SafeTensors
+import Testing
 
 @Suite("Executables and file interop")
 struct InteropTests {
@@ -37,7 +37,8 @@ struct InteropTests {
         let bin = ProcessHarness.binDirectory
         let (s1, t1) = try run(bin.appendingPathComponent("ps-server").path, ["--port", "70000"])
         #expect(s1 == 64 && t1.contains("--port"))
-        let (s2, t2) = try run(bin.appendingPathComponent("worker").path, ["--data", "/no/such.csv", "--column", "v", "--steps", "1"])
+        let (s2, t2) = try run(
+            bin.appendingPathComponent("worker").path, ["--data", "/no/such.csv", "--column", "v", "--steps", "1"])
         #expect(s2 == 64 && t2.contains("/no/such.csv"))
         let (s3, t3) = try run(bin.appendingPathComponent("worker").path, ["--task-index", "3", "--num-workers", "2"])
         #expect(s3 == 64 && t3.contains("--task-index"))
@@ -45,10 +46,14 @@ struct InteropTests {
 
     @Test("checkpoints load in Python's safetensors package, names, shapes, values and metadata")
     func pythonReadsCheckpoints() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("py-\(UUID().uuidString).safetensors").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("py-\(UUID().uuidString).safetensors")
+            .path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try SafeTensors.write([("lstm_cell_decoder/rnn/lstm_cell/kernel", [3, 4], (0..<12).map { Float($0) * 0.5 }),
-                               ("lstm_cell_decoder/bias_tilde", [1, 2], [-1, 2.25])], to: path, metadata: ["server": "ps-0"])
+        try SafeTensors.write(
+            [
+                ("lstm_cell_decoder/rnn/lstm_cell/kernel", [3, 4], (0..<12).map { Float($0) * 0.5 }),
+                ("lstm_cell_decoder/bias_tilde", [1, 2], [-1, 2.25]),
+            ], to: path, metadata: ["server": "ps-0"])
         let script = """
             import json, sys
             from safetensors import safe_open
@@ -60,9 +65,13 @@ struct InteropTests {
                               "dtypes": sorted({str(v.dtype) for v in t.values()}), "meta": meta}))
             """
         let (status, text) = try run("/usr/bin/env", ["python3", "-c", script, path])
-        try #require(status == 0, "python3 with the safetensors package is needed (scripts/test.sh installs it): \(text)")
+        try #require(
+            status == 0, "python3 with the safetensors package is needed (scripts/test.sh installs it): \(text)")
         let json = try JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
-        #expect((json["shapes"] as! [String: [Int]]) == ["lstm_cell_decoder/rnn/lstm_cell/kernel": [3, 4], "lstm_cell_decoder/bias_tilde": [1, 2]])
+        #expect(
+            (json["shapes"] as! [String: [Int]]) == [
+                "lstm_cell_decoder/rnn/lstm_cell/kernel": [3, 4], "lstm_cell_decoder/bias_tilde": [1, 2],
+            ])
         #expect((json["sums"] as! [String: Double])["lstm_cell_decoder/rnn/lstm_cell/kernel"] == 33)
         #expect((json["dtypes"] as! [String]) == ["float32"])
         #expect((json["meta"] as! [String: String]) == ["server": "ps-0"])

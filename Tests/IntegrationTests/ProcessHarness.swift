@@ -7,7 +7,8 @@ final class ProcessHarness {
     /// The built executables: `$SCOPED_TRAINER_BIN`, else the package's `.build/debug`.
     static let binDirectory: URL = {
         if let dir = ProcessInfo.processInfo.environment["SCOPED_TRAINER_BIN"] { return URL(fileURLWithPath: dir) }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug").standardized
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug")
+            .standardized
     }()
 
     let directory: URL
@@ -33,14 +34,18 @@ final class ProcessHarness {
         let process: Process
         let stdout: URL
         let stderr: URL
-        var output: String { ((try? String(contentsOf: stdout, encoding: .utf8)) ?? "") + ((try? String(contentsOf: stderr, encoding: .utf8)) ?? "") }
+        var output: String {
+            ((try? String(contentsOf: stdout, encoding: .utf8)) ?? "")
+                + ((try? String(contentsOf: stderr, encoding: .utf8)) ?? "")
+        }
     }
 
     func start(_ executable: String, _ arguments: [String], label: String) throws -> Running {
         let p = Process()
         p.executableURL = Self.binDirectory.appendingPathComponent(executable)
         p.arguments = arguments
-        let out = directory.appendingPathComponent("\(label).out"), err = directory.appendingPathComponent("\(label).err")
+        let out = directory.appendingPathComponent("\(label).out")
+        let err = directory.appendingPathComponent("\(label).err")
         _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         _ = FileManager.default.createFile(atPath: err.path, contents: nil)
         p.standardOutput = try FileHandle(forWritingTo: out)
@@ -53,10 +58,13 @@ final class ProcessHarness {
     /// Starts a server on a free port and returns it with its `host:port` once it listens (10 s at most).
     func startServer(_ arguments: [String], label: String) throws -> (Running, String) {
         let portFile = directory.appendingPathComponent("\(label).port").path
-        let r = try start("ps-server", ["--port", "0", "--port-file", portFile, "--name", label] + arguments, label: label)
+        let r = try start(
+            "ps-server", ["--port", "0", "--port-file", portFile, "--name", label] + arguments, label: label)
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
-            if let text = try? String(contentsOfFile: portFile, encoding: .utf8), let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            if let text = try? String(contentsOfFile: portFile, encoding: .utf8),
+                let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            {
                 return (r, "127.0.0.1:\(port)")
             }
             if !r.process.isRunning { break }
@@ -83,7 +91,9 @@ final class ProcessHarness {
 /// The small model every integration test trains: fast even in a debug build.
 enum Small {
     static func args(horizon: Int = 3, steps: Int, seed: Int = 3) -> [String] {
-        ["--batch", "4", "--window", "6", "--horizon", "\(horizon)", "--hidden", "8", "--hidden2", "5",
-         "--data", "synthetic", "--seed", "\(seed)", "--steps", "\(steps)", "--timeout", "60", "--log-every", "1000"]
+        [
+            "--batch", "4", "--window", "6", "--horizon", "\(horizon)", "--hidden", "8", "--hidden2", "5",
+            "--data", "synthetic", "--seed", "\(seed)", "--steps", "\(steps)", "--timeout", "60", "--log-every", "1000",
+        ]
     }
 }

@@ -1,8 +1,9 @@
-import Foundation
-import Testing
 import Autodiff
+import Foundation
 import SafeTensors
+import Testing
 import VariableScopes
+
 @testable import Model
 
 /// Every golden case computed by TensorFlow (`anchors/tf_reference.py`): set the weights, run forward
@@ -14,8 +15,10 @@ struct GoldenTests {
     static var goldenRoots: [URL] {
         if let dir = ProcessInfo.processInfo.environment["GOLDEN_DIR"] { return [URL(fileURLWithPath: dir)] }
         let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        return [here.appendingPathComponent("../../../shared/golden").standardized,
-                here.appendingPathComponent("../Fixtures/golden").standardized]
+        return [
+            here.appendingPathComponent("../../../shared/golden").standardized,
+            here.appendingPathComponent("../Fixtures/golden").standardized,
+        ]
     }
 
     /// Case folders by name; a shared case wins over the fixture copy of the same name.
@@ -24,7 +27,9 @@ struct GoldenTests {
         for root in goldenRoots.reversed() {
             for name in (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? [] {
                 let dir = root.appendingPathComponent(name)
-                if FileManager.default.fileExists(atPath: dir.appendingPathComponent("case.json").path) { out[name] = dir }
+                if FileManager.default.fileExists(atPath: dir.appendingPathComponent("case.json").path) {
+                    out[name] = dir
+                }
             }
         }
         return out
@@ -46,9 +51,12 @@ struct GoldenTests {
     @Test("forward and backward match TensorFlow", arguments: cases)
     func matches(caseName: String) throws {
         let dir = try #require(Self.caseDirectories[caseName])
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("case.json"))) as! [String: Any]
-        let config = ModelConfig(batch: json["batch"] as! Int, window: json["window"] as! Int, horizon: json["horizon"] as! Int,
-                                 inputDim: json["input_dim"] as? Int ?? 1, hidden: json["hidden"] as! Int, hidden2: json["hidden2"] as! Int)
+        let json =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("case.json")))
+            as! [String: Any]
+        let config = ModelConfig(
+            batch: json["batch"] as! Int, window: json["window"] as! Int, horizon: json["horizon"] as! Int,
+            inputDim: json["input_dim"] as? Int ?? 1, hidden: json["hidden"] as! Int, hidden2: json["hidden2"] as! Int)
         // The float64 file, rounded once to float32, is the most exact reference for float32 weights.
         let tensors = try SafeTensors.read(dir.appendingPathComponent("case_f64.safetensors").path)
         let model = try Seq2Seq(config)

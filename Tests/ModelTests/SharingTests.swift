@@ -1,6 +1,7 @@
-import Testing
 import Autodiff
+import Testing
 import VariableScopes
+
 @testable import Model
 
 @Suite("Weight sharing in the unrolled decoder")
@@ -19,7 +20,8 @@ struct SharingTests {
         c.horizon = horizon
         let m = try Seq2Seq(c)
         #expect(m.variables.count == 7)
-        #expect(m.variables.filter { $0.name.hasSuffix("rnn/lstm_cell/kernel") }.map(\.name)
+        #expect(
+            m.variables.filter { $0.name.hasSuffix("rnn/lstm_cell/kernel") }.map(\.name)
                 == ["encoder/rnn/lstm_cell/kernel", "lstm_cell_decoder/rnn/lstm_cell/kernel"])
         #expect(m.graph.warnings.isEmpty)
     }
@@ -51,12 +53,14 @@ struct SharingTests {
         var c = Self.config
         c.horizon = 2
         let m = try Seq2Seq(c, graph: Graph(seed: 3), form: .variable)
-        #expect(m.variables.map(\.name) == [
-            "encoder/rnn/lstm_cell/kernel", "encoder/rnn/lstm_cell/bias",
-            "lstm_cell_decoder/rnn/lstm_cell/kernel", "lstm_cell_decoder/rnn/lstm_cell/bias",
-            "lstm_cell_decoder/weights_tilde", "lstm_cell_decoder/bias_tilde", "lstm_cell_decoder/weights_target",
-            "lstm_cell_decoder_1/weights_tilde", "lstm_cell_decoder_1/bias_tilde", "lstm_cell_decoder_1/weights_target",
-        ])
+        #expect(
+            m.variables.map(\.name) == [
+                "encoder/rnn/lstm_cell/kernel", "encoder/rnn/lstm_cell/bias",
+                "lstm_cell_decoder/rnn/lstm_cell/kernel", "lstm_cell_decoder/rnn/lstm_cell/bias",
+                "lstm_cell_decoder/weights_tilde", "lstm_cell_decoder/bias_tilde", "lstm_cell_decoder/weights_target",
+                "lstm_cell_decoder_1/weights_tilde", "lstm_cell_decoder_1/bias_tilde",
+                "lstm_cell_decoder_1/weights_target",
+            ])
         #expect(m.graph.warnings.count == 3)
         feed(m)
         m.forwardBackward()
@@ -66,7 +70,8 @@ struct SharingTests {
         #expect(Array(w0.gradient) != Array(w1.gradient))
         #expect(w0.gradient.contains { $0 != 0 } && w1.gradient.contains { $0 != 0 })
         // An SGD step moves each copy by its own gradient, so the copies drift apart.
-        let before0 = Array(w0.value), before1 = Array(w1.value)
+        let before0 = Array(w0.value)
+        let before1 = Array(w1.value)
         for v in [w0, w1] { for k in 0..<v.count { v.value[k] -= 0.1 * v.gradient[k] } }
         #expect(zip(w0.value, before0).map { $0 - $1 } != zip(w1.value, before1).map { $0 - $1 })
     }
@@ -83,13 +88,18 @@ struct PerStepKernelModel {
         // Step t's kernel is named lstm_cell_decoder/step_t/...: a scope with auto-reuse per step.
         model = try Seq2Seq(config, graph: g, kernelScopeForStep: { "step_\($0)" })
         for v in source.graph.globalVariables {
-            for w in g.globalVariables where w.name == v.name || w.name.replacingOccurrences(of: #"/step_\d+"#, with: "", options: .regularExpression) == v.name {
+            for w in g.globalVariables
+            where w.name == v.name
+                || w.name.replacingOccurrences(of: #"/step_\d+"#, with: "", options: .regularExpression) == v.name
+            {
                 w.assign(Array(v.value))
             }
         }
         model.x.feed(Array(source.x.value))
         model.y.feed(Array(source.y.value))
-        copies = g.globalVariables.filter { $0.name.hasPrefix("lstm_cell_decoder/rnn/step_") && $0.name.hasSuffix("kernel") }
+        copies = g.globalVariables.filter {
+            $0.name.hasPrefix("lstm_cell_decoder/rnn/step_") && $0.name.hasSuffix("kernel")
+        }
     }
 
     func contributions() -> [[Float]] {

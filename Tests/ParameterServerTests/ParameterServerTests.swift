@@ -3,15 +3,18 @@ import Testing
 import VariableScopes
 import Wire
 import ZeroMQ
+
 @testable import ParameterServer
 @testable import WorkerRuntime
 
 @Suite("Parameter server rules")
 struct ParameterServerTests {
     func server(_ mode: SyncMode, staleness: Int? = nil) throws -> ParameterServer {
-        let s = try ParameterServer(options: ServerOptions(endpoint: "inproc://ps-\(UInt64.random(in: 0...UInt64.max))", name: "t",
-                                                           mode: mode, staleness: staleness),
-                                    context: try Context(), logger: Logger(label: "test"))
+        let s = try ParameterServer(
+            options: ServerOptions(
+                endpoint: "inproc://ps-\(UInt64.random(in: 0...UInt64.max))", name: "t",
+                mode: mode, staleness: staleness),
+            context: try Context(), logger: Logger(label: "test"))
         s.expectedWorkers = 3
         for w in 0..<3 { s.workerNames[UInt32(w)] = "worker \(w)" }
         return s

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import SafeTensors
 
 @Suite("safetensors")
@@ -30,7 +31,8 @@ struct SafeTensorsTests {
 
     @Test("the golden files TensorFlow's script wrote are read, F32 and F64")
     func readsGolden() throws {
-        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/golden/small")
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "../Fixtures/golden/small")
         let f32 = try SafeTensors.read(dir.appendingPathComponent("case.safetensors").path)
         let f64 = try SafeTensors.read(dir.appendingPathComponent("case_f64.safetensors").path)
         #expect(f32["input/x"]?.shape == [4, 6, 1])
@@ -40,7 +42,9 @@ struct SafeTensorsTests {
 
     @Test("missing and malformed files get errors that name them")
     func errors() throws {
-        #expect(throws: SafeTensors.Error.unreadable(path: "/no/such.safetensors", reason: "no such file or not readable")) {
+        #expect(
+            throws: SafeTensors.Error.unreadable(path: "/no/such.safetensors", reason: "no such file or not readable")
+        ) {
             try SafeTensors.read("/no/such.safetensors")
         }
         #expect(throws: SafeTensors.Error.self) { try SafeTensors.decode(Data([1, 2, 3])) }

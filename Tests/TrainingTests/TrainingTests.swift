@@ -1,10 +1,11 @@
-import Foundation
-import Testing
 import Datasets
+import Foundation
 import Model
 import Optimizers
 import SafeTensors
+import Testing
 import VariableScopes
+
 @testable import Training
 
 @Suite("Optimizers")
@@ -12,7 +13,9 @@ struct OptimizerTests {
     func step(_ c: OptimizerConfig, _ value: inout [Float], _ grads: [[Float]]) {
         let slots = OptimizerSlots(count: value.count)
         for g in grads {
-            value.withUnsafeMutableBufferPointer { v in g.withUnsafeBufferPointer { slots.apply(c, value: v, gradient: $0) } }
+            value.withUnsafeMutableBufferPointer { v in
+                g.withUnsafeBufferPointer { slots.apply(c, value: v, gradient: $0) }
+            }
         }
     }
 
@@ -47,10 +50,11 @@ struct TrainerTests {
         let dataset = try Dataset(series, window: Self.config.window, horizon: Self.config.horizon)
         let model = try Seq2Seq(Self.config, graph: Graph(seed: seed))
         var lines: [String] = []
-        let trainer = try Trainer(model: model, dataset: dataset,
-                                  options: TrainingOptions(steps: steps, seed: seed, logEvery: 50, logdir: logdir),
-                                  exchange: LocalExchange(optimizer: OptimizerConfig(kind: .adam, learningRate: 0.01)),
-                                  output: { lines.append($0) })
+        let trainer = try Trainer(
+            model: model, dataset: dataset,
+            options: TrainingOptions(steps: steps, seed: seed, logEvery: 50, logdir: logdir),
+            exchange: LocalExchange(optimizer: OptimizerConfig(kind: .adam, learningRate: 0.01)),
+            output: { lines.append($0) })
         let report = try trainer.train()
         return (trainer, report, lines)
     }
@@ -70,7 +74,8 @@ struct TrainerTests {
 
     @Test("the same seed trains to bit-identical weights")
     func deterministic() throws {
-        let (a, _, _) = try run(steps: 20), (b, _, _) = try run(steps: 20)
+        let (a, _, _) = try run(steps: 20)
+        let (b, _, _) = try run(steps: 20)
         for (x, y) in zip(a.model.variables, b.model.variables) { #expect(Array(x.value) == Array(y.value)) }
     }
 
@@ -83,14 +88,19 @@ struct TrainerTests {
         let files = try FileManager.default.contentsOfDirectory(atPath: dir)
         #expect(files.count == 1 && files[0].hasPrefix("events.out.tfevents."))
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(files[0])")))
-        var offset = 0, records = 0
+        var offset = 0
+        var records = 0
         while offset < bytes.count {
             let lengthBytes = Array(bytes[offset..<(offset + 8)])
             let length = lengthBytes.enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
-            let crc = bytes[(offset + 8)..<(offset + 12)].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * $1.offset) }
+            let crc = bytes[(offset + 8)..<(offset + 12)].enumerated().reduce(UInt32(0)) {
+                $0 | UInt32($1.element) << (8 * $1.offset)
+            }
             #expect(crc == CRC32C.masked(lengthBytes))
             let payload = Array(bytes[(offset + 12)..<(offset + 12 + length)])
-            let dcrc = bytes[(offset + 12 + length)..<(offset + 16 + length)].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * $1.offset) }
+            let dcrc = bytes[(offset + 12 + length)..<(offset + 16 + length)].enumerated().reduce(UInt32(0)) {
+                $0 | UInt32($1.element) << (8 * $1.offset)
+            }
             #expect(dcrc == CRC32C.masked(payload))
             offset += 16 + length
             records += 1
@@ -106,10 +116,14 @@ struct TrainerTests {
 
     @Test("--print-variables: the seed's print loop with the diagnostic")
     func report() throws {
-        let m = try Seq2Seq(ModelConfig(batch: 1, window: 2, horizon: 2, inputDim: 1, hidden: 64, hidden2: 64), form: .variable)
+        let m = try Seq2Seq(
+            ModelConfig(batch: 1, window: 2, horizon: 2, inputDim: 1, hidden: 64, hidden2: 64), form: .variable)
         let text = VariableReport(m.graph).text
         let line = text.split(separator: "\n").first { $0.hasPrefix("lstm_cell_decoder_1/weights_tilde ") }
-        #expect(line?.split(separator: " ", omittingEmptySubsequences: true) == ["lstm_cell_decoder_1/weights_tilde", "(128,", "64)", "32768"])
+        #expect(
+            line?.split(separator: " ", omittingEmptySubsequences: true) == [
+                "lstm_cell_decoder_1/weights_tilde", "(128,", "64)", "32768",
+            ])
         #expect(text.contains("10 variables, 10 trainable"))
         #expect(text.components(separatedBy: "warning:").count - 1 == 3)
     }
@@ -122,7 +136,9 @@ struct ModelFileTests {
         let series = try BuiltinSeries.co2.load()
         let dataset = try Dataset(series, window: 6, horizon: 2)
         let model = try Seq2Seq(ModelConfig(batch: 2, window: 6, horizon: 2, inputDim: 1, hidden: 4, hidden2: 3))
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("model-\(UUID().uuidString).safetensors").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "model-\(UUID().uuidString).safetensors"
+        ).path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try ModelFile.save(model, dataset: dataset, to: path)
         #expect(try ModelFile.normalizer(at: path) == dataset.normalizer)

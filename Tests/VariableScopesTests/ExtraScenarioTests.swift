@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 import Tensors
+import Testing
+
 @testable import VariableScopes
 
 /// Rules of the spec beyond its listed scenarios, each checked against what TensorFlow 2.21 printed
@@ -20,8 +21,10 @@ struct ExtraScenarioTests {
     func V(_ g: Graph, _ name: String) throws { try g.variable(initialValue: Tensor(0), name: name) }
 
     /// Runs a scenario and compares the variable names and shapes, and whether it failed.
-    func run(_ scenario: String, sourceLocation: SourceLocation = #_sourceLocation,
-             _ body: (Graph) throws -> Void) -> Error? {
+    func run(
+        _ scenario: String, sourceLocation: SourceLocation = #_sourceLocation,
+        _ body: (Graph) throws -> Void
+    ) -> Error? {
         let g = Graph()
         var caught: Error?
         do { try body(g) } catch { caught = error }
@@ -178,8 +181,12 @@ struct ExtraScenarioTests {
     @Test func partitionedReuseChecksThePartitions() {
         let e = run("partition_reuse") { g in
             try g.variableScope("p", partitioner: .fixedSize(2)) { _ in try g.getVariable("e", shape: [5, 2]) }
-            try g.variableScope("p", reuse: true, partitioner: .fixedSize(2)) { _ in try g.getVariable("e", shape: [5, 2]) }
-            try g.variableScope("p", reuse: true, partitioner: .fixedSize(3)) { _ in try g.getVariable("e", shape: [5, 2]) }
+            try g.variableScope("p", reuse: true, partitioner: .fixedSize(2)) { _ in
+                try g.getVariable("e", shape: [5, 2])
+            }
+            try g.variableScope("p", reuse: true, partitioner: .fixedSize(3)) { _ in
+                try g.getVariable("e", shape: [5, 2])
+            }
         }
         #expect(e as? VariableScopeError == .partitionMismatch(name: "p/e", specified: [3, 1], found: [2, 1]))
     }

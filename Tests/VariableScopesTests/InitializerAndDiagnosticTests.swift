@@ -1,12 +1,15 @@
-import Testing
 import Tensors
+import Testing
+
 @testable import VariableScopes
 
 @Suite("Initializers")
 struct InitializerTests {
     @Test("same seed and name give the same values in every process; another name or seed differs")
     func deterministic() throws {
-        let a = Graph(seed: 7), b = Graph(seed: 7), c = Graph(seed: 8)
+        let a = Graph(seed: 7)
+        let b = Graph(seed: 7)
+        let c = Graph(seed: 8)
         let va = try a.getVariable("k", shape: [20, 8])
         let vb = try b.getVariable("k", shape: [20, 8])
         let vc = try c.getVariable("k", shape: [20, 8])
@@ -72,7 +75,8 @@ struct DiagnosticTests {
         #expect(g.warnings[0].created.last == "lstm_cell_decoder_11/weights_tilde")
         #expect(g.warnings.allSatisfy { $0.reusing && $0.reentered })
         let text = g.warnings[2].description
-        #expect(text.contains("lstm_cell_decoder/weights_target") && text.contains("lstm_cell_decoder_1/weights_target"))
+        #expect(
+            text.contains("lstm_cell_decoder/weights_target") && text.contains("lstm_cell_decoder_1/weights_target"))
         #expect(g.globalVariables.count == 4 + 3 * 12)
     }
 

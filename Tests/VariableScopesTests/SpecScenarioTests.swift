@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 import Tensors
+import Testing
+
 @testable import VariableScopes
 
 /// The scenarios of `spec/variable-scopes.json`, which TensorFlow 2.21 (`tf.compat.v1`) printed,
@@ -138,8 +139,11 @@ struct SpecScenarioTests {
         try SeedProgram.build(g, window: 2, hidden: 64, hidden2: 64, input: 1, useGetVariable: false)
         check("seed_original_window2", g)
         #expect(g.warnings.count == 3)
-        #expect(g.warnings.map(\.intended) == ["lstm_cell_decoder/weights_tilde", "lstm_cell_decoder/bias_tilde",
-                                               "lstm_cell_decoder/weights_target"])
+        #expect(
+            g.warnings.map(\.intended) == [
+                "lstm_cell_decoder/weights_tilde", "lstm_cell_decoder/bias_tilde",
+                "lstm_cell_decoder/weights_target",
+            ])
         #expect(g.warnings[0].created == ["lstm_cell_decoder_1/weights_tilde"])
         #expect(g.warnings[0].description.contains("getVariable(\"weights_tilde\""))
     }
@@ -153,9 +157,11 @@ struct SpecScenarioTests {
 
     @Test("every scenario in the fixture is covered here")
     func coverage() {
-        let covered: Set = ["answer_example", "create_twice", "reuse_missing", "shape_mismatch",
-                            "variable_in_reopened_scope", "loop_reuse_index", "auto_reuse_creates_then_reuses",
-                            "trainable_flag", "partitioned", "seed_original_window2", "seed_fixed_window2"]
+        let covered: Set = [
+            "answer_example", "create_twice", "reuse_missing", "shape_mismatch",
+            "variable_in_reopened_scope", "loop_reuse_index", "auto_reuse_creates_then_reuses",
+            "trainable_flag", "partitioned", "seed_original_window2", "seed_fixed_window2",
+        ]
         #expect(Set(Self.expected.keys) == covered)
     }
 }
@@ -181,7 +187,8 @@ enum SeedProgram {
                     try g.getVariable("bias_tilde", shape: [1, hidden2], initializer: .zeros)
                     try g.getVariable("weights_target", shape: [hidden2, 1], initializer: .normal(stddev: 0.1))
                 } else {
-                    try g.variable(shape: [2 * hidden, hidden2], initializer: .normal(stddev: 0.1), name: "weights_tilde")
+                    try g.variable(
+                        shape: [2 * hidden, hidden2], initializer: .normal(stddev: 0.1), name: "weights_tilde")
                     try g.variable(shape: [1, hidden2], initializer: .zeros, name: "bias_tilde")
                     try g.variable(shape: [hidden2, 1], initializer: .normal(stddev: 0.1), name: "weights_target")
                 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import ZeroMQ
 
 @Suite("ZeroMQ round trips")
@@ -19,8 +20,9 @@ struct RoundTripTests {
         return (router, dealer, address)
     }
 
-    @Test("multipart frames of 0, 1 and 16 MB bytes, DEALER to ROUTER and back",
-          arguments: ["inproc://round-trip", "tcp://127.0.0.1:*"])
+    @Test(
+        "multipart frames of 0, 1 and 16 MB bytes, DEALER to ROUTER and back",
+        arguments: ["inproc://round-trip", "tcp://127.0.0.1:*"])
     func multipart(endpoint: String) throws {
         let context = try Context()
         let (router, dealer, _) = try pair(context, endpoint)
