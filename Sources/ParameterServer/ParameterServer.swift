@@ -57,6 +57,7 @@ public final class ParameterServer {
         try socket.setReceiveHighWaterMark(64)
         try socket.setHeartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000)
         try socket.setSendTimeout(milliseconds: 1000)
+        if let key = options.curveSecretKey { try socket.setCurveServer(secretKey: key) }
         try socket.bind(options.endpoint)
         boundEndpoint = try socket.lastEndpoint
         if options.name.isEmpty {

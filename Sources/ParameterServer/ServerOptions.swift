@@ -17,12 +17,16 @@ public struct ServerOptions: Sendable {
     public var keepServing: Bool
     /// Larger messages are refused by ZeroMQ itself (the peer is disconnected).
     public var maxMessageBytes: Int64
+    /// With a CURVE secret key, only clients that know the matching public key can connect, and traffic is
+    /// encrypted (ZeroMQ's CurveZMQ).
+    public var curveSecretKey: [UInt8]?
 
     public init(
         endpoint: String, name: String, mode: SyncMode = .async, staleness: Int? = nil,
         optimizer: OptimizerConfig = OptimizerConfig(), checkpointDir: String? = nil, keepServing: Bool = false,
-        maxMessageBytes: Int64 = 256 << 20
+        maxMessageBytes: Int64 = 256 << 20, curveSecretKey: [UInt8]? = nil
     ) {
+        self.curveSecretKey = curveSecretKey
         self.endpoint = endpoint
         self.name = name
         self.mode = mode

@@ -55,6 +55,8 @@ public final class RemoteExchange: ParameterExchange {
     let logger: Logger
     let context: Context
     var sockets: [Socket] = []
+    /// Whether the connections use CURVE (a wrong key then shows up as an unanswered hello).
+    let usesCurve: Bool
     var placement: Placement?
     /// Variables on each server, in a fixed order.
     var onServer: [[Variable]] = []
@@ -67,14 +69,20 @@ public final class RemoteExchange: ParameterExchange {
     /// - Parameters:
     ///   - servers: `host:port` of each parameter server, in the same order on every worker.
     ///   - timeout: seconds any single wait may take.
+    ///   - curveServerKeys: the servers' CURVE public keys (one for all, or one per server); nil for plain TCP.
     public init(
         servers: [String], taskIndex: Int, numWorkers: Int, seed: UInt64, timeout: Double = 60,
-        context: Context, logger: Logger
+        context: Context, logger: Logger, curveServerKeys: [[UInt8]]? = nil
     ) throws {
         for s in servers where s.split(separator: ":").count != 2 || Int(s.split(separator: ":").last!) == nil {
             throw RemoteError.badEndpoint(s)
         }
+        if let keys = curveServerKeys, keys.count != 1 && keys.count != servers.count {
+            throw RemoteError.badEndpoint(
+                "\(keys.count) CURVE server keys for \(servers.count) servers: give one key, or one per server")
+        }
         self.servers = servers
+        self.usesCurve = !(curveServerKeys ?? []).isEmpty
         self.taskIndex = taskIndex
         self.numWorkers = numWorkers
         self.seed = seed
@@ -90,6 +98,10 @@ public final class RemoteExchange: ParameterExchange {
             try socket.setHeartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000)
             try socket.setReconnectInterval(milliseconds: 100)
             try socket.setSendTimeout(milliseconds: Int32(timeout * 1000))
+            if let keys = curveServerKeys, !keys.isEmpty {
+                try socket.setCurveClient(
+                    serverKey: keys.count == 1 ? keys[0] : keys[sockets.count], keyPair: try CurveKeyPair())
+            }
             try socket.connect("tcp://\(s)")
             sockets.append(socket)
         }
@@ -107,7 +119,11 @@ public final class RemoteExchange: ParameterExchange {
             numWorkers: numWorkers)
         let helloIDs = servers.indices.map { send($0, .hello, step: 0, body: Body.encode(hello)) }
         for (i, id) in helloIDs.enumerated() {
-            let reply = try awaitReply(i, id, expecting: .welcome, what: "answer hello")
+            let reply = try awaitReply(
+                i, id, expecting: .welcome,
+                what: usesCurve
+                    ? "answer hello (with CURVE, a --curve-server-key that is not the server's also looks like this)"
+                    : "answer hello")
             welcomes.append(try reply.decode(Welcome.self))
         }
         let registerIDs = servers.indices.map { i in

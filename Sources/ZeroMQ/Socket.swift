@@ -1,4 +1,5 @@
 import CZeroMQ
+import Foundation
 
 #if canImport(Glibc)
     import Glibc
@@ -227,7 +228,7 @@ public final class Socket {
     }
 }
 
-/// A CURVE key pair (32-byte keys), made with `zmq_curve_keypair`.
+/// A CURVE key pair (32-byte keys), made with `zmq_curve_keypair`; keys travel as 40-character Z85 text.
 public struct CurveKeyPair: Sendable {
     public let publicKey: [UInt8]
     public let secretKey: [UInt8]
@@ -239,13 +240,42 @@ public struct CurveKeyPair: Sendable {
         if zmq_curve_keypair(&pub, &sec) != 0 {
             throw ZMQError.last("zmq_curve_keypair", "generating a CURVE key pair")
         }
-        publicKey = try CurveKeyPair.decode(pub)
-        secretKey = try CurveKeyPair.decode(sec)
+        publicKey = try CurveKeyPair.decode(String(cString: pub))
+        secretKey = try CurveKeyPair.decode(String(cString: sec))
     }
 
-    static func decode(_ z85: [CChar]) throws -> [UInt8] {
+    /// The pair of a Z85 secret key (its public key is derived with `zmq_curve_public`).
+    /// - Throws: `ZMQError` when the text is not a 40-character Z85 key.
+    public init(secretZ85: String) throws {
+        let text = secretZ85.trimmingCharacters(in: .whitespacesAndNewlines)
+        secretKey = try CurveKeyPair.decode(text)
+        var pub = [CChar](repeating: 0, count: 41)
+        guard zmq_curve_public(&pub, text) == 0 else {
+            throw ZMQError.last("zmq_curve_public", "deriving the public key of a CURVE secret key")
+        }
+        publicKey = try CurveKeyPair.decode(String(cString: pub))
+    }
+
+    /// A 32-byte key as Z85 text.
+    public static func z85(_ key: [UInt8]) -> String {
+        var out = [CChar](repeating: 0, count: key.count * 5 / 4 + 1)
+        _ = zmq_z85_encode(&out, key, key.count)
+        return String(cString: out)
+    }
+
+    /// A 32-byte key from Z85 text.
+    /// - Throws: `ZMQError` (EINVAL) naming the problem when `text` is not 40 Z85 characters.
+    public static func decode(_ text: String) throws -> [UInt8] {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard trimmed.utf8.count == 40 else {
+            throw ZMQError(
+                kind: .call, function: "zmq_z85_decode", errno: EINVAL,
+                reason: "a CURVE key is 40 Z85 characters, got \(trimmed.utf8.count)", subject: "decoding a CURVE key")
+        }
         var out = [UInt8](repeating: 0, count: 32)
-        guard zmq_z85_decode(&out, z85) != nil else { throw ZMQError.last("zmq_z85_decode", "decoding a CURVE key") }
+        guard zmq_z85_decode(&out, trimmed) != nil else {
+            throw ZMQError.last("zmq_z85_decode", "decoding a CURVE key")
+        }
         return out
     }
 }

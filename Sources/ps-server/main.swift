@@ -14,7 +14,13 @@ struct PSServer: ParsableCommand {
         abstract: "Serve model variables to workers over ZeroMQ and apply their gradients.")
 
     @Option(help: "TCP port to listen on; 0 picks a free one (see --port-file).")
-    var port: Int
+    var port: Int?
+
+    @Option(help: "Encrypt and authenticate with CURVE: a file holding this server's Z85 secret key.")
+    var curveSecretFile: String?
+
+    @Option(help: "Write a new CURVE key pair to PREFIX.secret and PREFIX.public, then exit.")
+    var generateCurveKeys: String?
 
     @Option(help: "Write the port actually bound to this file once listening (for harnesses and tests).")
     var portFile: String?
@@ -54,6 +60,8 @@ struct PSServer: ParsableCommand {
     var maxMessageBytes: Int64 = 256 << 20
 
     func validate() throws {
+        if generateCurveKeys != nil { return }
+        guard let port else { throw ValidationError("Missing expected argument '--port <port>'") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535, got \(port)") }
         guard SyncMode(rawValue: mode) != nil else {
             throw ValidationError("--mode must be sync or async, got '\(mode)'")
@@ -69,6 +77,28 @@ struct PSServer: ParsableCommand {
     }
 
     func run() throws {
+        if let prefix = generateCurveKeys {
+            let pair = try CurveKeyPair()
+            try (CurveKeyPair.z85(pair.secretKey) + "\n").write(
+                toFile: prefix + ".secret", atomically: true, encoding: .utf8)
+            try (CurveKeyPair.z85(pair.publicKey) + "\n").write(
+                toFile: prefix + ".public", atomically: true, encoding: .utf8)
+            chmod(prefix + ".secret", 0o600)
+            print(
+                "wrote \(prefix).secret (for ps-server --curve-secret-file) and \(prefix).public (for worker --curve-server-key)"
+            )
+            return
+        }
+        let port = self.port!
+        var curveSecret: [UInt8]?
+        if let file = curveSecretFile {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ValidationError("--curve-secret-file \(file) cannot be read; make one with --generate-curve-keys")
+            }
+            do { curveSecret = try CurveKeyPair(secretZ85: text).secretKey } catch {
+                throw ValidationError("--curve-secret-file \(file) does not hold a Z85 CURVE secret key: \(error)")
+            }
+        }
         let logger = Logger(label: "ps-server")
         let options = ServerOptions(
             endpoint: "tcp://\(bind):\(port == 0 ? "*" : String(port))", name: name ?? "",
@@ -76,7 +106,8 @@ struct PSServer: ParsableCommand {
             optimizer: OptimizerConfig(
                 kind: .init(rawValue: optimizer)!, learningRate: learningRate, momentum: momentum,
                 beta1: beta1, beta2: beta2, epsilon: epsilon),
-            checkpointDir: checkpointDir, keepServing: keepServing, maxMessageBytes: maxMessageBytes)
+            checkpointDir: checkpointDir, keepServing: keepServing, maxMessageBytes: maxMessageBytes,
+            curveSecretKey: curveSecret)
         let context = try Context()
         let server: ParameterServer
         do {

@@ -25,6 +25,12 @@ struct Worker: ParsableCommand {
     @Option(help: "Parameter servers, host:port[,host:port...]; none trains in this process.")
     var ps: String?
 
+    @Option(
+        help:
+            "The servers' CURVE public key (Z85 text or a file holding it); repeat once per server, or give one for all."
+    )
+    var curveServerKey: [String] = []
+
     @Option(help: "Seconds any one wait for a parameter server may take.")
     var timeout: Double = 60
 
@@ -107,9 +113,16 @@ struct Worker: ParsableCommand {
             if let ps {
                 let context = try Context()
                 let servers = ps.split(separator: ",").map(String.init)
+                let keys = try curveServerKey.map { given -> [UInt8] in
+                    let text = (try? String(contentsOfFile: given, encoding: .utf8)) ?? given
+                    do { return try CurveKeyPair.decode(text) } catch {
+                        throw ValidationError(
+                            "--curve-server-key \(given) is neither a Z85 public key nor a file holding one")
+                    }
+                }
                 remote = try RemoteExchange(
                     servers: servers, taskIndex: taskIndex, numWorkers: numWorkers, seed: seed,
-                    timeout: timeout, context: context, logger: logger)
+                    timeout: timeout, context: context, logger: logger, curveServerKeys: keys.isEmpty ? nil : keys)
                 exchange = remote!
             } else {
                 exchange = LocalExchange(

@@ -173,6 +173,28 @@ struct ClusterTests {
         #expect(FileManager.default.fileExists(atPath: "\(ckpt)/ps-term.safetensors"))
     }
 
+    @Test("CURVE: a worker with the server's public key trains; one without it is kept out, with a clear error")
+    func curve() throws {
+        let h = try ProcessHarness()
+        let prefix = h.directory.appendingPathComponent("ps-key").path
+        let gen = try h.start("ps-server", ["--generate-curve-keys", prefix], label: "keys")
+        #expect(h.wait(gen, seconds: 30, "key generation") == 0, "\(gen.output)")
+        let (server, ps) = try h.startServer(
+            ["--curve-secret-file", prefix + ".secret", "--keep-serving"], label: "ps-curve")
+        let good = try h.start(
+            "worker",
+            ["--ps", ps, "--num-workers", "1", "--curve-server-key", prefix + ".public"] + Small.args(steps: 5),
+            label: "good")
+        #expect(h.wait(good, seconds: 60, "the worker with the key") == 0, "\(good.output)")
+        var args = Small.args(steps: 5)
+        args[args.firstIndex(of: "--timeout")! + 1] = "2"
+        let plain = try h.start("worker", ["--ps", ps, "--num-workers", "1"] + args, label: "plain")
+        #expect(h.wait(plain, seconds: 30, "the worker without the key") == 2)
+        #expect(plain.output.contains("waiting for ps \(ps)"), "\(plain.output)")
+        server.process.terminate()
+        #expect(h.wait(server, seconds: 15, "ps-server to stop") == 0)
+    }
+
     @Test("an unreachable server is a clear error within the timeout, not a hang")
     func unreachable() throws {
         let h = try ProcessHarness()

@@ -144,4 +144,15 @@ struct RoundTripTests {
         #expect(got.last?.bytes == Array("secret".utf8))
         #expect(try router.receiveTimeout == 5000)
     }
+
+    @Test("CURVE keys round-trip through Z85 text; the public key derives from the secret one")
+    func z85() throws {
+        let pair = try CurveKeyPair()
+        let text = CurveKeyPair.z85(pair.secretKey)
+        #expect(text.count == 40)
+        let again = try CurveKeyPair(secretZ85: text + "\n")
+        #expect(again.secretKey == pair.secretKey && again.publicKey == pair.publicKey)
+        #expect(try CurveKeyPair.decode(CurveKeyPair.z85(pair.publicKey)) == pair.publicKey)
+        #expect(throws: ZMQError.self) { try CurveKeyPair.decode("too short") }
+    }
 }
