@@ -83,6 +83,8 @@ for i in $(seq 0 $((workers - 1))); do
     pids+=($!)
 done
 
+echo "${pids[*]}" > "$run/pids"
+
 # Wait for the workers; the first failure stops the whole cluster.
 failed=0
 remaining=("${worker_pids[@]}")

@@ -1,0 +1,74 @@
+import Foundation
+import Testing
+
+/// `cluster/run-local.sh`, the main job, run for real (on the debug binaries, a small model, few steps).
+@Suite("The local cluster harness", .serialized)
+struct HarnessTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..")
+        .standardized
+
+    /// Runs the harness (120 s at most) and returns its status and output.
+    func harness(_ arguments: [String]) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments =
+            [Self.root.appendingPathComponent("cluster/run-local.sh").path, "--bin", ProcessHarness.binDirectory.path]
+            + arguments
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("harness-\(UUID().uuidString).txt")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: out) }
+        let handle = try FileHandle(forWritingTo: out)
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        let deadline = Date().addingTimeInterval(120)
+        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        if p.isRunning {
+            p.terminate()
+            Issue.record("the harness did not finish within 120 s")
+        }
+        p.waitUntilExit()
+        return (p.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "")
+    }
+
+    /// The processes a harness run started (its `run/pids` file) that are still alive.
+    func leftovers(_ output: String) -> [Int32] {
+        guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("servers: ") }),
+            let run = line.components(separatedBy: "run: ").last,
+            let text = try? String(
+                contentsOfFile: Self.root.appendingPathComponent(run).appendingPathComponent("pids").path,
+                encoding: .utf8)
+        else {
+            Issue.record("the harness output names no run directory with a pids file")
+            return []
+        }
+        let pids = text.split(whereSeparator: \.isWhitespace).compactMap { Int32($0) }
+        #expect(pids.count >= 3)
+        return pids.filter { kill($0, 0) == 0 }
+    }
+
+    static let small = ["--", "--batch", "4", "--window", "6", "--horizon", "3", "--hidden", "8", "--hidden2", "5"]
+
+    @Test("2 servers and 2 workers on the built-in data: progress, then held-out MSE next to the naive forecast")
+    func mainJob() throws {
+        let (status, text) = try harness(["--steps", "40"] + Self.small)
+        #expect(status == 0, "\(text.suffix(3000))")
+        #expect(
+            text.contains("[worker 0]") && text.contains("[worker 1]") && text.contains("[ps 0]")
+                && text.contains("[ps 1]"))
+        #expect(text.contains("step 40/40"))
+        let last = text.split(separator: "\n").last { $0.hasPrefix("held-out MSE") }
+        #expect(last?.contains("vs naive forecast") == true, "\(text.suffix(2000))")
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(leftovers(text).isEmpty)
+    }
+
+    @Test("a failing worker stops the whole cluster, and nothing is left running")
+    func failureStopsAll() throws {
+        let (status, text) = try harness(["--steps", "40", "--", "--hidden", "0"])
+        #expect(status == 1, "\(text.suffix(2000))")
+        #expect(text.contains("a worker failed: stopping the cluster"))
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(leftovers(text).isEmpty)
+    }
+}
