@@ -63,6 +63,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "SafeTensors", "VariableScopes", "Autodiff"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "VariableScopes", "ZeroMQ"]),
         .testTarget(
             name: "ParameterServerTests",
             dependencies: ["ParameterServer", "WorkerRuntime", "Wire", "ZeroMQ", "VariableScopes", .product(name: "Logging", package: "swift-log")]),

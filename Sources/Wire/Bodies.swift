@@ -160,6 +160,7 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
     case unsupportedVersion(UInt8)
     case unknownKind(UInt8)
     case badBody(expected: String, reason: String)
+    /// `names` is -1 when the body was not read yet.
     case tensorCountMismatch(header: Int, frames: Int, names: Int)
 
     public var description: String {
@@ -172,7 +173,9 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
         case .unknownKind(let k): return "unknown message kind \(k)"
         case .badBody(let t, let r): return "body is not a valid \(t): \(r)"
         case .tensorCountMismatch(let h, let f, let n):
-            return "header announces \(h) tensors, message carries \(f) tensor frames for \(n) names"
+            return n < 0
+                ? "header announces \(h) tensors, message carries \(f) tensor frames"
+                : "header announces \(h) tensors, message carries \(f) tensor frames for \(n) variable names"
         }
     }
 
