@@ -9,26 +9,11 @@ struct HarnessTests {
 
     /// Runs the harness (120 s at most) and returns its status and output.
     func harness(_ arguments: [String]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments =
+        try ProcessHarness.runToCompletion(
+            "/bin/bash",
             [Self.root.appendingPathComponent("cluster/run-local.sh").path, "--bin", ProcessHarness.binDirectory.path]
-            + arguments
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("harness-\(UUID().uuidString).txt")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: out) }
-        let handle = try FileHandle(forWritingTo: out)
-        p.standardOutput = handle
-        p.standardError = handle
-        try p.run()
-        let deadline = Date().addingTimeInterval(120)
-        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        if p.isRunning {
-            p.terminate()
-            Issue.record("the harness did not finish within 120 s")
-        }
-        p.waitUntilExit()
-        return (p.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "")
+                + arguments,
+            seconds: 120)
     }
 
     /// The processes a harness run started (its `run/pids` file) that are still alive.

@@ -4,25 +4,8 @@ import Testing
 
 @Suite("Executables and file interop")
 struct InteropTests {
-    /// Runs a command to completion (30 s at most) and returns its status and output.
     func run(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString).txt")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        defer { try? FileManager.default.removeItem(at: out) }
-        let handle = try FileHandle(forWritingTo: out)
-        p.standardOutput = handle
-        p.standardError = handle
-        try p.run()
-        let deadline = Date().addingTimeInterval(30)
-        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
-        if p.isRunning {
-            p.terminate()
-            Issue.record("\(executable) did not finish within 30 s")
-        }
-        return (p.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "")
+        try ProcessHarness.runToCompletion(executable, arguments, seconds: 30)
     }
 
     @Test("ps-server and worker answer --help", arguments: ["ps-server", "worker"])

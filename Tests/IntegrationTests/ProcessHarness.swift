@@ -74,6 +74,33 @@ final class ProcessHarness {
         throw CancellationError()
     }
 
+    /// Runs a command to completion, `seconds` at most (then it is stopped and an issue recorded), and
+    /// returns its status and its combined output.
+    static func runToCompletion(_ executable: String, _ arguments: [String], seconds: Double) throws -> (Int32, String)
+    {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString).txt")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: out) }
+        let handle = try FileHandle(forWritingTo: out)
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        let deadline = Date().addingTimeInterval(seconds)
+        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if p.isRunning {
+            p.terminate()
+            Issue.record("\(executable) did not finish within \(seconds) s")
+            let grace = Date().addingTimeInterval(5)
+            while p.isRunning && Date() < grace { Thread.sleep(forTimeInterval: 0.02) }
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        }
+        p.waitUntilExit()
+        return (p.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "")
+    }
+
     /// Waits for a process to exit, at most `seconds`; returns its status, or nil (and kills it) on timeout.
     @discardableResult
     func wait(_ r: Running, seconds: Double, _ what: String) -> Int32? {
