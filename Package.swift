@@ -4,7 +4,10 @@ import PackageDescription
 /// A distributed trainer for the seq2seq attention forecaster of the TF1 variable-scope question.
 ///
 /// Modules by concern, bottom up: C bindings (`CZeroMQ`, `COpenBLAS`) and their Swift wrappers
-/// (`ZeroMQ`, `BLAS`); tensors (`Tensors`); TF1 variable scopes (`VariableScopes`).
+/// (`ZeroMQ`, `BLAS`); tensors; TF1 variable scopes (the variable store); autodiff and the model; data,
+/// optimizers and training; the wire protocol (`Wire`, Foundation only), the transports that carry it
+/// (`Transport`), the server's rules and loop (`ParameterServer`) and the worker's side (`WorkerRuntime`);
+/// then thin executables.
 let package = Package(
     name: "ScopedTrainer",
     platforms: [.macOS(.v13)],
@@ -24,53 +27,92 @@ let package = Package(
         .target(name: "Tensors"),
         .target(name: "VariableScopes", dependencies: ["Tensors"]),
         .target(name: "Autodiff", dependencies: ["BLAS", "Tensors", "VariableScopes"]),
-        .target(name: "Model", dependencies: ["Autodiff", "VariableScopes"]),
+        .target(name: "Model", dependencies: ["Autodiff", "Tensors", "VariableScopes"]),
         .target(name: "SafeTensors"),
         .target(name: "Datasets"),
         .target(name: "Optimizers"),
-        .target(name: "Training", dependencies: ["Model", "Datasets", "Optimizers", "VariableScopes", "SafeTensors"]),
-        .target(name: "Wire", dependencies: ["ZeroMQ", "Optimizers", "VariableScopes", "Tensors"]),
+        .target(name: "ProcessSupport", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        .target(name: "Exchange", dependencies: ["Optimizers", "VariableScopes"]),
+        .target(
+            name: "Training",
+            dependencies: [
+                "Autodiff", "Model", "Datasets", "Exchange", "Optimizers", "ProcessSupport", "VariableScopes",
+                "SafeTensors", "Tensors",
+            ]),
+        .target(name: "Wire"),
+        .target(name: "Transport", dependencies: ["Wire", "ZeroMQ"]),
         .target(
             name: "ParameterServer",
-            dependencies: ["Wire", "ZeroMQ", "Optimizers", "VariableScopes", "SafeTensors", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "Wire", "Transport", "ZeroMQ", "Optimizers", "ProcessSupport", "VariableScopes", "SafeTensors", "Tensors",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(
             name: "WorkerRuntime",
-            dependencies: ["Wire", "ZeroMQ", "Training", "VariableScopes", "Tensors", "SafeTensors", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "Wire", "Transport", "Exchange", "VariableScopes", "Tensors", "SafeTensors",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "WorkerJob",
+            dependencies: [
+                "BLAS", "Datasets", "Exchange", "Model", "Optimizers", "ProcessSupport", "Training", "Transport",
+                "VariableScopes", "WorkerRuntime", "ZeroMQ", .product(name: "Logging", package: "swift-log"),
+            ]),
         .executableTarget(
             name: "ps-server",
             dependencies: [
-                "ZeroMQ", "ParameterServer", "Wire", "Optimizers",
+                "ZeroMQ", "Transport", "ParameterServer", "ProcessSupport", "Wire", "Optimizers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "worker",
             dependencies: [
-                "ZeroMQ", "BLAS", "VariableScopes", "Model", "Datasets", "Training", "Optimizers", "WorkerRuntime", "SafeTensors",
+                "ZeroMQ", "Datasets", "Model", "Optimizers", "ProcessSupport", "Training", "VariableScopes",
+                "WorkerJob", "WorkerRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "bench",
             dependencies: [
-                "BLAS", "Datasets", "Model", "Optimizers", "VariableScopes",
+                "BLAS", "Datasets", "Exchange", "Model", "Optimizers", "Training", "VariableScopes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "BLASTests", dependencies: ["BLAS"]),
-        .testTarget(name: "VariableScopesTests", dependencies: ["VariableScopes"]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .testTarget(name: "VariableScopesTests", dependencies: ["VariableScopes", "Tensors"]),
         .testTarget(name: "AutodiffTests", dependencies: ["Autodiff", "VariableScopes"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "SafeTensors", "VariableScopes", "Autodiff"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
-        .testTarget(name: "WireTests", dependencies: ["Wire", "VariableScopes", "ZeroMQ"]),
+        .testTarget(name: "OptimizersTests", dependencies: ["Optimizers"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "Wire", "ZeroMQ"]),
         .testTarget(
             name: "ParameterServerTests",
-            dependencies: ["ParameterServer", "WorkerRuntime", "Wire", "ZeroMQ", "VariableScopes", .product(name: "Logging", package: "swift-log")]),
+            dependencies: [
+                "ParameterServer", "Optimizers", "SafeTensors", "Transport", "VariableScopes", "Wire",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(
+            name: "WorkerRuntimeTests",
+            dependencies: [
+                "WorkerRuntime", "ParameterServer", "Exchange", "Optimizers", "ProcessSupport", "Transport", "VariableScopes",
+                "Wire", .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(name: "ProcessSupportTests", dependencies: ["ProcessSupport"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Datasets", "Model", "Optimizers", "SafeTensors", "Training", "VariableScopes", "Wire", "ZeroMQ"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Datasets", "Optimizers", "VariableScopes", "SafeTensors"]),
+            dependencies: [
+                "Datasets", "Exchange", "Model", "Optimizers", "SafeTensors", "Training", "VariableScopes", "Wire",
+                "Transport", "ZeroMQ",
+            ]),
+        .testTarget(
+            name: "TrainingTests",
+            dependencies: ["Training", "Exchange", "Model", "Datasets", "Optimizers", "VariableScopes", "SafeTensors"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -30,6 +30,8 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
     case noValues(path: String, column: String)
     case unknownBuiltin(name: String)
     case tooShort(name: String, length: Int, needed: Int)
+    case unreadable(path: String, reason: String)
+    case outOfRange(path: String, line: Int, column: String, cell: String)
 
     public var description: String {
         switch self {
@@ -45,6 +47,9 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
         case .noValues(let p, let c): return "\(p): column '\(c)' has no values at all"
         case .unknownBuiltin(let n):
             return "no built-in data set named '\(n)': use synthetic, co2 or sunspots, or a CSV path"
+        case .unreadable(let p, let r): return "data file \(p) \(r)"
+        case .outOfRange(let p, let l, let c, let v):
+            return "\(p) line \(l): column '\(c)' holds \(v), too large in magnitude to train on in float32 (at most 1e30)"
         case .tooShort(let n, let l, let needed):
             return "series \(n) has \(l) values; window + horizon and a held-out part need at least \(needed)"
         }
@@ -57,9 +62,16 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
 public enum CSVSeries {
     /// Loads `columns` (target first) from the CSV file at `path`.
     public static func load(path: String, columns: [String]) throws -> Series {
-        guard FileManager.default.fileExists(atPath: path) else { throw DataError.fileNotFound(path: path) }
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw DataError.fileNotFound(path: path)
+        }
+        guard !isDirectory.boolValue else { throw DataError.unreadable(path: path, reason: "is a directory, not a CSV file") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw DataError.unreadable(path: path, reason: "cannot be read (permissions?)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw DataError.unreadable(path: path, reason: "is not UTF-8 text")
         }
         return try parse(text, source: path, columns: columns)
     }
@@ -89,6 +101,10 @@ public enum CSVSeries {
                     if cell.isEmpty { return nil }
                     guard let v = Double(cell), v.isFinite else {
                         throw DataError.nonNumeric(path: source, line: n + 2, column: wanted[k], cell: cell)
+                    }
+                    // Squares of larger values overflow float32 when the series is normalised.
+                    guard abs(v) <= 1e30 else {
+                        throw DataError.outOfRange(path: source, line: n + 2, column: wanted[k], cell: cell)
                     }
                     return v
                 })

@@ -51,38 +51,71 @@ public final class OptimizerSlots {
         second = [Float](repeating: 0, count: count)
     }
 
+    /// Restores slots saved in a checkpoint.
+    public init(first: [Float], second: [Float], step: Int) {
+        self.first = first
+        self.second = second
+        self.step = step
+    }
+
     /// Applies one update to `value` from `gradient` under `config`.
     public func apply(
         _ config: OptimizerConfig, value: UnsafeMutableBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>
     ) {
         precondition(value.count == gradient.count && value.count == first.count, "optimizer slot size mismatch")
         step += 1
+        let t = step
+        first.withUnsafeMutableBufferPointer { m in
+            second.withUnsafeMutableBufferPointer { v in
+                OptimizerSlots.update(config, step: t, value: value, first: m, second: v, gradient: gradient)
+            }
+        }
+    }
+
+    /// One update of `value` and its slots, as step `step` (1 for the first). The server stages an update
+    /// with this on copies and keeps it only when every result is finite.
+    public static func update(
+        _ config: OptimizerConfig, step: Int, value: UnsafeMutableBufferPointer<Float>,
+        first: UnsafeMutableBufferPointer<Float>, second: UnsafeMutableBufferPointer<Float>,
+        gradient: UnsafeBufferPointer<Float>
+    ) {
         let lr = config.learningRate
         switch config.kind {
         case .sgd:
             for k in 0..<value.count { value[k] -= lr * gradient[k] }
         case .momentum:
             let mu = config.momentum
-            first.withUnsafeMutableBufferPointer { acc in
-                for k in 0..<value.count {
-                    acc[k] = mu * acc[k] + gradient[k]
-                    value[k] -= lr * acc[k]
-                }
+            for k in 0..<value.count {
+                first[k] = mu * first[k] + gradient[k]
+                value[k] -= lr * first[k]
             }
         case .adam:
             let (b1, b2, eps) = (config.beta1, config.beta2, config.epsilon)
             let t = Double(step)
             let lrT = Float(Double(lr) * (1 - pow(Double(b2), t)).squareRoot() / (1 - pow(Double(b1), t)))
-            first.withUnsafeMutableBufferPointer { m in
-                second.withUnsafeMutableBufferPointer { v in
-                    for k in 0..<value.count {
-                        let g = gradient[k]
-                        m[k] = b1 * m[k] + (1 - b1) * g
-                        v[k] = b2 * v[k] + (1 - b2) * g * g
-                        value[k] -= lrT * m[k] / (v[k].squareRoot() + eps)
-                    }
-                }
+            for k in 0..<value.count {
+                let g = gradient[k]
+                first[k] = b1 * first[k] + (1 - b1) * g
+                second[k] = b2 * second[k] + (1 - b2) * g * g
+                value[k] -= lrT * first[k] / (second[k].squareRoot() + eps)
             }
         }
+    }
+}
+
+extension OptimizerConfig {
+    /// Why these settings cannot train, or nil when they can: each number must be finite and in range.
+    public var problem: String? {
+        guard learningRate.isFinite, learningRate > 0 else { return "--learning-rate must be a positive finite number, got \(learningRate)" }
+        switch kind {
+        case .sgd: return nil
+        case .momentum:
+            guard momentum.isFinite, momentum >= 0, momentum < 1 else { return "--momentum must be in [0, 1), got \(momentum)" }
+        case .adam:
+            guard beta1.isFinite, beta1 > 0, beta1 < 1 else { return "--beta1 must be in (0, 1), got \(beta1)" }
+            guard beta2.isFinite, beta2 > 0, beta2 < 1 else { return "--beta2 must be in (0, 1), got \(beta2)" }
+            guard epsilon.isFinite, epsilon > 0 else { return "--epsilon must be a positive finite number, got \(epsilon)" }
+        }
+        return nil
     }
 }

@@ -1,6 +1,8 @@
 import Datasets
+import Exchange
 import Foundation
 import Model
+import ProcessSupport
 import VariableScopes
 
 /// Options of a training run that are not model sizes.
@@ -57,10 +59,13 @@ public enum TrainingError: Error, CustomStringConvertible {
 
 /// What a run did.
 public struct TrainingReport: Sendable {
+    /// Steps run by this process.
     public let steps: Int
     public let finalLoss: Float
     public let examplesPerSecond: Double
     public let seconds: Double
+    /// The step this process started from (a restarted worker's resume point).
+    public var resumedAt: Int = 0
 }
 
 /// Draws training batches uniformly, with replacement, from one worker's shard; the stream depends only
@@ -91,22 +96,15 @@ public final class Trainer {
     public let shard: [Int]
     private let progress: Progress
     private let events: EventWriter?
-    private let stopLock = NSLock()
-    private var stopRequested = false
+    /// Set (from a signal handler's queue) to stop after the current step: the worker then says it is
+    /// done to its servers and reports, instead of vanishing mid-step.
+    public let stop = StopFlag()
+    /// Called after every step with its number and loss (metrics).
+    public var onStep: ((Int, Float) -> Void)?
 
-    /// Asks the loop to stop after the current step (from a signal handler's queue): the worker then
-    /// says it is done to its servers and reports, instead of vanishing mid-step.
-    public func requestStop() {
-        stopLock.lock()
-        stopRequested = true
-        stopLock.unlock()
-    }
+    public func requestStop() { stop.request() }
 
-    var shouldStop: Bool {
-        stopLock.lock()
-        defer { stopLock.unlock() }
-        return stopRequested
-    }
+    var shouldStop: Bool { stop.isRequested }
 
     /// - Throws: when `options.logdir` cannot be created.
     public init(
@@ -130,33 +128,56 @@ public final class Trainer {
     @discardableResult
     public func train() throws -> TrainingReport {
         let variables = model.variables
-        try exchange.start(variables: variables)
+        let resumed = try exchange.start(variables: variables)
         var sampler = BatchSampler(shard: shard, seed: options.seed, taskIndex: options.taskIndex)
         let batch = model.config.batch
         var indices = [Int](repeating: 0, count: batch)
+        // A restarted worker continues its task's batch stream where the servers say it stopped.
+        for _ in 0..<min(resumed, options.steps) { sampler.next(&indices) }
         let started = Date()
         var loss: Float = 0
-        var step = 0
+        var step = min(resumed, options.steps)
+        let firstStep = step
+        var times = StepTimes()
         while step < options.steps && !shouldStop {
             step += 1
             sampler.next(&indices)
-            dataset.train.fill(indices, x: model.x.value, y: model.y.value)
-            loss = model.forwardBackward()
-            try exchange.exchange(step: step, variables: variables)
+            loss = try self.step(step, batch: indices, times: &times)
             let elapsed = Date().timeIntervalSince(started)
-            let rate = Double(step * batch) / max(elapsed, 1e-9)
+            let rate = Double((step - firstStep) * batch) / max(elapsed, 1e-9)
             progress.update(step: step, loss: loss, examplesPerSecond: rate, elapsed: elapsed)
             if let events, step % options.logEvery == 0 || step == options.steps {
                 events.scalar("loss", loss, step: step)
                 events.scalar("examples_per_second", Float(rate), step: step)
             }
+            onStep?(step, loss)
         }
         progress.finish()
         let seconds = Date().timeIntervalSince(started)
         try exchange.finish(variables: variables)
         return TrainingReport(
-            steps: step, finalLoss: loss,
-            examplesPerSecond: Double(step * batch) / max(seconds, 1e-9), seconds: seconds)
+            steps: step - firstStep, finalLoss: loss,
+            examplesPerSecond: Double((step - firstStep) * batch) / max(seconds, 1e-9), seconds: seconds,
+            resumedAt: firstStep)
+    }
+
+    /// One training step on the training windows `indices`: fill the batch, forward, backward, then hand
+    /// the gradients to the exchange (which leaves fresh variables). Adds the time of each part to `times`.
+    /// - Returns: the batch's loss.
+    public func step(_ step: Int, batch indices: [Int], times: inout StepTimes) throws -> Float {
+        let clock = ContinuousClock()
+        dataset.train.fill(indices, x: model.x.value, y: model.y.value)
+        let t0 = clock.now
+        model.tape.forward()
+        let t1 = clock.now
+        model.tape.backward(from: model.loss)
+        let t2 = clock.now
+        try exchange.exchange(step: step, variables: model.variables)
+        let t3 = clock.now
+        times.forward += (t1 - t0).seconds
+        times.backward += (t2 - t1).seconds
+        times.exchange += (t3 - t2).seconds
+        return model.loss.value[0]
     }
 
     /// The held-out MSE of the current variables, next to the naive forecast's.
@@ -196,4 +217,16 @@ public final class Trainer {
             windows: w.count, modelMSE: dataset.unnormalisedMSE(modelSum / n),
             naiveMSE: dataset.unnormalisedMSE(naiveSum / n))
     }
+}
+
+/// Where a step's time went.
+public struct StepTimes: Sendable {
+    public var forward = 0.0
+    public var backward = 0.0
+    public var exchange = 0.0
+    public init() {}
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

@@ -55,8 +55,9 @@ public enum Initializer: Equatable, Sendable, CustomStringConvertible {
                 return mean + stddev * z
             }
         case .glorotUniform:
-            let (fanIn, fanOut) = Initializer.fans(fanShape ?? shape)
-            let limit = Float(sqrt(6.0 / Double(max(1, fanIn + fanOut))))
+            // Fans in floating point: a shape from the wire may be far larger than any Int product.
+            let (fanIn, fanOut) = Initializer.fanValues(fanShape ?? shape)
+            let limit = Float(sqrt(6.0 / max(1, fanIn + fanOut)))
             return (0..<n).map { _ in (rng.nextUnit() * 2 - 1) * limit }
         case .uniform(let lower, let upper):
             return (0..<n).map { _ in lower + (upper - lower) * rng.nextUnit() }
@@ -76,8 +77,21 @@ public enum Initializer: Equatable, Sendable, CustomStringConvertible {
         case 1: return (shape[0], shape[0])
         case 2: return (shape[0], shape[1])
         default:
-            let receptive = shape.dropLast(2).reduce(1, *)
-            return (shape[shape.count - 2] * receptive, shape[shape.count - 1] * receptive)
+            let receptive = shape.dropLast(2).reduce(1, &*)
+            return (shape[shape.count - 2] &* receptive, shape[shape.count - 1] &* receptive)
+        }
+    }
+
+    /// `fans` in floating point, so that no shape can overflow.
+    public static func fanValues(_ shape: [Int]) -> (Double, Double) {
+        let d = shape.map(Double.init)
+        switch d.count {
+        case 0: return (1, 1)
+        case 1: return (d[0], d[0])
+        case 2: return (d[0], d[1])
+        default:
+            let receptive = d.dropLast(2).reduce(1, *)
+            return (d[d.count - 2] * receptive, d[d.count - 1] * receptive)
         }
     }
 }

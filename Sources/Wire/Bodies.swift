@@ -1,7 +1,4 @@
 import Foundation
-import Optimizers
-import Tensors
-import VariableScopes
 
 /// How a server combines workers' gradients.
 public enum SyncMode: String, Codable, Sendable, CaseIterable {
@@ -21,17 +18,50 @@ public struct Hello: Codable, Sendable, Equatable {
     }
 }
 
-/// `.welcome` body.
+/// `.welcome` body: how the server runs, and where this worker resumes.
 public struct Welcome: Codable, Sendable, Equatable {
     public var server: String
     public var mode: SyncMode
     public var staleness: Int?
-    public var optimizer: OptimizerConfig
-    public init(server: String, mode: SyncMode, staleness: Int?, optimizer: OptimizerConfig) {
+    /// The optimizer, as a person reads it (the server applies it; workers only report it).
+    public var optimizer: String
+    /// Sync: how many workers' gradients a step may go without (TensorFlow's replicas-to-aggregate idea).
+    public var backupWorkers: Int
+    /// Updates this server has applied (restored from its checkpoint after a restart).
+    public var updates: UInt64
+    /// The step this worker index resumes after: the server's sync step, or (async) the last step this
+    /// index pushed. 0 for a new job.
+    public var resumeStep: UInt64
+
+    public init(
+        server: String, mode: SyncMode, staleness: Int?, optimizer: String, backupWorkers: Int = 0,
+        updates: UInt64 = 0, resumeStep: UInt64 = 0
+    ) {
         self.server = server
         self.mode = mode
         self.staleness = staleness
         self.optimizer = optimizer
+        self.backupWorkers = backupWorkers
+        self.updates = updates
+        self.resumeStep = resumeStep
+    }
+}
+
+/// `.pushed` body: what became of a gradient.
+public struct Pushed: Codable, Sendable, Equatable {
+    public enum Outcome: String, Codable, Sendable {
+        /// Applied now (async), or counted towards its sync step.
+        case applied
+        /// A sync step that was already applied without it (a backup worker's late gradient): dropped.
+        case late
+    }
+
+    public var outcome: Outcome
+    /// Whether this acknowledges a re-sent request that had already been handled (nothing was applied again).
+    public var duplicate: Bool
+    public init(outcome: Outcome, duplicate: Bool = false) {
+        self.outcome = outcome
+        self.duplicate = duplicate
     }
 }
 
@@ -44,7 +74,8 @@ public struct VariableSpec: Codable, Sendable, Equatable {
     public var seed: UInt64
     /// The shape whose fans set a Glorot limit (the whole variable's, for a partition).
     public var fanShape: [Int]
-    public var count: Int { shape.reduce(1, *) }
+    /// The element count, or nil when it overflows (a hostile shape must not trap).
+    public var count: Int? { Limits.elementCount(shape) }
 
     public init(
         name: String, shape: [Int], dtype: String, initializer: InitializerSpec, seed: UInt64, fanShape: [Int]? = nil
@@ -56,53 +87,21 @@ public struct VariableSpec: Codable, Sendable, Equatable {
         self.initializer = initializer
         self.seed = seed
     }
-
-    /// The spec of a variable of a graph.
-    public init(_ v: Variable, seed: UInt64) {
-        self.init(
-            name: v.name, shape: v.shape, dtype: v.dtype.rawValue, initializer: InitializerSpec(v.initializer),
-            seed: seed,
-            fanShape: v.fanShape)
-    }
 }
 
-/// `Initializer` in a wire-friendly form.
+/// An initializer in a wire-friendly form: `kind` with up to two parameters, or explicit `values`
+/// (kind `tensor`: a worker's restored value, which a server that already holds the variable ignores).
 public struct InitializerSpec: Codable, Sendable, Equatable {
     public var kind: String
     public var a: Float
     public var b: Float
-    /// The explicit value of a `tensor` initializer.
     public var values: [Float]?
 
-    public init(_ i: Initializer) {
-        values = nil
-        switch i {
-        case .zeros: (kind, a, b) = ("zeros", 0, 0)
-        case .ones: (kind, a, b) = ("ones", 0, 0)
-        case .constant(let v): (kind, a, b) = ("constant", v, 0)
-        case .normal(let m, let s): (kind, a, b) = ("normal", m, s)
-        case .truncatedNormal(let m, let s): (kind, a, b) = ("truncated_normal", m, s)
-        case .glorotUniform: (kind, a, b) = ("glorot_uniform", 0, 0)
-        case .uniform(let l, let u): (kind, a, b) = ("uniform", l, u)
-        case .tensor(let t): (kind, a, b, values) = ("tensor", 0, 0, t.scalars)
-        }
-    }
-
-    /// The initializer for a variable of `shape`, or nil for an unknown kind or a value of the wrong size.
-    public func initializer(shape: [Int]) -> Initializer? {
-        switch kind {
-        case "tensor":
-            guard let values, values.count == shape.reduce(1, *) else { return nil }
-            return .tensor(Tensor(shape: shape, scalars: values))
-        case "zeros": return .zeros
-        case "ones": return .ones
-        case "constant": return .constant(a)
-        case "normal": return .normal(mean: a, stddev: b)
-        case "truncated_normal": return .truncatedNormal(mean: a, stddev: b)
-        case "glorot_uniform": return .glorotUniform
-        case "uniform": return .uniform(lower: a, upper: b)
-        default: return nil
-        }
+    public init(kind: String, a: Float = 0, b: Float = 0, values: [Float]? = nil) {
+        self.kind = kind
+        self.a = a
+        self.b = b
+        self.values = values
     }
 }
 
@@ -123,6 +122,18 @@ public struct ErrorBody: Codable, Sendable, Equatable, Error, CustomStringConver
     public enum Code: String, Codable, Sendable {
         case malformed, unsupportedVersion, unknownVariable, shapeConflict, dtypeConflict, wrongTensorSize,
             notRegistered, staleStep, badInitializer, protocolOrder
+        /// A number from the wire is past one of the server's limits (the message names the limit and its flag).
+        case limitExceeded
+        /// The request comes from a connection (or CURVE key) other than the one this worker index said hello on.
+        case wrongIdentity
+        /// Another live worker holds this task index.
+        case indexTaken
+        /// The worker count disagrees with the job's.
+        case workerCount
+        /// The gradient would make a variable or an optimizer slot NaN or infinite; nothing was applied.
+        case nonFinite
+        /// Registration of new variables is closed (the job has formed).
+        case registrationClosed
     }
 
     public var code: Code
@@ -137,15 +148,28 @@ public struct ErrorBody: Codable, Sendable, Equatable, Error, CustomStringConver
 
 /// Encoding and decoding of bodies.
 public enum Body {
+    /// Non-finite floats travel as strings, so that encoding never fails; receivers check finiteness.
+    static let floatStrategy = (positive: "inf", negative: "-inf", nan: "nan")
+
     public static func encode<T: Encodable>(_ value: T) -> [UInt8] {
-        // Encoding these plain structs cannot fail.
-        Array(try! JSONEncoder().encode(value))
+        let encoder = JSONEncoder()
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: floatStrategy.positive, negativeInfinity: floatStrategy.negative, nan: floatStrategy.nan)
+        // With non-finite floats as strings, encoding these plain structs cannot fail.
+        return Array(try! encoder.encode(value))
     }
 
     /// - Throws: `WireError.badBody` naming the expected type.
+    /// Bodies larger than this are refused before parsing (a register carrying restored values is the
+    /// largest legitimate one).
+    public static let defaultLimit = 64 << 20
+
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: UnsafeRawBufferPointer) throws -> T {
         do {
-            return try JSONDecoder().decode(T.self, from: Data(bytes))
+            let decoder = JSONDecoder()
+            decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+                positiveInfinity: floatStrategy.positive, negativeInfinity: floatStrategy.negative, nan: floatStrategy.nan)
+            return try decoder.decode(T.self, from: Data(bytes))
         } catch {
             throw WireError.badBody(expected: "\(T.self)", reason: "\(error)".prefix(200).description)
         }
@@ -162,6 +186,7 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
     case badBody(expected: String, reason: String)
     /// `names` is -1 when the body was not read yet.
     case tensorCountMismatch(header: Int, frames: Int, names: Int)
+    case bodyTooLarge(bytes: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -172,6 +197,7 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
             return "protocol version \(v) is not supported; this build speaks version \(Header.currentVersion)"
         case .unknownKind(let k): return "unknown message kind \(k)"
         case .badBody(let t, let r): return "body is not a valid \(t): \(r)"
+        case .bodyTooLarge(let b, let l): return "body has \(b) bytes; the limit is \(l)"
         case .tensorCountMismatch(let h, let f, let n):
             return n < 0
                 ? "header announces \(h) tensors, message carries \(f) tensor frames"
@@ -183,5 +209,20 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
     public var code: ErrorBody.Code {
         if case .unsupportedVersion = self { return .unsupportedVersion }
         return .malformed
+    }
+}
+
+/// Overflow-safe arithmetic on numbers that came from the wire.
+public enum Limits {
+    /// The product of `shape`'s dimensions, or nil when a dimension is negative or the product overflows.
+    public static func elementCount(_ shape: [Int]) -> Int? {
+        var n = 1
+        for d in shape {
+            guard d >= 0 else { return nil }
+            let (p, overflow) = n.multipliedReportingOverflow(by: d)
+            if overflow { return nil }
+            n = p
+        }
+        return n
     }
 }

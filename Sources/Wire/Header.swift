@@ -23,13 +23,25 @@ public enum MessageKind: UInt8, Sendable, CaseIterable {
     case goodbye = 10
     /// server → worker: the request failed; the body says why.
     case error = 11
+    /// worker → server: I am alive (sent while a reply is slow in coming). Reply: `.pong`.
+    case ping = 12
+    case pong = 13
+
+    /// Whether servers take this kind (the others are replies).
+    public var isRequest: Bool {
+        switch self {
+        case .hello, .register, .pull, .push, .done, .ping: return true
+        case .welcome, .registered, .values, .pushed, .goodbye, .error, .pong: return false
+        }
+    }
 }
 
 /// The fixed header of every message.
 public struct Header: Equatable, Sendable {
     /// "PS" in ASCII, so stray traffic is told apart at once.
     public static let magic: UInt16 = 0x5350
-    public static let currentVersion: UInt8 = 1
+    /// 2: the incarnation field is the sender's (workers' pushes are deduplicated by it); ping/pong.
+    public static let currentVersion: UInt8 = 2
     public static let size = 40
 
     public var version: UInt8
@@ -40,7 +52,8 @@ public struct Header: Equatable, Sendable {
     public var requestID: UInt64
     /// The training step the message is about.
     public var step: UInt64
-    /// The server's incarnation, random per start: a change mid-run means the server restarted.
+    /// The sender's incarnation, random per process start. In replies a change means the server
+    /// restarted; in requests it tells a restarted worker from a re-sent request of the same one.
     public var incarnation: UInt64
     /// Tensor frames that follow the body.
     public var tensorCount: UInt32

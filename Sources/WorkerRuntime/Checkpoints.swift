@@ -21,14 +21,33 @@ public enum Checkpoints {
         }
     }
 
-    /// Sets every trainable variable of `graph` from the `.safetensors` files in `directory`.
-    public static func restore(_ graph: Graph, from directory: String) throws {
+    /// The files to read in `directory`: for servers' checkpoints, each server's newest (highest
+    /// `sequence` in its metadata); any other `.safetensors` file as it is.
+    public static func newestFiles(in directory: String) -> [String] {
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter {
             $0.hasSuffix(".safetensors")
+        }.sorted()
+        var newest: [String: (Int, String)] = [:]
+        var plain: [String] = []
+        for f in files {
+            let path = "\(directory)/\(f)"
+            let meta = (try? SafeTensors.metadata(path)) ?? [:]
+            if let server = meta["server"], let seq = meta["sequence"].flatMap({ Int($0) }) {
+                if (newest[server]?.0 ?? -1) < seq { newest[server] = (seq, path) }
+            } else {
+                plain.append(path)
+            }
         }
+        return newest.keys.sorted().map { newest[$0]!.1 } + plain
+    }
+
+    /// Sets every trainable variable of `graph` from the `.safetensors` files in `directory` (optimizer
+    /// slots, saved under `optimizer/`, are not model variables and are skipped).
+    public static func restore(_ graph: Graph, from directory: String) throws {
+        let files = newestFiles(in: directory)
         guard !files.isEmpty else { throw Error.noFiles(directory) }
         var all: [String: SafeTensors.Entry] = [:]
-        for f in files { all.merge(try SafeTensors.read("\(directory)/\(f)")) { a, _ in a } }
+        for f in files { all.merge(try SafeTensors.read(f).filter { !$0.key.hasPrefix("optimizer/") }) { a, _ in a } }
         for v in graph.trainableVariables {
             guard let e = all[v.name] else { throw Error.missing(variable: v.name, directory: directory) }
             guard e.shape == v.shape else { throw Error.shape(variable: v.name, file: e.shape, model: v.shape) }

@@ -1,15 +1,16 @@
+import Exchange
 import Foundation
 import Logging
-import Training
+import Transport
 import VariableScopes
 import Wire
-import ZeroMQ
 
 /// Why talking to the parameter servers failed; each case names the server and what was awaited.
 public enum RemoteError: Error, CustomStringConvertible {
     case timeout(server: String, position: Int, of: Int, waitingFor: String, seconds: Double)
     case refused(server: String, what: String, error: ErrorBody)
-    case restarted(server: String)
+    case lost(server: String, seconds: Double, attempts: Int, hint: String)
+    case keyRefused(server: String, reason: String)
     case unexpectedReply(server: String, what: String, got: String)
     case badEndpoint(String)
 
@@ -18,156 +19,296 @@ public enum RemoteError: Error, CustomStringConvertible {
         case .timeout(let s, let i, let n, let w, let secs):
             return String(
                 format:
-                    "timed out after %.0f s waiting for ps %@ (%d of %d servers) to %@; is ps-server running there and reachable?",
+                    "timed out after %.0f s waiting for ps %@ (%d of %d servers) to %@; it answers pings, so it is alive but slow (a sync step waiting for other workers?)",
                 secs, s, i, n, w)
         case .refused(let s, let w, let e):
             return "ps \(s) refused \(w): \(e.message)"
-        case .restarted(let s):
-            return
-                "ps \(s) restarted during training (its incarnation changed): the variables it held are gone; restart the run"
+        case .lost(let s, let secs, let n, let hint):
+            return String(
+                format:
+                    "lost ps %@ and could not reconnect within %.0f s (%d attempts): is ps-server running there and reachable? (--recovery-timeout)%@",
+                s, secs, n, hint)
+        case .keyRefused(let s, let r):
+            return "ps \(s): \(r)"
         case .unexpectedReply(let s, let w, let g):
             return "ps \(s) answered \(w) with \(g)"
         case .badEndpoint(let e):
             return "'\(e)' is not host:port"
         }
     }
+
+    /// Whether trying again later may succeed (a lost peer) rather than never (a refusal, a conflict).
+    public var isRetryable: Bool {
+        switch self {
+        case .lost, .timeout: return true
+        case .refused, .keyRefused, .unexpectedReply, .badEndpoint: return false
+        }
+    }
 }
 
-/// Worker-side traffic counters.
+/// Worker-side traffic and recovery counters.
 public struct TrafficStats: Sendable {
     public var bytesSent = 0
     public var bytesReceived = 0
     public var steps = 0
+    /// Servers lost and found again, and the updates they had applied after their last checkpoint.
+    public var recoveries = 0
+    public var updatesLost: UInt64 = 0
+    public var recoverySeconds = 0.0
+    /// Sync gradients that arrived after their step was applied without them.
+    public var lateGradients = 0
+    public var pushSeconds: [Double] = []
     public var bytesPerStep: Double { steps == 0 ? 0 : Double(bytesSent + bytesReceived) / Double(steps) }
 }
 
-/// Pushes gradients to and pulls variables from parameter servers over ZeroMQ (one DEALER per server).
+/// How a worker talks to its servers.
+public struct RemoteSettings: Sendable {
+    public var taskIndex: Int
+    public var numWorkers: Int
+    /// The graph seed: servers create variables from it exactly as every worker does.
+    public var seed: UInt64
+    /// Seconds a live (pinging) server may take to answer one request.
+    public var timeout: Double = 60
+    /// Seconds between pings while a reply is slow.
+    public var heartbeat: Double = 1
+    /// Seconds without any word from a server before it is counted lost and reconnected.
+    public var lostAfter: Double = 4
+    /// Seconds to keep reconnecting to a lost server before giving up.
+    public var recoveryTimeout: Double = 300
+    /// Register with the worker's current values (after `--restore`): a server that does not hold a
+    /// variable yet takes them; one that does keeps its own.
+    public var registerValues = false
+    /// Whether the connections use CURVE (for the hint when a server never answers).
+    public var usesCurve = false
+
+    public init(taskIndex: Int, numWorkers: Int, seed: UInt64) {
+        self.taskIndex = taskIndex
+        self.numWorkers = numWorkers
+        self.seed = seed
+    }
+}
+
+/// Pushes gradients to and pulls variables from parameter servers, over any `ClientTransport`.
 ///
-/// Each step sends, to every server at once, the push of step k's gradients and the pull for step
-/// k + 1, then waits for both replies from each. Gradient frames borrow the variables' gradient
-/// buffers (no copy): those are not written again until every reply, hence every send, is complete.
+/// Each step sends, to every server at once, the push of step k's gradients and the pull for step k + 1,
+/// then waits for both replies from each. Gradient frames borrow the variables' gradient buffers (no
+/// copy): those are not written again until every reply, hence every send, is complete.
+///
+/// A server that stops answering (no reply and no pong for `lostAfter`) or comes back with a new
+/// incarnation is recovered: reconnect with exponential backoff, hello, register again (create-if-absent),
+/// then re-send the unanswered requests with their original ids, so a push is applied once.
 public final class RemoteExchange: ParameterExchange {
     public let servers: [String]
-    let taskIndex: Int
-    let numWorkers: Int
-    let seed: UInt64
-    let timeout: Double
+    let settings: RemoteSettings
     let logger: Logger
-    let context: Context
-    var sockets: [Socket] = []
-    /// Whether the connections use CURVE (a wrong key then shows up as an unanswered hello).
-    let usesCurve: Bool
+    let transports: [ClientTransport]
+    /// This process's incarnation: servers tell a re-sent request from a new process by it.
+    public let incarnation = UInt64.random(in: 1...UInt64.max)
     var placement: Placement?
     /// Variables on each server, in a fixed order.
     var onServer: [[Variable]] = []
-    var incarnations: [UInt64?] = []
+    var incarnations: [UInt64?]
+    /// The last update count each server reported, to count what a restart lost.
+    var lastUpdates: [UInt64]
+    /// Sync: the step label of the next push to each server (its step + 1).
+    var labels: [UInt64]
     var nextRequest: UInt64 = 1
     public private(set) var stats = TrafficStats()
     /// The welcome of each server (mode, optimizer).
     public private(set) var welcomes: [Welcome] = []
+    /// Called with each recovery's description (metrics, logs).
+    public var onRecovery: ((String) -> Void)?
 
     /// - Parameters:
     ///   - servers: `host:port` of each parameter server, in the same order on every worker.
-    ///   - timeout: seconds any single wait may take.
-    ///   - curveServerKeys: the servers' CURVE public keys (one for all, or one per server); nil for plain TCP.
-    public init(
-        servers: [String], taskIndex: Int, numWorkers: Int, seed: UInt64, timeout: Double = 60,
-        context: Context, logger: Logger, curveServerKeys: [[UInt8]]? = nil
-    ) throws {
-        for s in servers where s.split(separator: ":").count != 2 || Int(s.split(separator: ":").last!) == nil {
-            throw RemoteError.badEndpoint(s)
-        }
-        if let keys = curveServerKeys, keys.count != 1 && keys.count != servers.count {
-            throw RemoteError.badEndpoint(
-                "\(keys.count) CURVE server keys for \(servers.count) servers: give one key, or one per server")
+    ///   - transports: one connection per server, in the same order.
+    public init(servers: [String], transports: [ClientTransport], settings: RemoteSettings, logger: Logger) throws {
+        guard !servers.isEmpty, servers.count == transports.count else {
+            throw RemoteError.badEndpoint("\(servers.count) servers for \(transports.count) connections")
         }
         self.servers = servers
-        self.usesCurve = !(curveServerKeys ?? []).isEmpty
-        self.taskIndex = taskIndex
-        self.numWorkers = numWorkers
-        self.seed = seed
-        self.timeout = timeout
-        self.context = context
+        self.transports = transports
+        self.settings = settings
         self.logger = logger
-        for s in servers {
-            let socket = try Socket(context, .dealer)
-            try socket.setRoutingID(Array("worker-\(taskIndex)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))".utf8))
-            try socket.setSendHighWaterMark(64)
-            try socket.setReceiveHighWaterMark(64)
-            try socket.setMaxMessageSize(256 << 20)
-            try socket.setHeartbeat(intervalMilliseconds: 1000, timeoutMilliseconds: 5000)
-            try socket.setReconnectInterval(milliseconds: 100)
-            try socket.setSendTimeout(milliseconds: Int32(timeout * 1000))
-            if let keys = curveServerKeys, !keys.isEmpty {
-                try socket.setCurveClient(
-                    serverKey: keys.count == 1 ? keys[0] : keys[sockets.count], keyPair: try CurveKeyPair())
-            }
-            try socket.connect("tcp://\(s)")
-            sockets.append(socket)
-        }
         incarnations = Array(repeating: nil, count: servers.count)
+        lastUpdates = Array(repeating: 0, count: servers.count)
+        labels = Array(repeating: 1, count: servers.count)
+    }
+
+    /// Checks `host:port` strings: a host and a port in 1...65535.
+    public static func checkEndpoints(_ servers: [String]) throws {
+        guard !servers.isEmpty else { throw RemoteError.badEndpoint("") }
+        for s in servers {
+            guard let colon = s.lastIndex(of: ":"), colon != s.startIndex, let port = Int(s[s.index(after: colon)...]),
+                (1...65535).contains(port)
+            else { throw RemoteError.badEndpoint(s) }
+        }
     }
 
     // MARK: - ParameterExchange
 
-    public func start(variables: [Variable]) throws {
+    public func start(variables: [Variable]) throws -> Int {
         let placement = Placement(variables: variables, servers: servers.count)
         self.placement = placement
         onServer = servers.indices.map { i in variables.filter { placement.owner[$0.name] == i } }
-        let hello = Hello(
-            workerName: "worker \(taskIndex) (pid \(getpid()), \(ProcessInfo.processInfo.hostName))",
-            numWorkers: numWorkers)
-        let helloIDs = servers.indices.map { send($0, .hello, step: 0, body: Body.encode(hello)) }
-        for (i, id) in helloIDs.enumerated() {
-            let reply = try awaitReply(
-                i, id, expecting: .welcome,
-                what: usesCurve
-                    ? "answer hello (with CURVE, a --curve-server-key that is not the server's also looks like this)"
-                    : "answer hello")
-            welcomes.append(try reply.decode(Welcome.self))
+        var resume: UInt64 = 0
+        for i in servers.indices {
+            let welcome = try join(i, deadline: Date().addingTimeInterval(settings.timeout))
+            resume = max(resume, welcome.resumeStep)
         }
-        let registerIDs = servers.indices.map { i in
-            send(
-                i, .register, step: 0,
-                body: Body.encode(Register(variables: onServer[i].map { VariableSpec($0, seed: seed) })))
-        }
-        for (i, id) in registerIDs.enumerated() {
-            _ = try awaitReply(i, id, expecting: .registered, what: "register \(onServer[i].count) variables")
-        }
-        try pull(step: 1)
+        try roundTrip(servers.indices.map { i in pullRequest(i, step: Int(resume) + 1) }, what: "send the variables")
+        return Int(resume)
     }
 
     public func exchange(step: Int, variables: [Variable]) throws {
-        var pushIDs: [UInt64] = []
+        let started = Date()
+        var requests: [Request] = []
         for i in servers.indices {
             let vars = onServer[i]
-            let frames = vars.map { v in Message(borrowing: UnsafeRawBufferPointer(v.gradient)) }
-            pushIDs.append(
-                send(i, .push, step: UInt64(step), body: Body.encode(Names(names: vars.map(\.name))), tensors: frames))
+            let frames = vars.map { v in Frame(external: UnsafeRawBufferPointer(v.gradient), owner: nil) }
+            let label = welcomes[i].mode == .sync ? labels[i] : UInt64(step)
+            requests.append(
+                request(
+                    i, .push, step: label, body: Body.encode(Names(names: vars.map(\.name))), tensors: frames,
+                    what: "acknowledge the gradients of step \(step)"))
         }
-        try pull(step: step + 1, after: pushIDs)
+        for i in servers.indices { requests.append(pullRequest(i, step: step + 1)) }
+        try roundTrip(requests, what: "")
         stats.steps += 1
+        stats.pushSeconds.append(Date().timeIntervalSince(started))
+        if stats.pushSeconds.count > 4096 { stats.pushSeconds.removeFirst(2048) }
     }
 
     public func finish(variables: [Variable]) throws {
-        let ids = servers.indices.map { send($0, .done, step: 0, body: Body.encode(Names(names: []))) }
-        for (i, id) in ids.enumerated() {
-            _ = try awaitReply(i, id, expecting: .goodbye, what: "acknowledge that this worker is done")
+        try roundTrip(
+            servers.indices.map {
+                request($0, .done, step: 0, body: Body.encode(Names(names: [])), what: "acknowledge that this worker is done")
+            }, what: "")
+    }
+
+    // MARK: - Requests
+
+    /// One request to one server, kept whole so it can be re-sent with the same id after a recovery.
+    struct Request {
+        let server: Int
+        let kind: MessageKind
+        let id: UInt64
+        let step: UInt64
+        let body: [UInt8]
+        let tensors: [Frame]
+        let what: String
+        var reply: Envelope?
+    }
+
+    func request(
+        _ server: Int, _ kind: MessageKind, step: UInt64, body: [UInt8], tensors: [Frame] = [], what: String
+    ) -> Request {
+        let id = nextRequest
+        nextRequest += 1
+        return Request(server: server, kind: kind, id: id, step: step, body: body, tensors: tensors, what: what)
+    }
+
+    func pullRequest(_ i: Int, step: Int) -> Request {
+        request(
+            i, .pull, step: UInt64(step), body: Body.encode(Names(names: onServer[i].map(\.name))),
+            what: "send the variables for step \(step)")
+    }
+
+    func send(_ r: Request) {
+        let header = Header(
+            kind: r.kind, workerID: UInt32(settings.taskIndex), requestID: r.id, step: r.step, incarnation: incarnation)
+        let frames = Envelope.frames(header, body: r.body, tensors: r.tensors)
+        stats.bytesSent += frames.reduce(0) { $0 + $1.count }
+        do {
+            try transports[r.server].send(frames)
+        } catch {
+            // The reply's bounded wait notices, and recovery re-sends.
+            logger.debug("send failed", metadata: ["ps.endpoint": "\(servers[r.server])", "error": "\(error)"])
         }
     }
 
-    // MARK: - Messages
+    /// Sends every request, then waits for every reply, recovering lost servers on the way; applies the
+    /// replies (values into the variables, labels, counters).
+    func roundTrip(_ requests: [Request], what: String) throws {
+        for r in requests { send(r) }
+        var byServer: [Int: [Request]] = [:]
+        for r in requests { byServer[r.server, default: []].append(r) }
+        for i in servers.indices {
+            guard var pending = byServer[i] else { continue }
+            try awaitReplies(&pending, server: i)
+            for r in pending { try apply(r) }
+        }
+    }
 
-    /// Sends a pull for `step` to every server; first awaits the push acknowledgements `after`.
-    func pull(step: Int, after pushIDs: [UInt64] = []) throws {
-        let pullIDs = servers.indices.map { i in
-            send(i, .pull, step: UInt64(step), body: Body.encode(Names(names: onServer[i].map(\.name))))
+    /// Waits for the replies to `requests` (all to server `i`).
+    func awaitReplies(_ requests: inout [Request], server i: Int) throws {
+        var lastHeard = Date()
+        var lastPing = Date()
+        var deadline = Date().addingTimeInterval(settings.timeout)
+        while let open = requests.firstIndex(where: { $0.reply == nil }) {
+            let now = Date()
+            if let refusal = transports[i].refusal { throw RemoteError.keyRefused(server: servers[i], reason: refusal) }
+            if now.timeIntervalSince(lastHeard) > settings.lostAfter {
+                try recover(i, because: "no word for \(String(format: "%.1f", settings.lostAfter)) s")
+                for r in requests where r.reply == nil { send(r) }
+                (lastHeard, lastPing, deadline) = (Date(), Date(), Date().addingTimeInterval(settings.timeout))
+                continue
+            }
+            if now > deadline {
+                throw RemoteError.timeout(
+                    server: servers[i], position: i + 1, of: servers.count, waitingFor: requests[open].what,
+                    seconds: settings.timeout)
+            }
+            if now.timeIntervalSince(lastHeard) >= settings.heartbeat && now.timeIntervalSince(lastPing) >= settings.heartbeat {
+                send(request(i, .ping, step: 0, body: Body.encode(Names(names: [])), what: "answer a ping"))
+                lastPing = now
+            }
+            guard let frames = try transports[i].receive(timeout: min(0.25, settings.heartbeat / 2)) else { continue }
+            stats.bytesReceived += frames.reduce(0) { $0 + $1.count }
+            lastHeard = Date()
+            let reply: Envelope
+            do {
+                reply = try Envelope(frames: frames[...])
+            } catch {
+                throw RemoteError.unexpectedReply(server: servers[i], what: requests[open].what, got: "a malformed message (\(error))")
+            }
+            if let known = incarnations[i], known != reply.header.incarnation {
+                try recover(i, because: "it restarted (new incarnation)")
+                for r in requests where r.reply == nil { send(r) }
+                (lastHeard, lastPing, deadline) = (Date(), Date(), Date().addingTimeInterval(settings.timeout))
+                continue
+            }
+            incarnations[i] = reply.header.incarnation
+            guard let k = requests.firstIndex(where: { $0.id == reply.header.requestID && $0.reply == nil }) else {
+                continue  // a pong, or a late reply to an earlier request
+            }
+            if reply.header.kind == .error {
+                throw RemoteError.refused(server: servers[i], what: requests[k].what, error: try reply.decode(ErrorBody.self))
+            }
+            requests[k].reply = reply
         }
-        for (i, id) in pushIDs.enumerated() {
-            _ = try awaitReply(i, id, expecting: .pushed, what: "acknowledge the gradients of step \(step - 1)")
+    }
+
+    /// Takes in a reply: pulled values into the variables, the sync label, acknowledgements.
+    func apply(_ r: Request) throws {
+        guard let reply = r.reply else { return }
+        let i = r.server
+        let expected: MessageKind
+        switch r.kind {
+        case .push: expected = .pushed
+        case .pull: expected = .values
+        case .done: expected = .goodbye
+        case .register: expected = .registered
+        case .hello: expected = .welcome
+        default: expected = .pong
         }
-        for (i, id) in pullIDs.enumerated() {
-            let reply = try awaitReply(i, id, expecting: .values, what: "send the variables for step \(step)")
+        guard reply.header.kind == expected else {
+            throw RemoteError.unexpectedReply(server: servers[i], what: r.what, got: "\(reply.header.kind)")
+        }
+        switch r.kind {
+        case .push:
+            if let p = try? reply.decode(Pushed.self), p.outcome == .late { stats.lateGradients += 1 }
+        case .pull:
             let vars = onServer[i]
             guard reply.tensors.count == vars.count else {
                 throw RemoteError.unexpectedReply(
@@ -175,64 +316,149 @@ public final class RemoteExchange: ParameterExchange {
             }
             for (v, frame) in zip(vars, reply.tensors) {
                 guard frame.count == v.count * 4 else {
-                    throw RemoteError.unexpectedReply(
-                        server: servers[i], what: "pull of \(v.name)", got: "\(frame.count) bytes")
+                    throw RemoteError.unexpectedReply(server: servers[i], what: "pull of \(v.name)", got: "\(frame.count) bytes")
                 }
                 frame.withUnsafeBytes { src in UnsafeMutableRawBufferPointer(v.value).copyMemory(from: src) }
             }
+            lastUpdates[i] = reply.header.step
+            labels[i] = reply.header.step + 1
+        default: break
         }
     }
 
-    /// Sends a request and returns its id. Send failures surface as the reply's timeout.
+    // MARK: - Joining and recovery
+
+    /// Says hello to server `i` and registers this worker's variables there; retries while another process
+    /// still holds this task index (a restarted worker whose predecessor is not yet forgotten).
     @discardableResult
-    func send(_ server: Int, _ kind: MessageKind, step: UInt64, body: [UInt8], tensors: [Message] = []) -> UInt64 {
-        let id = nextRequest
-        nextRequest += 1
-        let header = Header(
-            kind: kind, workerID: UInt32(taskIndex), requestID: id, step: step, incarnation: incarnations[server] ?? 0)
-        let frames = Envelope.frames(header, body: body, tensors: tensors)
-        stats.bytesSent += frames.reduce(0) { $0 + $1.count }
-        do {
-            try sockets[server].send(frames)
-        } catch {
-            logger.warning("send failed", metadata: ["ps.endpoint": "\(servers[server])", "error": "\(error)"])
+    func join(_ i: Int, deadline: Date) throws -> Welcome {
+        while true {
+            var hello = [
+                request(
+                    i, .hello, step: 0,
+                    body: Body.encode(
+                        Hello(
+                            workerName: "worker \(settings.taskIndex) (pid \(getpid()), \(ProcessInfo.processInfo.hostName))",
+                            numWorkers: settings.numWorkers)),
+                    what: "answer hello")
+            ]
+            send(hello[0])
+            do {
+                try awaitReplies(&hello, server: i)
+            } catch RemoteError.refused(_, _, let e) where e.code == .indexTaken && Date() < deadline {
+                logger.warning("task index still held by an earlier process; retrying", metadata: ["ps": "\(servers[i])"])
+                Thread.sleep(forTimeInterval: 1)
+                continue
+            }
+            let welcome = try hello[0].reply!.decode(Welcome.self)
+            if welcomes.count > i { welcomes[i] = welcome } else { welcomes.append(welcome) }
+            labels[i] = welcome.resumeStep + 1
+            let specs = onServer[i].map { v -> VariableSpec in
+                var spec = VariableSpec(v, seed: settings.seed)
+                if settings.registerValues || stats.recoveries > 0 {
+                    spec.initializer = InitializerSpec(kind: "tensor", values: Array(v.value))
+                }
+                return spec
+            }
+            var register = [
+                request(
+                    i, .register, step: 0, body: Body.encode(Register(variables: specs)),
+                    what: "register \(specs.count) variables")
+            ]
+            send(register[0])
+            try awaitReplies(&register, server: i)
+            try apply(register[0])
+            return welcome
         }
-        return id
     }
 
-    /// Waits for the reply to request `id` from `server`, within the timeout.
-    func awaitReply(_ server: Int, _ id: UInt64, expecting kind: MessageKind, what: String) throws -> Envelope {
-        let deadline = Date().addingTimeInterval(timeout)
+    /// Reconnects to server `i` with exponential backoff until it answers hello, within the recovery timeout.
+    func recover(_ i: Int, because why: String) throws {
+        let started = Date()
+        logger.warning(
+            "lost ps \(servers[i]) (\(why)); reconnecting", metadata: ["recovery.timeout": "\(settings.recoveryTimeout)"])
+        var backoff = 0.1
+        var attempts = 0
+        let previous = incarnations[i]
         while true {
-            let left = deadline.timeIntervalSinceNow
-            guard left > 0 else {
-                throw RemoteError.timeout(
-                    server: servers[server], position: server + 1, of: servers.count, waitingFor: what, seconds: timeout
-                )
+            attempts += 1
+            try transports[i].reconnect()
+            incarnations[i] = nil
+            var hello = [
+                request(
+                    i, .hello, step: 0,
+                    body: Body.encode(
+                        Hello(
+                            workerName: "worker \(settings.taskIndex) (pid \(getpid()), \(ProcessInfo.processInfo.hostName))",
+                            numWorkers: settings.numWorkers)),
+                    what: "answer hello")
+            ]
+            send(hello[0])
+            if let welcome = try waitBriefly(&hello, server: i, seconds: 1 + backoff) {
+                let restarted = previous != nil && incarnations[i] != previous
+                var lost: UInt64 = 0
+                if restarted {
+                    lost = lastUpdates[i] > welcome.updates ? lastUpdates[i] - welcome.updates : 0
+                    stats.updatesLost += lost
+                    var register = [
+                        request(
+                            i, .register, step: 0,
+                            body: Body.encode(
+                                Register(
+                                    variables: onServer[i].map { v in
+                                        var spec = VariableSpec(v, seed: settings.seed)
+                                        spec.initializer = InitializerSpec(kind: "tensor", values: Array(v.value))
+                                        return spec
+                                    })), what: "register again after its restart")
+                    ]
+                    send(register[0])
+                    try awaitReplies(&register, server: i)
+                    try apply(register[0])
+                }
+                if welcomes.count > i { welcomes[i] = welcome }
+                let seconds = Date().timeIntervalSince(started)
+                stats.recoveries += 1
+                stats.recoverySeconds += seconds
+                let text = String(
+                    format: "recovered ps %@ after %.2f s (%d attempts)%@", servers[i], seconds, attempts,
+                    restarted
+                        ? ": it restarted at update \(welcome.updates); \(lost) updates it had applied after its last checkpoint are lost"
+                        : ": same server, connection restored")
+                logger.warning("\(text)")
+                onRecovery?(text)
+                return
             }
-            guard try sockets[server].waitReadable(milliseconds: max(1, Int(min(left, 1) * 1000))),
-                let frames = try? sockets[server].receive(dontWait: true)
-            else { continue }
-            stats.bytesReceived += frames.reduce(0) { $0 + $1.count }
-            let reply: Envelope
-            do {
-                reply = try Envelope(frames: frames[...])
-            } catch {
-                throw RemoteError.unexpectedReply(
-                    server: servers[server], what: what, got: "a malformed message (\(error))")
+            if Date().timeIntervalSince(started) > settings.recoveryTimeout {
+                let hint =
+                    previous == nil && settings.usesCurve
+                    ? "; it never answered: with CURVE, a --curve-server-key that is not this server's public key looks like this"
+                    : ""
+                throw RemoteError.lost(server: servers[i], seconds: settings.recoveryTimeout, attempts: attempts, hint: hint)
             }
-            if let known = incarnations[server], known != reply.header.incarnation {
-                throw RemoteError.restarted(server: servers[server])
-            }
-            incarnations[server] = reply.header.incarnation
-            guard reply.header.requestID == id else { continue }  // a late reply to an earlier request
-            if reply.header.kind == .error {
-                throw RemoteError.refused(server: servers[server], what: what, error: try reply.decode(ErrorBody.self))
-            }
-            guard reply.header.kind == kind else {
-                throw RemoteError.unexpectedReply(server: servers[server], what: what, got: "\(reply.header.kind)")
-            }
-            return reply
+            logger.info(
+                "ps \(servers[i]) not back yet", metadata: ["attempt": "\(attempts)", "next.seconds": "\(String(format: "%.1f", backoff))"])
+            Thread.sleep(forTimeInterval: backoff)
+            backoff = min(backoff * 2, 5)
         }
+    }
+
+    /// Waits up to `seconds` for the welcome; nil if none came (the server is not back yet).
+    func waitBriefly(_ hello: inout [Request], server i: Int, seconds: Double) throws -> Welcome? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if let refusal = transports[i].refusal { throw RemoteError.keyRefused(server: servers[i], reason: refusal) }
+            guard let frames = try transports[i].receive(timeout: 0.1) else { continue }
+            stats.bytesReceived += frames.reduce(0) { $0 + $1.count }
+            guard let reply = try? Envelope(frames: frames[...]), reply.header.requestID == hello[0].id else { continue }
+            if reply.header.kind == .error {
+                let e = try reply.decode(ErrorBody.self)
+                if e.code == .indexTaken { return nil }
+                throw RemoteError.refused(server: servers[i], what: "hello after reconnecting", error: e)
+            }
+            incarnations[i] = reply.header.incarnation
+            return try reply.decode(Welcome.self)
+        }
+        return nil
     }
 }
+

@@ -83,6 +83,16 @@ public final class Message {
         try body(UnsafeRawBufferPointer(start: zmq_msg_data(msg), count: zmq_msg_size(msg)))
     }
 
+    /// Where the frame's bytes are: for a borrowed frame, the caller's own buffer (tests check that no copy was made).
+    public var dataAddress: UnsafeRawPointer? { UnsafeRawPointer(zmq_msg_data(msg)) }
+
+    /// A property of a received frame's connection (`zmq_msg_gets`): `User-Id` is the CURVE client's public
+    /// key (Z85) once a ZAP handler admitted it, `Peer-Address` the remote IP address. nil when absent.
+    public func property(_ name: String) -> String? {
+        guard let p = zmq_msg_gets(msg, name) else { return nil }
+        return String(cString: p)
+    }
+
     /// A copy of the frame's bytes.
     public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 
@@ -97,7 +107,9 @@ final class StorageBox<T> {
 
     init(_ array: [T]) {
         storage = array
-        // Force unique, contiguous storage and pin its address for the box's lifetime.
-        baseAddress = storage.withUnsafeMutableBytes { $0.baseAddress ?? UnsafeMutableRawPointer(bitPattern: 1)! }
+        // Share the array's buffer (no copy): the box holds a reference, so the buffer stays alive and, by
+        // copy-on-write, unchanged (a writer to the original array gets a copy of its own) until libzmq is done.
+        baseAddress = UnsafeMutableRawPointer(
+            mutating: storage.withUnsafeBytes { $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1)! })
     }
 }

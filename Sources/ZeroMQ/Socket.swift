@@ -165,6 +165,17 @@ public final class Socket {
         try setBytes(ZMQ_CURVE_SECRETKEY, keyPair.secretKey, "ZMQ_CURVE_SECRETKEY")
     }
 
+    /// The ZAP domain a server's handler sees (`ZMQ_ZAP_DOMAIN`); setting one makes libzmq consult the handler.
+    public func setZAPDomain(_ domain: String) throws {
+        try setBytes(ZMQ_ZAP_DOMAIN, Array(domain.utf8), "ZMQ_ZAP_DOMAIN")
+    }
+
+    /// Reports this socket's connection events on `inproc://` `endpoint` (`zmq_socket_monitor`), read them
+    /// with a PAIR socket connected there. `events` is a mask of `MonitorEvent` raw values.
+    public func monitor(_ endpoint: String, events: Int32) throws {
+        if zmq_socket_monitor(try live, endpoint, events) != 0 { throw ZMQError.last("zmq_socket_monitor", endpoint) }
+    }
+
     /// The receive timeout currently set, in milliseconds.
     public var receiveTimeout: Int32 { get throws { try getInt(ZMQ_RCVTIMEO, "ZMQ_RCVTIMEO") } }
 
@@ -179,7 +190,9 @@ public final class Socket {
             var flags: Int32 = i + 1 < parts.count ? ZMQ_SNDMORE : 0
             if dontWait { flags |= ZMQ_DONTWAIT }
             // zmq_msg_send takes the frame's content; the Message object is left empty and still closes once.
-            if zmq_msg_send(part.msg, h, flags) < 0 {
+            var rc = zmq_msg_send(part.msg, h, flags)
+            while rc < 0 && zmq_errno() == EINTR { rc = zmq_msg_send(part.msg, h, flags) }
+            if rc < 0 {
                 throw ZMQError.last("zmq_msg_send", "sending frame \(i + 1) of \(parts.count) on \(describe)")
             }
         }
@@ -197,7 +210,9 @@ public final class Socket {
         var parts: [Message] = []
         repeat {
             let m = Message()
-            if zmq_msg_recv(m.msg, h, dontWait && parts.isEmpty ? ZMQ_DONTWAIT : 0) < 0 {
+            var rc = zmq_msg_recv(m.msg, h, dontWait && parts.isEmpty ? ZMQ_DONTWAIT : 0)
+            while rc < 0 && zmq_errno() == EINTR { rc = zmq_msg_recv(m.msg, h, dontWait && parts.isEmpty ? ZMQ_DONTWAIT : 0) }
+            if rc < 0 {
                 throw ZMQError.last("zmq_msg_recv", "receiving on \(describe)")
             }
             parts.append(m)
@@ -222,7 +237,10 @@ public final class Socket {
         var items = try sockets.map {
             zmq_pollitem_t(socket: try $0.live, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0)
         }
-        let rc = zmq_poll(&items, Int32(items.count), milliseconds)
+        var rc = zmq_poll(&items, Int32(items.count), milliseconds)
+        // A signal (SIGTERM on its way to a dispatch source) interrupts the wait: poll again rather than fail.
+        // The retry may wait a little longer than asked; callers bound their loops by a deadline anyway.
+        while rc < 0 && zmq_errno() == EINTR { rc = zmq_poll(&items, Int32(items.count), min(milliseconds, 50)) }
         if rc < 0 { throw ZMQError.last("zmq_poll", "polling \(sockets.map(\.describe).joined(separator: ", "))") }
         return items.map { $0.revents & Int16(ZMQ_POLLIN) != 0 }
     }
@@ -278,4 +296,14 @@ public struct CurveKeyPair: Sendable {
         }
         return out
     }
+}
+
+/// Connection events a monitor reports (`ZMQ_EVENT_*`).
+public enum MonitorEvent: Int32, Sendable {
+    case connected = 0x0001
+    case disconnected = 0x0200
+    case handshakeFailedNoDetail = 0x0800
+    case handshakeSucceeded = 0x1000
+    case handshakeFailedProtocol = 0x2000
+    case handshakeFailedAuth = 0x4000
 }

@@ -16,6 +16,8 @@ public struct ZMQError: Error, CustomStringConvertible, Equatable, Sendable {
         case terminated
         /// A ROUTER with `routerMandatory` was asked to send to a peer it does not know (EHOSTUNREACH).
         case unreachablePeer
+        /// A signal arrived during a blocking call (EINTR): retry it.
+        case interrupted
         /// Any other failure of a libzmq call.
         case call
     }
@@ -45,6 +47,7 @@ public struct ZMQError: Error, CustomStringConvertible, Equatable, Sendable {
         case EAGAIN: kind = .timeout
         case ETERM: kind = .terminated
         case EHOSTUNREACH: kind = .unreachablePeer
+        case EINTR: kind = .interrupted
         default: kind = .call
         }
         return ZMQError(
@@ -59,6 +62,8 @@ public struct ZMQError: Error, CustomStringConvertible, Equatable, Sendable {
             return "ZeroMQ context shut down while \(subject) (\(function))"
         case .unreachablePeer:
             return "peer unreachable: \(subject) (\(function): \(reason), errno \(errno))"
+        case .interrupted:
+            return "interrupted by a signal while \(subject) (\(function))"
         case .call:
             return "\(function) failed for \(subject): \(reason) (errno \(errno))"
         }

@@ -1,142 +1,187 @@
 import ArgumentParser
-import Dispatch
 import Foundation
 import Logging
 import Optimizers
 import ParameterServer
+import ProcessSupport
+import Transport
 import Wire
 import ZeroMQ
 
+extension SyncMode: ExpressibleByArgument {}
+extension OptimizerConfig.Kind: ExpressibleByArgument {}
+extension LogFormat: ExpressibleByArgument {}
+
 /// `ps-server`: a parameter-server process that owns scoped variables and their optimizer state.
+/// It parses and checks options (and `TF_CONFIG`), then hands a typed launch to `ServerProcess`.
 struct PSServer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ps-server",
-        abstract: "Serve model variables to workers over ZeroMQ and apply their gradients.")
+        abstract: "Serve model variables to workers over ZeroMQ and apply their gradients.",
+        discussion: """
+            With TF_CONFIG set (task type ps), the port comes from cluster.ps[index], the address to bind \
+            defaults to 0.0.0.0, and the worker count from the chief and worker lists; flags override it.
+            Exit codes: 0 success, 64 bad usage or TF_CONFIG, 65 corrupt checkpoint, 1 other failures.
+            """)
 
-    @Option(help: "TCP port to listen on; 0 picks a free one (see --port-file).")
-    var port: Int?
-
-    @Option(help: "Encrypt and authenticate with CURVE: a file holding this server's Z85 secret key.")
-    var curveSecretFile: String?
-
-    @Option(help: "Write a new CURVE key pair to PREFIX.secret and PREFIX.public, then exit.")
-    var generateCurveKeys: String?
-
-    @Option(help: "Write the port actually bound to this file once listening (for harnesses and tests).")
-    var portFile: String?
-
-    @Option(help: "Address to bind (loopback by default; 0.0.0.0 serves other machines).")
-    var bind: String = "127.0.0.1"
-
-    @Option(help: "sync (average every worker's gradient of a step, apply once) or async (apply each push).")
-    var mode: String = "async"
-
-    @Option(help: "Async only: how many steps a worker may run ahead of the slowest one.")
-    var staleness: Int?
-
-    @Option(help: "sgd, momentum or adam.")
-    var optimizer: String = "adam"
-
-    @Option(help: "Learning rate.")
-    var learningRate: Float = 1e-3
-
-    @Option(help: "Momentum coefficient (momentum optimizer).")
-    var momentum: Float = 0.9
-
+    @Option(help: "TCP port to listen on; 0 picks a free one (see --port-file).") var port: Int?
+    @Option(help: "Address to bind (127.0.0.1 by default; 0.0.0.0 under TF_CONFIG).") var bind: String?
+    @Option(help: "Write the port actually bound to this file once listening.") var portFile: String?
+    @Option(help: "sync (average every worker's gradient of a step, apply once) or async.") var mode: SyncMode = .async
+    @Option(help: "Async only: how many steps a worker may run ahead of the slowest one.") var staleness: Int?
+    @Option(help: "Sync only: apply a step once all but this many workers have pushed it.") var backupWorkers = 0
+    @Option(help: "The job's worker count (otherwise the first hello fixes it).") var numWorkers: Int?
+    @Option(help: "sgd, momentum or adam.") var optimizer: OptimizerConfig.Kind = .adam
+    @Option(help: "Learning rate.") var learningRate: Float = 1e-3
+    @Option(help: "Momentum coefficient (momentum optimizer).") var momentum: Float = 0.9
     @Option(help: "Adam's beta1.") var beta1: Float = 0.9
     @Option(help: "Adam's beta2.") var beta2: Float = 0.999
     @Option(help: "Adam's epsilon.") var epsilon: Float = 1e-8
-
-    @Option(help: "Write the variables here as <name>.safetensors when the run ends.")
+    @Option(help: "Clip each push's gradient to this global norm (over this server's variables).") var clipNorm: Float?
+    @Option(help: "Keep checkpoints here (restored from on start); written periodically, on SIGTERM and at the end.")
     var checkpointDir: String?
-
-    @Option(help: "This server's name in logs and its checkpoint file (default ps-<bound port>).")
+    @Option(help: "Checkpoint every this many applied updates.") var checkpointEvery: Int?
+    @Option(help: "Checkpoint at least this often, in seconds, while updates are applied.") var checkpointSecs: Double = 60
+    @Option(help: "Checkpoint files kept per server.") var keepCheckpoints = 3
+    @Option(help: "Seconds of silence before a worker is declared lost.") var workerTimeout: Double = 30
+    @Option(help: "This server's name in logs and checkpoint files (default ps-<port>, or ps-<index> under TF_CONFIG).")
     var name: String?
+    @Flag(help: "Keep serving after every worker is done (stop with SIGTERM or Ctrl-C).") var keepServing = false
+    @Option(help: "Largest message accepted, in bytes.") var maxMessageBytes: Int64 = 256 << 20
+    @Option(help: "Largest variable, in elements.") var maxVariableElements = ServerLimits().maxVariableElements
+    @Option(help: "Bytes of variables and optimizer slots held in all.") var maxTotalBytes = ServerLimits().maxTotalBytes
+    @Option(help: "Variables this server may hold.") var maxVariables = ServerLimits().maxVariables
+    @Option(help: "Variable names in one request.") var maxNamesPerRequest = ServerLimits().maxNamesPerRequest
+    @Option(help: "Workers in one job.") var maxWorkers = ServerLimits().maxWorkers
+    @Option(help: "Encrypt with CURVE: a file holding this server's Z85 secret key.") var curveSecretFile: String?
+    @Option(help: "Admit only the CURVE client keys listed in this file (one Z85 key per line; re-read on SIGHUP).")
+    var curveAuthorizedKeys: String?
+    @Flag(help: "Allow plaintext on a non-loopback address (anyone who reaches the port can push).")
+    var insecurePlaintext = false
+    @Option(help: "Write a new CURVE key pair to PREFIX.secret and PREFIX.public, then exit.") var generateCurveKeys: String?
+    @Option(help: "text or json (one object per line).") var logFormat: LogFormat = .text
 
-    @Flag(help: "Keep serving after every worker is done (stop with SIGTERM or Ctrl-C).")
-    var keepServing = false
-
-    @Option(help: "Largest message accepted, in bytes.")
-    var maxMessageBytes: Int64 = 256 << 20
+    /// `TF_CONFIG`, read once.
+    var cluster: ClusterSpec? {
+        get throws {
+            do { return try ClusterSpec.fromEnvironment() } catch let e as ClusterSpecError { throw ValidationError("\(e)") }
+        }
+    }
 
     func validate() throws {
         if generateCurveKeys != nil { return }
-        guard let port else { throw ValidationError("Missing expected argument '--port <port>'") }
-        guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535, got \(port)") }
-        guard SyncMode(rawValue: mode) != nil else {
-            throw ValidationError("--mode must be sync or async, got '\(mode)'")
+        let spec = try cluster
+        if let spec {
+            guard spec.taskType == .ps else {
+                throw ValidationError("TF_CONFIG: task.type is \(spec.taskType.rawValue); ps-server runs ps tasks (use worker)")
+            }
         }
-        guard OptimizerConfig.Kind(rawValue: optimizer) != nil else {
-            throw ValidationError("--optimizer must be sgd, momentum or adam, got '\(optimizer)'")
-        }
+        guard port != nil || spec != nil else { throw ValidationError("Missing expected argument '--port <port>' (or TF_CONFIG)") }
+        if let port { guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535, got \(port)") } }
+        if let b = bind { guard isBindableAddress(b) else { throw ValidationError("--bind: cannot bind \(b): not an address") } }
         if let s = staleness {
-            guard s >= 0 else { throw ValidationError("--staleness must be at least 0") }
-            guard mode == "async" else { throw ValidationError("--staleness applies to --mode async only") }
+            guard (0...1_000_000).contains(s) else { throw ValidationError("--staleness must be in 0...1000000, got \(s)") }
+            guard mode == .async else { throw ValidationError("--staleness applies to --mode async only") }
         }
-        guard learningRate > 0 else { throw ValidationError("--learning-rate must be positive") }
+        guard (0...maxWorkers).contains(backupWorkers) else {
+            throw ValidationError("--backup-workers must be in 0...\(maxWorkers), got \(backupWorkers)")
+        }
+        if backupWorkers > 0 && mode != .sync { throw ValidationError("--backup-workers applies to --mode sync only") }
+        if let n = numWorkers { guard (1...maxWorkers).contains(n) else { throw ValidationError("--num-workers must be in 1...\(maxWorkers), got \(n)") } }
+        if let problem = optimizerConfig.problem { throw ValidationError(problem) }
+        if let c = clipNorm { guard c.isFinite, c > 0 else { throw ValidationError("--clip-norm must be a positive finite number, got \(c)") } }
+        if let e = checkpointEvery { guard e >= 1 else { throw ValidationError("--checkpoint-every must be at least 1, got \(e)") } }
+        guard checkpointSecs.isFinite, checkpointSecs > 0, checkpointSecs <= 86_400 else {
+            throw ValidationError("--checkpoint-secs must be in (0, 86400], got \(checkpointSecs)")
+        }
+        guard (1...1000).contains(keepCheckpoints) else { throw ValidationError("--keep-checkpoints must be in 1...1000, got \(keepCheckpoints)") }
+        guard workerTimeout.isFinite, workerTimeout >= 1, workerTimeout <= 86_400 else {
+            throw ValidationError("--worker-timeout must be in [1, 86400] seconds, got \(workerTimeout)")
+        }
+        guard (1024...(4 << 30)).contains(maxMessageBytes) else {
+            throw ValidationError("--max-message-bytes must be in 1024...\(4 << 30), got \(maxMessageBytes)")
+        }
+        for (flag, v, hi) in [
+            ("--max-variable-elements", maxVariableElements, 1 << 32), ("--max-total-bytes", maxTotalBytes, 1 << 40),
+            ("--max-variables", maxVariables, 1 << 20), ("--max-names-per-request", maxNamesPerRequest, 1 << 20),
+            ("--max-workers", maxWorkers, 1 << 16),
+        ] where !(1...hi).contains(v) {
+            throw ValidationError("\(flag) must be in 1...\(hi), got \(v)")
+        }
+        if curveAuthorizedKeys != nil && curveSecretFile == nil {
+            throw ValidationError("--curve-authorized-keys needs --curve-secret-file (admission works on CURVE keys)")
+        }
+        let address = bind ?? (spec != nil ? "0.0.0.0" : "127.0.0.1")
+        if !isLoopback(address) && curveSecretFile == nil && !insecurePlaintext {
+            throw ValidationError(
+                "refusing to serve plaintext on \(address): anyone who reaches it could push gradients. Use --curve-secret-file (and --curve-authorized-keys), or --insecure-plaintext to accept the risk"
+            )
+        }
+    }
+
+    var optimizerConfig: OptimizerConfig {
+        OptimizerConfig(kind: optimizer, learningRate: learningRate, momentum: momentum, beta1: beta1, beta2: beta2, epsilon: epsilon)
     }
 
     func run() throws {
+        bootstrapLogging(logFormat)
+        let logger = Logger(label: "ps-server")
         if let prefix = generateCurveKeys {
-            let pair = try CurveKeyPair()
-            try (CurveKeyPair.z85(pair.secretKey) + "\n").write(
-                toFile: prefix + ".secret", atomically: true, encoding: .utf8)
-            try (CurveKeyPair.z85(pair.publicKey) + "\n").write(
-                toFile: prefix + ".public", atomically: true, encoding: .utf8)
-            chmod(prefix + ".secret", 0o600)
-            print(
-                "wrote \(prefix).secret (for ps-server --curve-secret-file) and \(prefix).public (for worker --curve-server-key)"
-            )
+            try writeKeyPair(prefix: prefix)
             return
         }
-        let port = self.port!
-        var curveSecret: [UInt8]?
+        let spec = try cluster
+        let address = bind ?? (spec != nil ? "0.0.0.0" : "127.0.0.1")
+        let listenPort = port ?? spec.flatMap { ClusterSpec.port(of: $0.ownAddress) } ?? 0
+        if !isLoopback(address) && curveSecretFile == nil {
+            logger.warning("serving plaintext on a non-loopback address (--insecure-plaintext): anyone who reaches it can push")
+        }
+        var config = ServerConfig(
+            name: name ?? spec.map { "ps-\($0.taskIndex)" } ?? "", mode: mode, staleness: staleness,
+            optimizer: optimizerConfig)
+        config.backupWorkers = backupWorkers
+        config.numWorkers = numWorkers ?? spec.map(\.numWorkers).flatMap { $0 > 0 ? $0 : nil }
+        config.workerTimeout = workerTimeout
+        config.checkpointEvery = checkpointEvery
+        config.checkpointSeconds = checkpointSecs
+        config.keepServing = keepServing
+        config.clipNorm = clipNorm
+        config.limits.maxVariableElements = maxVariableElements
+        config.limits.maxTotalBytes = maxTotalBytes
+        config.limits.maxVariables = maxVariables
+        config.limits.maxNamesPerRequest = maxNamesPerRequest
+        config.limits.maxWorkers = maxWorkers
+        var launch = ServerLaunch(config: config, endpoint: "tcp://\(address):\(listenPort == 0 ? "*" : String(listenPort))")
+        launch.portFile = portFile
+        launch.checkpointDir = checkpointDir
+        launch.keepCheckpoints = keepCheckpoints
+        launch.maxMessageBytes = maxMessageBytes
+        launch.authorizedKeysFile = curveAuthorizedKeys
         if let file = curveSecretFile {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw ValidationError("--curve-secret-file \(file) cannot be read; make one with --generate-curve-keys")
+            let text: String
+            do { text = try readSmallTextFile(file, flag: "--curve-secret-file", hint: "make one with --generate-curve-keys") } catch {
+                throw ValidationError("\(error)")
             }
-            do { curveSecret = try CurveKeyPair(secretZ85: text).secretKey } catch {
-                throw ValidationError("--curve-secret-file \(file) does not hold a Z85 CURVE secret key: \(error)")
+            do { launch.curveSecretKey = try CurveKeyPair(secretZ85: text).secretKey } catch {
+                throw ValidationError("--curve-secret-file \(file) does not hold a Z85 CURVE secret key")
             }
         }
-        let logger = Logger(label: "ps-server")
-        let options = ServerOptions(
-            endpoint: "tcp://\(bind):\(port == 0 ? "*" : String(port))", name: name ?? "",
-            mode: SyncMode(rawValue: mode)!, staleness: staleness,
-            optimizer: OptimizerConfig(
-                kind: .init(rawValue: optimizer)!, learningRate: learningRate, momentum: momentum,
-                beta1: beta1, beta2: beta2, epsilon: epsilon),
-            checkpointDir: checkpointDir, keepServing: keepServing, maxMessageBytes: maxMessageBytes,
-            curveSecretKey: curveSecret)
-        let context = try Context()
-        let server: ParameterServer
+        let status = ServerProcess.run(launch, logger: logger)
+        if status != .success { throw ExitCode(status.rawValue) }
+    }
+
+    func writeKeyPair(prefix: String) throws {
+        let pair = try CurveKeyPair()
         do {
-            server = try ParameterServer(options: options, context: context, logger: logger)
-        } catch let e as ZMQError {
-            throw ValidationError(
-                "cannot listen on \(options.endpoint): \(e). Is another ps-server using port \(port)?")
+            try (CurveKeyPair.z85(pair.secretKey) + "\n").write(toFile: prefix + ".secret", atomically: true, encoding: .utf8)
+            try (CurveKeyPair.z85(pair.publicKey) + "\n").write(toFile: prefix + ".public", atomically: true, encoding: .utf8)
+        } catch {
+            throw ValidationError("--generate-curve-keys \(prefix): cannot write \(prefix).secret/.public: \(error.localizedDescription)")
         }
-        let boundPort = server.boundEndpoint.split(separator: ":").last.map(String.init) ?? "\(port)"
-        if let portFile {
-            try (boundPort + "\n").write(toFile: portFile + ".tmp", atomically: true, encoding: .utf8)
-            _ = rename(portFile + ".tmp", portFile)
-        }
-        // SIGTERM and SIGINT stop the loop cleanly: the checkpoint is still written.
-        var sources: [DispatchSourceSignal] = []
-        for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                logger.info("signal received, stopping", metadata: ["signal": "\(sig)"])
-                server.requestStop()
-            }
-            source.resume()
-            sources.append(source)
-        }
-        try server.run()
-        for source in sources { source.cancel() }
-        // The server closed its socket with a linger: this waits (2 s at most) for the last replies to leave.
-        context.terminate()
+        chmod(prefix + ".secret", 0o600)
+        print(
+            "wrote \(prefix).secret (for --curve-secret-file) and \(prefix).public (for worker --curve-server-key, or a server's --curve-authorized-keys)"
+        )
     }
 }
 

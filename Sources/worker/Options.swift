@@ -1,6 +1,10 @@
 import ArgumentParser
 import Datasets
 import Model
+import WorkerJob
+
+extension Scaling: ExpressibleByArgument {}
+extension DenseVariableForm: ExpressibleByArgument {}
 
 /// The model's sizes, every one an option.
 struct ModelOptions: ParsableArguments {
@@ -12,42 +16,38 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "LSTM units (N).") var hidden = 64
     @Option(help: "Attentional hidden size (M, the seed's hidden_size2).") var hidden2 = 64
 
+    /// Sizes in range, and an unrolled graph that fits in memory (its activations, roughly).
     func check() throws {
-        for (name, v) in [
-            ("batch", batch), ("window", window), ("horizon", horizon), ("hidden", hidden), ("hidden2", hidden2),
-        ] where v < 1 {
-            throw ValidationError("--\(name) must be at least 1, got \(v)")
+        for (name, v, hi) in [
+            ("batch", batch, 4096), ("window", window, 4096), ("horizon", horizon, 4096), ("hidden", hidden, 4096),
+            ("hidden2", hidden2, 4096),
+        ] where !(1...hi).contains(v) {
+            throw ValidationError("--\(name) must be in 1...\(hi), got \(v)")
         }
-        if let d = inputDim, d < 1 { throw ValidationError("--input-dim must be at least 1, got \(d)") }
+        if let d = inputDim, !(1...4096).contains(d) { throw ValidationError("--input-dim must be in 1...4096, got \(d)") }
+        let floats = Double(window + horizon) * Double(batch) * Double(12 * hidden + 4 * hidden2)
+        guard floats * 4 < 16e9 else {
+            throw ValidationError(
+                "the model would need about \(Int(floats * 4 / 1e9)) GB of activations: use smaller --batch, --window, --horizon or --hidden")
+        }
     }
 
-    func config(inputDim: Int) -> ModelConfig {
-        ModelConfig(
-            batch: batch, window: window, horizon: horizon, inputDim: inputDim, hidden: hidden, hidden2: hidden2)
+    var sizes: ModelConfigOptions {
+        ModelConfigOptions(batch: batch, window: window, horizon: horizon, hidden: hidden, hidden2: hidden2)
     }
 }
 
 /// Which series to train on and how to scale it.
 struct DataOptions: ParsableArguments {
     @Option(help: "A built-in series (synthetic, co2, sunspots) or a CSV file path.") var data = "synthetic"
-    @Option(help: "CSV column(s) to use; the first is forecast, all are inputs. Repeat for more features.") var column:
-        [String] = []
-    @Option(help: "relative (per-window level removal, default) or global (normalisation only).") var scaling =
-        "relative"
+    @Option(help: "CSV column(s) to use; the first is forecast, all are inputs. Repeat for more features.")
+    var column: [String] = []
+    @Option(help: "relative (per-window level removal, default) or global (normalisation only).")
+    var scaling: Scaling = .relative
 
     func check() throws {
-        guard Scaling(rawValue: scaling) != nil else {
-            throw ValidationError("--scaling must be relative or global; got '\(scaling)'")
-        }
         if BuiltinSeries(rawValue: data) == nil && column.isEmpty {
             throw ValidationError("--data \(data) is a CSV file: name the column to forecast with --column")
         }
-    }
-
-    var scalingValue: Scaling { Scaling(rawValue: scaling)! }
-
-    func load(seed: UInt64) throws -> Series {
-        if let builtin = BuiltinSeries(rawValue: data) { return try builtin.load(seed: seed) }
-        return try CSVSeries.load(path: data, columns: column)
     }
 }

@@ -1,187 +1,162 @@
 import ArgumentParser
-import BLAS
 import Datasets
-import Dispatch
 import Foundation
 import Logging
 import Model
 import Optimizers
-import SafeTensors
+import ProcessSupport
 import Training
 import VariableScopes
+import WorkerJob
 import WorkerRuntime
 import ZeroMQ
 
+extension OptimizerConfig.Kind: ExpressibleByArgument {}
+extension LogFormat: ExpressibleByArgument {}
+
 /// `worker`: builds the seq2seq attention forecaster with TF1 variable scopes and trains it, in this
-/// process (no `--ps`) or against parameter servers.
+/// process (no `--ps`) or against parameter servers. It parses and checks options (and `TF_CONFIG`),
+/// then hands a typed job to `WorkerJob`.
 struct Worker: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
-        abstract: "Train the seq2seq attention forecaster, alone or against parameter servers.")
+        abstract: "Train the seq2seq attention forecaster, alone or against parameter servers.",
+        discussion: """
+            With TF_CONFIG set (task type worker or chief), --ps, --task-index and --num-workers come from it \
+            (a chief counts as worker 0); flags override it.
+            Exit codes: 0 success, 64 bad usage or TF_CONFIG, 65 bad data, 66 missing checkpoint, 77 refused by \
+            a server (shape conflict, key not admitted, index taken), 138 a server lost past --recovery-timeout \
+            (retryable), 1 other failures.
+            """)
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var data: DataOptions
 
-    @Option(help: "Parameter servers, host:port[,host:port...]; none trains in this process.")
-    var ps: String?
-
-    @Option(
-        help:
-            "The servers' CURVE public key (Z85 text or a file holding it); repeat once per server, or give one for all."
-    )
+    @Option(help: "Parameter servers, host:port[,host:port...]; none trains in this process.") var ps: String?
+    @Option(help: "The servers' CURVE public key (Z85 text or a file); repeat once per server, or give one for all.")
     var curveServerKey: [String] = []
-
-    @Option(help: "Seconds any one wait for a parameter server may take.")
-    var timeout: Double = 60
-
-    @Option(
-        help:
-            "Load variables from the .safetensors files in this directory before training (e.g. servers' checkpoints).")
-    var restore: String?
-
+    @Option(help: "This worker's own CURVE secret key file (its public key must be in the servers' authorized keys).")
+    var curveSecretFile: String?
+    @Option(help: "Seconds a live server may take to answer one request.") var timeout: Double = 60
+    @Option(help: "Seconds to keep reconnecting to a lost server before giving up (exit 138).")
+    var recoveryTimeout: Double = 300
+    @Option(help: "Load variables from the .safetensors files in this directory before training.") var restore: String?
     @Option(help: "After training, write the model (variables, normalisation, sizes) to this .safetensors file.")
     var save: String?
-
     @Option(help: "This worker's index among --num-workers (selects its shard of the training windows).")
-    var taskIndex = 0
-
-    @Option(help: "How many workers share the training windows.")
-    var numWorkers = 1
-
-    @Option(help: "Training steps.")
-    var steps = 1000
-
-    @Option(help: "Optimizer: sgd, momentum or adam (in-process training; servers take theirs on their command line).")
-    var optimizer: String = "adam"
-
-    @Option(help: "Learning rate (in-process training).")
-    var learningRate: Float = 1e-3
-
-    @Option(help: "Momentum coefficient for --optimizer momentum.")
-    var momentum: Float = 0.9
-
-    @Option(help: "Global seed: initial values and batch sampling.")
-    var seed: UInt64 = 0
-
-    @Option(help: "Print progress every N steps when not on a terminal.")
-    var logEvery = 100
-
-    @Option(help: "Write TensorBoard event files to this directory.")
-    var logdir: String?
-
-    @Option(help: "OpenBLAS threads for this process.")
-    var threads = 1
-
+    var taskIndex: Int?
+    @Option(help: "How many workers share the training windows.") var numWorkers: Int?
+    @Option(help: "Training steps.") var steps = 1000
+    @Option(help: "Optimizer for in-process training (servers take theirs on their command line).")
+    var optimizer: OptimizerConfig.Kind = .adam
+    @Option(help: "Learning rate (in-process training).") var learningRate: Float = 1e-3
+    @Option(help: "Momentum coefficient for --optimizer momentum.") var momentum: Float = 0.9
+    @Option(help: "Global seed: initial values and batch sampling.") var seed: UInt64 = 0
+    @Option(help: "Print progress every N steps when not on a terminal.") var logEvery = 100
+    @Option(help: "Write TensorBoard event files to this directory.") var logdir: String?
+    @Option(help: "OpenBLAS threads for this process.") var threads = 1
+    @Option(help: "text or json (one object per line).") var logFormat: LogFormat = .text
     @Flag(help: "Print each variable's name, shape and bytes, and the scope diagnostics, then exit.")
     var printVariables = false
+    @Option(help: "How the decoder's dense weights are made: getVariable (shared, the fix) or variable (the seed's bug).")
+    var denseForm: DenseVariableForm = .getVariable
 
-    @Option(
-        help: "How the decoder's dense weights are made: getVariable (shared, the fix) or variable (the seed's bug).")
-    var denseForm: String = "getVariable"
+    var cluster: ClusterSpec? {
+        get throws {
+            do { return try ClusterSpec.fromEnvironment() } catch let e as ClusterSpecError { throw ValidationError("\(e)") }
+        }
+    }
+
+    /// The servers, task index and worker count: flags first, then `TF_CONFIG`.
+    func topology() throws -> (servers: [String], index: Int, workers: Int) {
+        let spec = try cluster
+        if let spec, spec.workerIndex == nil, ps != nil || taskIndex == nil {
+            throw ValidationError(
+                "TF_CONFIG: task.type is \(spec.taskType.rawValue); worker runs worker or chief tasks (use ps-server for ps)")
+        }
+        var servers: [String] = []
+        if let ps {
+            servers = ps.split(separator: ",", omittingEmptySubsequences: false).map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }
+        } else if let spec {
+            servers = spec.ps
+        }
+        let workers = numWorkers ?? spec.map(\.numWorkers) ?? 1
+        let index = taskIndex ?? spec?.workerIndex ?? 0
+        return (servers, index, workers)
+    }
 
     func validate() throws {
-        guard steps >= 0 else { throw ValidationError("--steps must be at least 0") }
-        guard numWorkers >= 1, (0..<numWorkers).contains(taskIndex) else {
-            throw ValidationError("--task-index must be in 0..<\(numWorkers) (--num-workers), got \(taskIndex)")
+        let (servers, index, workers) = try topology()
+        if ps != nil {
+            guard !servers.isEmpty, servers.allSatisfy(ClusterSpec.isHostPort) else {
+                throw ValidationError("--ps must be host:port[,host:port...] with ports in 1...65535; got '\(ps ?? "")'")
+            }
         }
-        guard OptimizerConfig.Kind(rawValue: optimizer) != nil else {
-            throw ValidationError("--optimizer must be one of sgd, momentum, adam; got '\(optimizer)'")
+        guard (1...65_536).contains(workers) else { throw ValidationError("--num-workers must be in 1...65536, got \(workers)") }
+        guard (0..<workers).contains(index) else {
+            throw ValidationError("--task-index must be in 0..<\(workers) (--num-workers), got \(index)")
         }
-        guard DenseVariableForm(rawValue: denseForm) != nil else {
-            throw ValidationError("--dense-form must be getVariable or variable; got '\(denseForm)'")
+        guard (0...1_000_000_000).contains(steps) else { throw ValidationError("--steps must be in 0...1000000000, got \(steps)") }
+        guard timeout.isFinite, timeout > 0, timeout <= 86_400 else {
+            throw ValidationError("--timeout must be in (0, 86400] seconds, got \(timeout)")
+        }
+        guard recoveryTimeout.isFinite, recoveryTimeout >= 0, recoveryTimeout <= 604_800 else {
+            throw ValidationError("--recovery-timeout must be in [0, 604800] seconds, got \(recoveryTimeout)")
+        }
+        guard (1...1_000_000_000).contains(logEvery) else { throw ValidationError("--log-every must be at least 1, got \(logEvery)") }
+        guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256, got \(threads)") }
+        if let problem = OptimizerConfig(kind: optimizer, learningRate: learningRate, momentum: momentum).problem {
+            throw ValidationError(problem)
+        }
+        if curveSecretFile != nil && curveServerKey.isEmpty {
+            throw ValidationError("--curve-secret-file needs --curve-server-key (the servers' public key)")
+        }
+        if !curveServerKey.isEmpty, curveServerKey.count != 1, curveServerKey.count != servers.count {
+            throw ValidationError("\(curveServerKey.count) --curve-server-key values for \(servers.count) servers: give one, or one per server")
         }
         try model.check()
         try data.check()
     }
 
     func run() throws {
-        BLAS.setThreadCount(threads)
+        bootstrapLogging(logFormat)
         let logger = Logger(label: "worker")
-        let form = DenseVariableForm(rawValue: denseForm)!
         if printVariables {
-            let m = try Seq2Seq(model.config(inputDim: model.inputDim ?? 1), graph: Graph(seed: seed), form: form)
+            let m = try Seq2Seq(model.sizes.config(inputDim: model.inputDim ?? 1), graph: Graph(seed: seed), form: denseForm)
             print(VariableReport(m.graph).text)
             return
         }
-        do {
-            let series = try data.load(seed: seed)
-            let dataset = try Dataset(series, window: model.window, horizon: model.horizon, scaling: data.scalingValue)
-            let m = try Seq2Seq(model.config(inputDim: series.dimension), graph: Graph(seed: seed), form: form)
-            if let restore { try Checkpoints.restore(m.graph, from: restore) }
-            let exchange: ParameterExchange
-            var remote: RemoteExchange?
-            if let ps {
-                let context = try Context()
-                let servers = ps.split(separator: ",").map(String.init)
-                let keys = try curveServerKey.map { given -> [UInt8] in
-                    let text = (try? String(contentsOfFile: given, encoding: .utf8)) ?? given
-                    do { return try CurveKeyPair.decode(text) } catch {
-                        throw ValidationError(
-                            "--curve-server-key \(given) is neither a Z85 public key nor a file holding one")
-                    }
-                }
-                remote = try RemoteExchange(
-                    servers: servers, taskIndex: taskIndex, numWorkers: numWorkers, seed: seed,
-                    timeout: timeout, context: context, logger: logger, curveServerKeys: keys.isEmpty ? nil : keys)
-                exchange = remote!
-            } else {
-                exchange = LocalExchange(
-                    optimizer: OptimizerConfig(
-                        kind: .init(rawValue: optimizer)!, learningRate: learningRate,
-                        momentum: momentum))
+        let (servers, index, workers) = try topology()
+        let keys = try curveServerKey.map { given -> [UInt8] in
+            let text = (try? readSmallTextFile(given, flag: "--curve-server-key")) ?? given
+            do { return try CurveKeyPair.decode(text) } catch {
+                throw ValidationError("--curve-server-key \(given) is neither a Z85 public key nor a file holding one")
             }
-            logger.info(
-                steps == 0 ? "evaluating" : "training",
-                metadata: [
-                    "series": "\(series.name)", "train.windows": "\(dataset.train.count)",
-                    "heldout.windows": "\(dataset.heldOut.count)", "worker.index": "\(taskIndex)",
-                ])
-            let trainer = try Trainer(
-                model: m, dataset: dataset,
-                options: TrainingOptions(
-                    steps: steps, seed: seed, taskIndex: taskIndex, numWorkers: numWorkers,
-                    logEvery: logEvery, logdir: logdir),
-                exchange: exchange)
-            // SIGTERM or Ctrl-C: finish the step, tell the servers this worker is done, report, exit.
-            var sources: [DispatchSourceSignal] = []
-            for sig in [SIGTERM, SIGINT] {
-                signal(sig, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-                source.setEventHandler {
-                    logger.info("signal received: stopping after this step", metadata: ["signal": "\(sig)"])
-                    trainer.requestStop()
-                }
-                source.resume()
-                sources.append(source)
-            }
-            defer { sources.forEach { $0.cancel() } }
-            let report = try trainer.train()
-            print(
-                String(
-                    format: "trained %d steps in %.1f s: %.0f examples/s, final loss %.5f", report.steps,
-                    report.seconds,
-                    report.examplesPerSecond, report.finalLoss))
-            if let remote {
-                let floor = 2 * m.variables.map(\.byteCount).reduce(0, +)
-                print(
-                    String(
-                        format:
-                            "traffic: %.0f bytes per step (sent %d, received %d over %d steps); floor %d (one gradient + one copy of the variables): %.3fx",
-                        remote.stats.bytesPerStep, remote.stats.bytesSent, remote.stats.bytesReceived,
-                        remote.stats.steps,
-                        floor, remote.stats.bytesPerStep / Double(floor)))
-            }
-            print(trainer.evaluate())
-            if let save {
-                try ModelFile.save(m, dataset: dataset, to: save)
-                print("model written to \(save)")
-            }
-        } catch let e as DataError {
-            throw ValidationError(e.description)
-        } catch let e as RemoteError {
-            logger.error("\(e)")
-            throw ExitCode(2)
         }
+        var pair: CurveKeyPair?
+        if let file = curveSecretFile {
+            do {
+                pair = try CurveKeyPair(secretZ85: try readSmallTextFile(file, flag: "--curve-secret-file"))
+            } catch let e as FileProblem {
+                throw ValidationError(e.description)
+            } catch {
+                throw ValidationError("--curve-secret-file \(file) does not hold a Z85 CURVE secret key")
+            }
+        }
+        var remote = RemoteSettings(taskIndex: index, numWorkers: workers, seed: seed)
+        remote.timeout = timeout
+        remote.recoveryTimeout = recoveryTimeout
+        let job = WorkerJobConfig(
+            model: model.sizes, data: data.data, columns: data.column, scaling: data.scaling, servers: servers,
+            remote: remote, curveServerKeys: keys, curveKeyPair: pair, restore: restore, save: save,
+            training: TrainingOptions(
+                steps: steps, seed: seed, taskIndex: index, numWorkers: workers, logEvery: logEvery, logdir: logdir),
+            optimizer: OptimizerConfig(kind: optimizer, learningRate: learningRate, momentum: momentum), threads: threads,
+            denseForm: denseForm)
+        let status = WorkerJob.run(job, logger: logger)
+        if status != .success { throw ExitCode(status.rawValue) }
     }
 }
 

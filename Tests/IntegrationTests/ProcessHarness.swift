@@ -101,6 +101,20 @@ final class ProcessHarness {
         return (p.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "")
     }
 
+    /// Waits until `r`'s output satisfies `condition` (polling its files), at most `seconds`; records an issue
+    /// naming `what` and returns false on timeout or if the process exits first.
+    func waitFor(_ r: Running, seconds: Double, _ what: String, _ condition: (String) -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition(r.output) { return true }
+            if !r.process.isRunning { break }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        if condition(r.output) { return true }
+        Issue.record("waited \(seconds) s for \(what); output: \(r.output.suffix(2000))")
+        return false
+    }
+
     /// Waits for a process to exit, at most `seconds`; returns its status, or nil (and kills it) on timeout.
     @discardableResult
     func wait(_ r: Running, seconds: Double, _ what: String) -> Int32? {
@@ -123,4 +137,16 @@ enum Small {
             "--data", "synthetic", "--seed", "\(seed)", "--steps", "\(steps)", "--timeout", "60", "--log-every", "1000",
         ]
     }
+}
+
+/// The newest checkpoint file of each server in `dir`: files are `<server>-<8-digit sequence>.safetensors`.
+func newestCheckpoints(_ dir: String) -> [String] {
+    let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".safetensors") }
+    var newest: [String: String] = [:]
+    for f in files.sorted() {
+        let stem = f.dropLast(".safetensors".count)
+        guard let dash = stem.lastIndex(of: "-") else { continue }
+        newest[String(stem[..<dash])] = "\(dir)/\(f)"
+    }
+    return newest.values.sorted()
 }

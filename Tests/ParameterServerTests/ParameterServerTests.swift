@@ -1,67 +1,302 @@
-import Logging
+import Foundation
+import Optimizers
 import Testing
+import Transport
 import VariableScopes
 import Wire
-import ZeroMQ
 
 @testable import ParameterServer
-@testable import WorkerRuntime
 
+/// The server's rules, driven directly through its state machine: fast, deterministic, no sockets.
 @Suite("Parameter server rules")
 struct ParameterServerTests {
-    func server(_ mode: SyncMode, staleness: Int? = nil) throws -> ParameterServer {
-        let s = try ParameterServer(
-            options: ServerOptions(
-                endpoint: "inproc://ps-\(UInt64.random(in: 0...UInt64.max))", name: "t",
-                mode: mode, staleness: staleness),
-            context: try Context(), logger: Logger(label: "test"))
-        s.expectedWorkers = 3
-        for w in 0..<3 { s.workerNames[UInt32(w)] = "worker \(w)" }
-        return s
+    let w2 = [spec("w", [2])]
+
+    @Test("registration creates a variable with the values every worker computes from the same spec")
+    func registerValues() throws {
+        let d = Driver(Driver.config(.async))
+        _ = d.hello(0, of: 1)
+        let g = Graph(seed: 1)
+        let v = try g.getVariable("layer/kernel", shape: [3, 4], initializer: .truncatedNormal(mean: 0, stddev: 0.5))
+        let s = VariableSpec(name: v.name, shape: v.shape, dtype: "float32", initializer: InitializerSpec(kind: "truncated_normal", b: 0.5), seed: 1)
+        #expect(d.register(0, [s]).kinds == [.registered])
+        #expect(d.core.value(of: "layer/kernel") == Array(v.value))
+    }
+
+    @Test("sync: gradients are averaged in worker order whatever the arrival order, and applied once")
+    func syncAverage() {
+        func run(_ order: [UInt32]) -> [Float] {
+            let d = Driver(Driver.config(.sync))
+            d.form(2, w2)
+            for w in order {
+                let e = d.push(w, step: 1, ["w": w == 0 ? [0.1, 0.3] : [0.7, 0.11]])
+                #expect(e.kinds.first == .pushed)
+            }
+            return d.core.value(of: "w")!
+        }
+        let a = run([0, 1])
+        #expect(a == run([1, 0]))
+        // sgd, lr 0.5: w -= 0.5 * (g0 + g1) / 2, summed in worker order.
+        #expect(a == [-0.5 * ((0.1 + 0.7) * 0.5), -0.5 * ((0.3 + 0.11) * 0.5)] as [Float])
+    }
+
+    @Test("sync: a worker's pull waits until its own gradient has been applied")
+    func syncPullWaits() {
+        let d = Driver(Driver.config(.sync))
+        d.form(2, w2)
+        #expect(d.pull(0, step: 1, ["w"]).kinds == [.values])
+        _ = d.push(0, step: 1, ["w": [1, 1]])
+        #expect(d.pull(0, step: 2, ["w"]).kinds == [])  // deferred
+        let e = d.push(1, step: 1, ["w": [1, 1]])
+        #expect(e.kinds == [.pushed, .values])
+        #expect(e.values() == [[-0.5, -0.5]])
+        #expect(e.replies[1].1.header.step == 1)  // the server's step, the worker's next label base
+    }
+
+    @Test("sync with backup workers: a step is applied once N - K pushed; the late one is dropped and counted")
+    func backupWorkers() throws {
+        let d = Driver(Driver.config(.sync) { $0.backupWorkers = 1 })
+        d.form(3, w2)
+        _ = d.push(0, step: 1, ["w": [2, 2]])
+        #expect(d.core.syncStep == 0)
+        _ = d.push(1, step: 1, ["w": [4, 4]])
+        #expect(d.core.syncStep == 1)
+        #expect(d.core.value(of: "w") == [-1.5, -1.5])
+        let late = d.push(2, step: 1, ["w": [100, 100]])
+        let ack = try late.replies[0].1.decode(Pushed.self)
+        #expect(ack.outcome == .late)
+        #expect(d.core.value(of: "w") == [-1.5, -1.5])
+        #expect(d.core.counters.lateGradients == 1)
+    }
+
+    @Test("sync: a worker silent past --worker-timeout is declared lost and no longer waited for")
+    func lostWorkerSync() {
+        let d = Driver(Driver.config(.sync) { $0.workerTimeout = 5 })
+        d.form(2, w2)
+        _ = d.push(0, step: 1, ["w": [1, 1]])
+        #expect(d.pull(0, step: 2, ["w"]).isEmpty)
+        d.now += 4
+        #expect(d.core.tick(now: d.now).kinds.isEmpty)
+        _ = d.request(.ping, worker: 0, body: Body.encode(Names(names: [])))  // worker 0 stays alive
+        d.now += 2
+        let e = d.core.tick(now: d.now)
+        #expect(d.core.counters.workersLost == 1)
+        #expect(e.kinds == [.values])  // the step went ahead without worker 1
+        #expect(d.core.syncStep == 1)
+        #expect(d.done(0).exits == 1)  // every worker done or lost: the server exits
+    }
+
+    @Test("a worker that never joins is declared lost --worker-timeout after the first hello")
+    func neverJoined() {
+        let d = Driver(Driver.config(.async) { $0.workerTimeout = 5 })
+        _ = d.hello(0, of: 2)
+        _ = d.done(0)
+        #expect(d.core.tick(now: d.now + 4).exits == 0)
+        #expect(d.core.tick(now: d.now + 6).exits == 1)
     }
 
     @Test("async with staleness s: a pull for step k waits until every other active worker pushed k - 1 - s")
-    func staleness() throws {
-        let s = try server(.async, staleness: 2)
-        s.lastPushed = [0: 5, 1: 2, 2: 4]
-        #expect(s.ready(forStep: 5, worker: 0))  // needs 2
-        #expect(!s.ready(forStep: 6, worker: 0))  // needs 3; worker 1 is at 2
-        s.doneWorkers.insert(1)
-        #expect(s.ready(forStep: 7, worker: 0))  // worker 1 is done and no longer counts; worker 2 at 4
-        #expect(!s.ready(forStep: 8, worker: 0))
-        let free = try server(.async)
-        #expect(free.ready(forStep: 1000, worker: 0))
+    func staleness() {
+        let d = Driver(Driver.config(.async) { $0.staleness = 2 })
+        d.form(3, w2)
+        for (w, s) in [(0, 5), (1, 2), (2, 4)] as [(UInt32, UInt64)] { _ = d.push(w, step: s, ["w": [0, 0]]) }
+        #expect(d.core.ready(forStep: 5, worker: 0))  // needs 2
+        #expect(!d.core.ready(forStep: 6, worker: 0))  // needs 3; worker 1 is at 2
+        _ = d.done(1)
+        #expect(d.core.ready(forStep: 7, worker: 0))  // worker 1 is done and no longer counts; worker 2 at 4
+        #expect(!d.core.ready(forStep: 8, worker: 0))
+        let free = Driver(Driver.config(.async))
+        free.form(1, w2)
+        #expect(free.core.ready(forStep: .max, worker: 0))
     }
 
-    @Test("sync: pulls for step k wait for update k - 1; done workers stop counting, unless they contributed")
-    func syncRules() throws {
-        let s = try server(.sync)
-        #expect(s.ready(forStep: 1, worker: 0) && !s.ready(forStep: 2, worker: 0))
-        s.pending[1] = [0: [:], 2: [:]]
-        #expect(s.needed(forStep: 1) == 3)
-        s.doneWorkers.insert(1)
-        #expect(s.needed(forStep: 1) == 2)
-        s.pending[1]![1] = [:]
-        #expect(s.needed(forStep: 1) == 3)
+    @Test("exactly once: a re-sent push changes the variables once and gets the original's acknowledgement")
+    func dedupe() throws {
+        let d = Driver(Driver.config(.async))
+        d.form(1, w2)
+        let first = d.push(0, step: 1, ["w": [1, 1]], id: 10)
+        let again = d.push(0, step: 1, ["w": [1, 1]], id: 10)
+        #expect(d.core.value(of: "w") == [-0.5, -0.5])
+        #expect(try first.replies[0].1.decode(Pushed.self).outcome == .applied)
+        let ack = try again.replies[0].1.decode(Pushed.self)
+        #expect(ack.outcome == .applied && ack.duplicate)
+        #expect(again.replies[0].1.header.requestID == 10)
+        #expect(d.core.counters.duplicatePushes == 1)
+        // The dedupe record survives a checkpoint and restart.
+        let restarted = Driver(Driver.config(.async), restored: d.core.snapshot())
+        _ = restarted.hello(0, of: 1)
+        _ = restarted.push(0, step: 1, ["w": [1, 1]], id: 10)
+        #expect(restarted.core.value(of: "w") == [-0.5, -0.5])
+        _ = restarted.push(0, step: 2, ["w": [1, 1]], id: 11)
+        #expect(restarted.core.value(of: "w") == [-1, -1])
     }
 
-    @Test("placement: largest first onto the least-loaded server; the same on every call")
-    func placement() {
-        let vars = [("a", 100), ("b", 60), ("c", 50), ("d", 10), ("e", 10)]
-        let p = Placement(vars, servers: 2)
-        #expect(p.owner == ["a": 0, "b": 1, "c": 1, "d": 0, "e": 0])  // e: a 110-110 tie goes to server 0
-        #expect(p.load.reduce(0, +) == 230)
-        #expect(Placement(vars.reversed(), servers: 2) == p)
-        #expect(Set(Placement(vars, servers: 5).owner.values) == [0, 1, 2, 3, 4])
+    @Test("a sync push that was only pending at the checkpoint is applied when re-sent after a restart")
+    func dedupeSyncPending() {
+        let d = Driver(Driver.config(.sync))
+        d.form(2, w2)
+        _ = d.push(0, step: 1, ["w": [1, 1]], id: 10)
+        let restarted = Driver(Driver.config(.sync), restored: d.core.snapshot())
+        _ = restarted.hello(0, of: 2)
+        _ = restarted.hello(1, of: 2)
+        _ = restarted.push(0, step: 1, ["w": [1, 1]], id: 10)
+        _ = restarted.push(1, step: 1, ["w": [1, 1]])
+        #expect(restarted.core.value(of: "w") == [-0.5, -0.5])
+        #expect(restarted.core.counters.duplicatePushes == 0)
     }
 
-    @Test("a partitioned variable's parts are placed like any variables, spreading over the servers")
-    func partitionsSpread() throws {
-        let g = Graph()
-        try g.variableScope("emb", partitioner: .fixedSize(4)) { _ in try g.getVariable("table", shape: [400, 16]) }
-        let p = Placement(variables: g.trainableVariables, servers: 4)
-        #expect(p.owner.count == 4)
-        #expect(Set(p.owner.values) == [0, 1, 2, 3])
-        #expect(p.load.allSatisfy { $0 == 100 * 16 * 4 })
+    @Test("sync after a restart that lost updates: pushes labelled past the next step count towards it")
+    func syncResumeAfterLoss() {
+        let d = Driver(Driver.config(.sync))
+        d.form(2, w2)
+        for step in 1...3 as ClosedRange<UInt64> {
+            _ = d.push(0, step: step, ["w": [1, 1]])
+            _ = d.push(1, step: step, ["w": [1, 1]])
+        }
+        var state = d.core.snapshot()
+        state.syncStep = 1  // as if the last checkpoint was taken after step 1
+        let r = Driver(Driver.config(.sync), restored: state)
+        _ = r.hello(0, of: 2, incarnation: 1000)
+        _ = r.hello(1, of: 2, incarnation: 1001)
+        _ = r.push(0, step: 4, ["w": [1, 1]], id: 100)
+        #expect(r.pull(0, step: 5, ["w"]).isEmpty)
+        let e = r.push(1, step: 4, ["w": [1, 1]], id: 100)
+        #expect(r.core.syncStep == 2)
+        #expect(e.kinds.contains(.values))
+    }
+
+    @Test("identity: another connection cannot act for a worker index; a live index cannot be taken")
+    func identity() throws {
+        let d = Driver(Driver.config(.async))
+        d.form(2, w2)
+        let spoof = d.push(0, step: 1, ["w": [1, 1]], peer: Peer(id: Array("intruder".utf8)))
+        #expect(spoof.errors.first?.code == .wrongIdentity)
+        #expect(d.core.value(of: "w") == [0, 0])
+        let done = d.request(.done, worker: 1, body: Body.encode(Names(names: [])), peer: Peer(id: Array("intruder".utf8)))
+        #expect(done.errors.first?.code == .wrongIdentity)
+        let taken = d.hello(1, of: 2, incarnation: 5, peer: Peer(id: Array("second".utf8)))
+        let error = try #require(taken.errors.first)
+        #expect(error.code == .indexTaken)
+        #expect(error.message.contains("worker 1") && error.message.contains("task index 1"))
+        // After the holder has been silent past the takeover bound, a new process takes the index over.
+        d.now += 10
+        let again = d.hello(1, of: 2, incarnation: 5, peer: Peer(id: Array("second".utf8)))
+        #expect(again.kinds == [.welcome])
+    }
+
+    @Test("the first hello fixes the worker count; a later one that disagrees is refused and changes nothing")
+    func workerCount() {
+        let d = Driver(Driver.config(.async))
+        _ = d.hello(0, of: 2)
+        #expect(d.hello(1, of: 1).errors.first?.code == .malformed)  // index 1 of 1
+        #expect(d.hello(0, of: 3, incarnation: 9, peer: Peer(id: [1])).errors.first?.code == .workerCount)
+        #expect(d.core.numWorkers == 2)
+        let fixed = Driver(Driver.config(.async) { $0.numWorkers = 2 })
+        #expect(fixed.hello(0, of: 1).errors.first?.code == .workerCount)
+        #expect(fixed.core.numWorkers == 2)
+    }
+
+    @Test("numbers from the wire are checked against limits: overflowing shapes, fans, totals, counts, duplicates")
+    func limits() {
+        let d = Driver(Driver.config(.async) { $0.limits.maxTotalBytes = 12 * 100; $0.limits.maxVariables = 2 })
+        _ = d.hello(0, of: 1)
+        #expect(d.register(0, [spec("huge", [1 << 62, 4])]).errors.first?.code == .limitExceeded)
+        var fan = spec("fan", [2, 2], "glorot_uniform")
+        fan.fanShape = [Int.max, Int.max]
+        #expect(d.register(0, [fan]).errors.first?.code == .limitExceeded)  // refused, not a trap
+        #expect(d.register(0, [spec("neg", [-1, 4])]).errors.first?.code == .limitExceeded)
+        #expect(d.register(0, [spec("big", [200])]).errors.first?.code == .limitExceeded)  // 2,400 bytes > 1,200
+        #expect(d.register(0, [spec("a", [1]), spec("b", [1]), spec("c", [1])]).errors.first?.code == .limitExceeded)
+        #expect(d.register(0, [spec("a", [1]), spec("a", [1])]).errors.first?.code == .malformed)
+        #expect(d.register(0, [spec("bad", [2], "tensor", values: [1])]).errors.first?.code == .badInitializer)
+        #expect(d.register(0, [spec("inf", [2], "constant", a: .infinity)]).errors.first?.code == .badInitializer)
+        #expect(d.core.variableNames == [])
+        #expect(d.register(0, [spec("ok", [2])]).kinds == [.registered])
+        #expect(d.pull(0, step: 1, ["ok", "ok"]).errors.first?.code == .malformed)
+        let e = d.request(.hello, worker: 0, incarnation: 3, body: Body.encode(Hello(workerName: "x", numWorkers: 1 << 33)), peer: Peer(id: [9]))
+        #expect(e.errors.first?.code == .limitExceeded)
+        #expect(e.errors.first?.message.contains("--max-workers") == true)
+    }
+
+    @Test("registration of new variables closes at the first update; existing ones can still be checked")
+    func registrationCloses() {
+        let d = Driver(Driver.config(.async))
+        d.form(1, w2)
+        _ = d.push(0, step: 1, ["w": [1, 1]])
+        #expect(d.register(0, [spec("junk", [4])]).errors.first?.code == .registrationClosed)
+        #expect(d.register(0, w2).kinds == [.registered])
+        #expect(d.register(0, [spec("w", [3])]).errors.first?.code == .shapeConflict)
+    }
+
+    @Test("a push that would make Adam's state non-finite is refused whole; training goes on normally after")
+    func nonFinite() {
+        let d = Driver(Driver.config(.async) { $0.optimizer = OptimizerConfig(kind: .adam, learningRate: 0.1) })
+        d.form(1, [spec("a", [2]), spec("b", [2])])
+        let e = d.push(0, step: 1, ["a": [1, 1], "b": [3e38, 1]])
+        #expect(e.errors.first?.code == .nonFinite)
+        #expect(d.core.value(of: "a") == [0, 0] && d.core.value(of: "b") == [0, 0])
+        #expect(d.push(0, step: 2, ["a": [1, 1], "b": [1, 1]]).kinds == [.pushed])
+        #expect(d.core.value(of: "a")!.allSatisfy { $0.isFinite && $0 < 0 })
+        #expect(d.push(0, step: 3, ["a": [.nan, 1], "b": [1, 1]]).errors.first?.code == .nonFinite)
+    }
+
+    @Test("--clip-norm scales a push to the global norm over its variables, as clip_by_global_norm")
+    func clipNorm() {
+        let d = Driver(Driver.config(.async) { $0.clipNorm = 1 })
+        d.form(1, [spec("a", [1]), spec("b", [1])])
+        _ = d.push(0, step: 1, ["a": [3], "b": [4]])  // norm 5: scaled by 1/5
+        #expect(d.core.value(of: "a") == [-0.5 * 3 * 0.2] && d.core.value(of: "b") == [-0.5 * 4 * 0.2])
+    }
+
+    @Test("checkpoints are asked for every N updates and every S seconds, and only after a change")
+    func checkpointTimers() {
+        let d = Driver(Driver.config(.async) { $0.checkpointEvery = 2; $0.checkpointSeconds = 10 })
+        d.form(1, w2)
+        #expect(d.core.tick(now: d.now + 20).checkpoints == 0)  // nothing changed
+        _ = d.push(0, step: 1, ["w": [1, 1]])
+        #expect(d.core.tick(now: d.now).checkpoints == 0)
+        _ = d.push(0, step: 2, ["w": [1, 1]])
+        #expect(d.core.tick(now: d.now).checkpoints == 1)
+        d.core.checkpointWritten(now: d.now)
+        _ = d.push(0, step: 3, ["w": [1, 1]])
+        #expect(d.core.tick(now: d.now + 5).checkpoints == 0)
+        #expect(d.core.tick(now: d.now + 11).checkpoints == 1)
+    }
+
+    @Test("malformed requests get error replies naming the problem, and the rules keep serving")
+    func malformed() {
+        let d = Driver(Driver.config(.async))
+        d.form(1, w2)
+        let peer = Driver.peer(0)
+        var bad: [[Frame]] = [[Frame([1, 2, 3])], [Frame(Array(repeating: 0, count: 40)), Frame([])]]
+        var h = Header(kind: .push, workerID: 0, requestID: 5, incarnation: 1000)
+        h.tensorCount = 1
+        bad.append([Frame(h.encoded), Frame(Body.encode(Names(names: ["w"]))), Frame([1, 2, 3])])  // wrong size
+        bad.append(Envelope.frames(Header(kind: .values, workerID: 0), Names(names: [])))  // a reply
+        bad.append(Envelope.frames(Header(kind: .pull, workerID: 0, incarnation: 1000), body: Array("{".utf8)))
+        for frames in bad {
+            let e = d.core.receive(frames, from: peer, now: d.now)
+            #expect(e.kinds == [.error])
+        }
+        #expect(d.push(0, step: 1, ["w": [1, 1]]).kinds == [.pushed])
+        #expect(d.core.counters.errorsTotal == bad.count)
+    }
+
+    @Test("a restarted worker index resumes from its last pushed step (async) or the server's step (sync)")
+    func resume() throws {
+        let d = Driver(Driver.config(.async) { $0.workerTimeout = 5 })
+        d.form(1, w2)
+        _ = d.push(0, step: 7, ["w": [1, 1]])
+        d.now += 10
+        let e = d.hello(0, of: 1, incarnation: 42, peer: Peer(id: Array("new".utf8)))
+        #expect(try e.replies[0].1.decode(Welcome.self).resumeStep == 7)
+    }
+
+    @Test("a shunned peer (one that stopped reading) is ignored from then on")
+    func shun() {
+        let d = Driver(Driver.config(.async))
+        d.form(1, w2)
+        d.core.shun(Driver.peer(0))
+        #expect(d.pull(0, step: 1, ["w"]).isEmpty)
     }
 }

@@ -1,4 +1,5 @@
 import Datasets
+import Exchange
 import Foundation
 import Model
 import Optimizers

@@ -1,6 +1,4 @@
 import Testing
-import VariableScopes
-import ZeroMQ
 
 @testable import Wire
 
@@ -14,7 +12,7 @@ struct WireTests {
             kind: .push, workerID: 7, requestID: 0x0102_0304_0506_0708, step: 99, incarnation: .max, tensorCount: 3)
         let bytes = h.encoded
         #expect(bytes.count == Header.size)
-        #expect(Array(bytes[0..<4]) == [0x50, 0x53, 1, MessageKind.push.rawValue])
+        #expect(Array(bytes[0..<4]) == [0x50, 0x53, 2, MessageKind.push.rawValue])
         #expect(Array(bytes[8..<16]) == [8, 7, 6, 5, 4, 3, 2, 1])
         #expect(try decode(bytes) == h)
     }
@@ -27,9 +25,12 @@ struct WireTests {
         foreign[0] = 0
         #expect(throws: WireError.badMagic) { try decode(foreign) }
         var newer = good
-        newer[2] = 2
-        #expect(throws: WireError.unsupportedVersion(2)) { try decode(newer) }
-        #expect(WireError.unsupportedVersion(2).code == .unsupportedVersion)
+        newer[2] = 3
+        #expect(throws: WireError.unsupportedVersion(3)) { try decode(newer) }
+        var older = good
+        older[2] = 1
+        #expect(throws: WireError.unsupportedVersion(1)) { try decode(older) }
+        #expect(WireError.unsupportedVersion(3).code == .unsupportedVersion)
         var unknown = good
         unknown[3] = 77
         #expect(throws: WireError.unknownKind(77)) { try decode(unknown) }
@@ -38,7 +39,7 @@ struct WireTests {
     @Test("envelopes check the announced tensor count; bodies decode or name the expected type")
     func envelopes() throws {
         let frames = Envelope.frames(
-            Header(kind: .push), Names(names: ["a", "b"]), tensors: [Message([1, 2, 3, 4]), Message([5, 6, 7, 8])])
+            Header(kind: .push), Names(names: ["a", "b"]), tensors: [Frame([1, 2, 3, 4]), Frame([5, 6, 7, 8])])
         let e = try Envelope(frames: frames[...])
         #expect(e.header.tensorCount == 2 && e.tensors.count == 2)
         #expect(try e.decode(Names.self).names == ["a", "b"])
@@ -46,28 +47,48 @@ struct WireTests {
         #expect(throws: WireError.self) { try bad.decode(Hello.self) }
         var h = Header(kind: .push)
         h.tensorCount = 3
-        let lying = [Message(h.encoded), Message(Body.encode(Names(names: [])))]
+        let lying = [Frame(h.encoded), Frame(Body.encode(Names(names: [])))]
         #expect(throws: WireError.tensorCountMismatch(header: 3, frames: 0, names: -1)) {
             try Envelope(frames: lying[...])
         }
-        #expect(throws: WireError.tooFewFrames(1)) { try Envelope(frames: [Message(h.encoded)][...]) }
+        #expect(throws: WireError.tooFewFrames(1)) { try Envelope(frames: [Frame(h.encoded)][...]) }
     }
 
-    @Test("a variable's spec carries what a server needs to recreate it bit for bit")
-    func specs() throws {
-        let g = Graph(seed: 5)
-        let v = try g.getVariable("w", shape: [3, 2], initializer: .truncatedNormal(mean: 0, stddev: 0.5))
-        let spec = VariableSpec(v, seed: 5)
-        let again = try Body.encode(spec).withUnsafeBytes { try Body.decode(VariableSpec.self, from: $0) }
-        let initializer = try #require(again.initializer.initializer(shape: again.shape))
-        #expect(
-            initializer.values(shape: again.shape, seed: again.seed, name: again.name, fanShape: again.fanShape)
-                == Array(v.value))
-        let t = try g.variable(initialValue: .init(shape: [2], scalars: [1.5, -2]), name: "t")
-        #expect(
-            VariableSpec(t, seed: 5).initializer.initializer(shape: [2])?.values(shape: [2], seed: 0, name: "x") == [
-                1.5, -2,
-            ])
-        #expect(VariableSpec(t, seed: 5).initializer.initializer(shape: [3]) == nil)
+    @Test("bodies past their limit are refused before parsing, naming both sizes")
+    func bodyLimit() throws {
+        let e = try Envelope(frames: Envelope.frames(Header(kind: .pull), Names(names: ["a", "b", "c"]))[...])
+        #expect(throws: WireError.bodyTooLarge(bytes: e.body.count, limit: 4)) { try e.decode(Names.self, limit: 4) }
+        #expect(try e.decode(Names.self, limit: 1000).names == ["a", "b", "c"])
+    }
+
+    @Test("element counts from the wire: negative dimensions and overflowing products are nil, not a trap")
+    func elementCounts() {
+        #expect(Limits.elementCount([3, 4, 5]) == 60)
+        #expect(Limits.elementCount([]) == 1)
+        #expect(Limits.elementCount([0, Int.max]) == 0)
+        #expect(Limits.elementCount([1 << 62, 4]) == nil)
+        #expect(Limits.elementCount([Int.max, Int.max]) == nil)
+        #expect(Limits.elementCount([-1, 4]) == nil)
+        #expect(VariableSpec(name: "x", shape: [1 << 40, 1 << 40], dtype: "float32", initializer: .init(kind: "zeros"), seed: 0).count == nil)
+    }
+
+    @Test("requests and replies are told apart by kind; ping and pong are a pair")
+    func kinds() {
+        let requests = MessageKind.allCases.filter(\.isRequest)
+        #expect(Set(requests) == [.hello, .register, .pull, .push, .done, .ping])
+        #expect(!MessageKind.pong.isRequest && !MessageKind.error.isRequest)
+    }
+
+    @Test("frames read owned bytes, owned floats and borrowed memory in place")
+    func frames() {
+        let floats: [Float] = [1, 2]
+        #expect(Frame(floats: floats).count == 8)
+        #expect(Frame(floats: floats).bytes == floats.withUnsafeBytes { Array($0) })
+        let buffer: [UInt8] = [9, 8, 7]
+        buffer.withUnsafeBytes { raw in
+            let f = Frame(external: raw, owner: nil)
+            #expect(f.count == 3)
+            f.withUnsafeBytes { #expect($0.baseAddress == raw.baseAddress) }
+        }
     }
 }

@@ -2,10 +2,13 @@ import Optimizers
 import VariableScopes
 
 /// Where a worker's gradients go and its variables come from: this process (`LocalExchange`) or
-/// parameter servers over ZeroMQ (the `Worker` module's `RemoteExchange`).
+/// parameter servers (`WorkerRuntime`'s `RemoteExchange`). It lives apart from both so that the trainer
+/// and the network code need not import each other.
 public protocol ParameterExchange: AnyObject {
     /// Makes the local variable values current before the first step (a pull, for servers).
-    func start(variables: [Variable]) throws
+    /// - Returns: the steps already done by this worker's task index (a restarted worker resumes after
+    ///   them); 0 for a new run.
+    func start(variables: [Variable]) throws -> Int
     /// Called after step `step`'s gradients fill the variables' gradient buffers: applies or pushes
     /// them and leaves the variable values ready for the next step.
     func exchange(step: Int, variables: [Variable]) throws
@@ -20,8 +23,9 @@ public final class LocalExchange: ParameterExchange {
 
     public init(optimizer: OptimizerConfig) { self.optimizer = optimizer }
 
-    public func start(variables: [Variable]) throws {
+    public func start(variables: [Variable]) throws -> Int {
         for v in variables { slots[ObjectIdentifier(v)] = OptimizerSlots(count: v.count) }
+        return 0
     }
 
     public func exchange(step: Int, variables: [Variable]) throws {

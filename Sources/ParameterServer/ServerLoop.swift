@@ -1,0 +1,135 @@
+import Foundation
+import Logging
+import ProcessSupport
+import Transport
+import Wire
+
+
+/// Connects a `ServerCore` to a transport, a clock and a checkpoint store: requests go from the transport
+/// to the rules, and the rules' effects (replies, checkpoints, exit) are carried out here.
+///
+/// Replies never block: when a peer's queue is full the reply is dropped and counted, and a peer that
+/// stops reading (`maxDrops` drops in a row) is ignored from then on, so one slow reader cannot stall
+/// the others.
+public final class ServerLoop {
+    public let core: ServerCore
+    let transport: ServerTransport
+    let store: CheckpointStore?
+    let logger: Logger
+    let clock: () -> Double
+    var drops: [[UInt8]: Int] = [:]
+    public var maxDrops = 8
+    /// Called after every turn with the core (metrics).
+    public var observe: ((ServerCore) -> Void)?
+    public private(set) var lastCheckpoint: (path: String, seconds: Double, at: Double)?
+
+    public init(
+        core: ServerCore, transport: ServerTransport, store: CheckpointStore?, logger: Logger,
+        clock: @escaping () -> Double = { ProcessInfo.processInfo.systemUptime }
+    ) {
+        self.core = core
+        self.transport = transport
+        self.store = store
+        self.logger = logger
+        self.clock = clock
+    }
+
+    /// Serves until the rules say every worker is finished (unless `keepServing`) or `stop` is requested,
+    /// then writes the final checkpoint and closes the transport.
+    /// - Throws: `CheckpointError` when the final checkpoint cannot be written.
+    public func run(stop: StopFlag) throws {
+        var lastTick = -Double.infinity
+        var exitReason: String?
+        serving: while exitReason == nil {
+            if stop.isRequested {
+                exitReason = "stop requested"
+                break
+            }
+            let now = clock()
+            if now - lastTick >= 0.05 {
+                lastTick = now
+                if let reason = perform(core.tick(now: now)) { exitReason = reason }
+                let refused = transport.drainRefusals()
+                for r in refused {
+                    logger.warning("refused a peer at the door", metadata: ["peer.key": "\(r.key)", "peer.address": "\(r.address)"])
+                }
+                if !refused.isEmpty { core.countRefused(refused.count) }
+            }
+            // Take every request that is waiting, then tick again.
+            var budget = 64
+            var timeout = 0.05
+            while budget > 0, exitReason == nil {
+                budget -= 1
+                let received: (peer: Peer, frames: [Frame])?
+                do {
+                    received = try transport.receive(timeout: timeout)
+                } catch {
+                    logger.error("receiving failed; serving stops", metadata: ["error": "\(error)"])
+                    exitReason = "the transport failed: \(error)"
+                    break serving
+                }
+                guard let (peer, frames) = received else { break }
+                timeout = 0
+                if let reason = perform(core.receive(frames, from: peer, now: clock())) { exitReason = reason }
+            }
+            observe?(core)
+        }
+        logger.info("stopping", metadata: ["reason": "\(exitReason ?? "")"])
+        defer { transport.close(lingerSeconds: 2) }
+        try checkpoint(reason: "final")
+        observe?(core)
+    }
+
+    /// Carries out effects; returns an exit reason if one asks to stop.
+    func perform(_ effects: [Effect]) -> String? {
+        var reason: String?
+        for e in effects {
+            switch e {
+            case .send(let frames, let peer):
+                switch transport.send(frames, to: peer) {
+                case .sent: drops[peer.id] = nil
+                case .unreachable: core.countDroppedReply()
+                case .queueFull:
+                    core.countDroppedReply()
+                    let n = (drops[peer.id] ?? 0) + 1
+                    drops[peer.id] = n
+                    logger.warning("a peer does not read its replies: reply dropped", metadata: ["peer": "\(peer)", "drops": "\(n)"])
+                    if n >= maxDrops {
+                        core.shun(peer)
+                        logger.warning("ignoring a peer that stopped reading", metadata: ["peer": "\(peer)"])
+                    }
+                }
+            case .checkpoint(let why):
+                do { try checkpoint(reason: why) } catch {
+                    logger.error("periodic checkpoint failed; will retry", metadata: ["error": "\(error)"])
+                }
+            case .exit(let why):
+                logger.info("\(why)")
+                reason = why
+            }
+        }
+        return reason
+    }
+
+    /// Writes a checkpoint now (if there is a store and something to save).
+    public func checkpoint(reason: String) throws {
+        guard let store else { return }
+        let started = clock()
+        let state = core.snapshot()
+        if let path = try store.write(state, config: core.config) {
+            let now = clock()
+            core.checkpointWritten(now: now)
+            lastCheckpoint = (path, now - started, now)
+            logger.info(
+                "checkpoint written",
+                metadata: [
+                    "path": "\(path)", "variables": "\(state.variables.count)", "updates": "\(state.updates)",
+                    "reason": "\(reason)",
+                ])
+        } else if !state.variables.isEmpty {
+            logger.warning(
+                "checkpoint skipped: this server holds fewer variables than its newest checkpoint",
+                metadata: ["variables": "\(state.variables.count)", "newest": "\(store.newestVariableCount)"])
+        }
+    }
+}

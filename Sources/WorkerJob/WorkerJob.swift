@@ -1,0 +1,163 @@
+import BLAS
+import Datasets
+import Exchange
+import Foundation
+import Logging
+import Model
+import Optimizers
+import ProcessSupport
+import Training
+import Transport
+import VariableScopes
+import WorkerRuntime
+import ZeroMQ
+
+/// Everything a worker run needs, already checked by the command line.
+public struct WorkerJobConfig: Sendable {
+    public var model: ModelConfigOptions
+    public var data: String
+    public var columns: [String]
+    public var scaling: Scaling
+    /// Servers' `host:port`, in the same order on every worker; empty trains in this process.
+    public var servers: [String]
+    public var remote: RemoteSettings
+    public var curveServerKeys: [[UInt8]]
+    public var curveKeyPair: CurveKeyPair?
+    public var restore: String?
+    public var save: String?
+    public var training: TrainingOptions
+    public var optimizer: OptimizerConfig
+    public var threads: Int
+    public var denseForm: DenseVariableForm
+
+    public init(
+        model: ModelConfigOptions, data: String, columns: [String], scaling: Scaling, servers: [String],
+        remote: RemoteSettings, curveServerKeys: [[UInt8]], curveKeyPair: CurveKeyPair?, restore: String?,
+        save: String?, training: TrainingOptions, optimizer: OptimizerConfig, threads: Int, denseForm: DenseVariableForm
+    ) {
+        self.model = model
+        self.data = data
+        self.columns = columns
+        self.scaling = scaling
+        self.servers = servers
+        self.remote = remote
+        self.curveServerKeys = curveServerKeys
+        self.curveKeyPair = curveKeyPair
+        self.restore = restore
+        self.save = save
+        self.training = training
+        self.optimizer = optimizer
+        self.threads = threads
+        self.denseForm = denseForm
+    }
+}
+
+/// The model's sizes (the input dimension comes from the data).
+public struct ModelConfigOptions: Sendable {
+    public var batch, window, horizon, hidden, hidden2: Int
+    public init(batch: Int, window: Int, horizon: Int, hidden: Int, hidden2: Int) {
+        (self.batch, self.window, self.horizon, self.hidden, self.hidden2) = (batch, window, horizon, hidden, hidden2)
+    }
+    public func config(inputDim: Int) -> ModelConfig {
+        ModelConfig(batch: batch, window: window, horizon: horizon, inputDim: inputDim, hidden: hidden, hidden2: hidden2)
+    }
+}
+
+/// A worker run: load the data, build the model with TF1 scopes, train alone or against servers, report.
+public enum WorkerJob {
+    /// Runs the job; prints its report lines to standard output.
+    /// - Returns: the exit status.
+    public static func run(_ job: WorkerJobConfig, logger: Logger) -> ExitStatus {
+        BLAS.setThreadCount(job.threads)
+        do {
+            let series: Series
+            if let builtin = BuiltinSeries(rawValue: job.data) {
+                series = try builtin.load(seed: job.training.seed)
+            } else {
+                series = try CSVSeries.load(path: job.data, columns: job.columns)
+            }
+            let dataset = try Dataset(series, window: job.model.window, horizon: job.model.horizon, scaling: job.scaling)
+            let m = try Seq2Seq(
+                job.model.config(inputDim: series.dimension), graph: Graph(seed: job.training.seed), form: job.denseForm)
+            if let restore = job.restore { try Checkpoints.restore(m.graph, from: restore) }
+            let exchange: ParameterExchange
+            var remote: RemoteExchange?
+            var context: Context?
+            if !job.servers.isEmpty {
+                let ctx = try Context()
+                context = ctx
+                let transports: [ClientTransport] = try job.servers.enumerated().map { i, s in
+                    var settings = ZeroMQClientSettings(server: s)
+                    if !job.curveServerKeys.isEmpty {
+                        settings.curveServerKey = job.curveServerKeys.count == 1 ? job.curveServerKeys[0] : job.curveServerKeys[i]
+                        settings.curveKeyPair = job.curveKeyPair
+                    }
+                    return try ZeroMQClientTransport(settings, context: ctx)
+                }
+                var settings = job.remote
+                settings.registerValues = job.restore != nil
+                settings.usesCurve = !job.curveServerKeys.isEmpty
+                let r = try RemoteExchange(servers: job.servers, transports: transports, settings: settings, logger: logger)
+                remote = r
+                exchange = r
+            } else {
+                exchange = LocalExchange(optimizer: job.optimizer)
+            }
+            logger.info(
+                job.training.steps == 0 ? "evaluating" : "training",
+                metadata: [
+                    "series": "\(series.name)", "train.windows": "\(dataset.train.count)",
+                    "heldout.windows": "\(dataset.heldOut.count)", "worker.index": "\(job.training.taskIndex)",
+                ])
+            let trainer = try Trainer(model: m, dataset: dataset, options: job.training, exchange: exchange)
+            let stop = trainer.stop
+            let handlers = SignalHandlers([SIGTERM, SIGINT]) { sig in
+                logger.info("signal received: stopping after this step", metadata: ["signal": "\(signalName(sig))"])
+                stop.request()
+            }
+            defer { handlers.cancel() }
+            let report = try trainer.train()
+            if report.resumedAt > 0 { print("resumed at step \(report.resumedAt) (the servers' record of this task)") }
+            print(
+                String(
+                    format: "trained %d steps in %.1f s: %.0f examples/s, final loss %.5f", report.steps, report.seconds,
+                    report.examplesPerSecond, report.finalLoss))
+            if let remote {
+                let floor = 2 * m.variables.map(\.byteCount).reduce(0, +)
+                let s = remote.stats
+                print(
+                    String(
+                        format:
+                            "traffic: %.0f bytes per step (sent %d, received %d over %d steps); floor %d (one gradient + one copy of the variables): %.3fx",
+                        s.bytesPerStep, s.bytesSent, s.bytesReceived, s.steps, floor, s.bytesPerStep / Double(floor)))
+                if s.recoveries > 0 || s.lateGradients > 0 {
+                    print(
+                        String(
+                            format: "recoveries: %d in %.2f s; updates lost by restarted servers: %d; late gradients dropped: %d",
+                            s.recoveries, s.recoverySeconds, s.updatesLost, s.lateGradients))
+                }
+            }
+            print(trainer.evaluate())
+            if let save = job.save {
+                try ModelFile.save(m, dataset: dataset, to: save)
+                print("model written to \(save)")
+            }
+            _ = context
+            return .success
+        } catch let e as DataError {
+            logger.error("\(e)")
+            if case .fileNotFound = e { return .noInput }
+            return .dataError
+        } catch let e as RemoteError {
+            logger.error("\(e)")
+            if case .refused(_, _, let body) = e, body.code == .unsupportedVersion { return .failure }
+            return e.isRetryable ? .peerLost : .refused
+        } catch let e as Checkpoints.Error {
+            logger.error("\(e)")
+            return .noInput
+        } catch {
+            logger.error("worker failed: \(error)")
+            return .failure
+        }
+    }
+}

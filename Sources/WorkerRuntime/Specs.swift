@@ -1,0 +1,27 @@
+import VariableScopes
+import Wire
+
+extension VariableSpec {
+    /// The spec of a variable of a graph: what a server needs to create it exactly as every worker would.
+    public init(_ v: Variable, seed: UInt64) {
+        self.init(
+            name: v.name, shape: v.shape, dtype: v.dtype.rawValue, initializer: InitializerSpec(v.initializer),
+            seed: seed, fanShape: v.fanShape)
+    }
+}
+
+extension InitializerSpec {
+    /// An initializer in its wire form.
+    public init(_ i: Initializer) {
+        switch i {
+        case .zeros: self.init(kind: "zeros")
+        case .ones: self.init(kind: "ones")
+        case .constant(let v): self.init(kind: "constant", a: v)
+        case .normal(let m, let s): self.init(kind: "normal", a: m, b: s)
+        case .truncatedNormal(let m, let s): self.init(kind: "truncated_normal", a: m, b: s)
+        case .glorotUniform: self.init(kind: "glorot_uniform")
+        case .uniform(let l, let u): self.init(kind: "uniform", a: l, b: u)
+        case .tensor(let t): self.init(kind: "tensor", values: t.scalars)
+        }
+    }
+}
