@@ -54,3 +54,19 @@ public func signalName(_ sig: Int32) -> String {
     default: return "signal \(sig)"
     }
 }
+
+/// Writes one line to standard output at once (unbuffered), so that a harness or a log collector reading
+/// a pipe sees progress as it happens, in order.
+public func emitLine(_ line: String) {
+    var bytes = Array((line + "\n").utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { write(STDOUT_FILENO, $0.baseAddress! + offset, $0.count - offset) }
+        if n <= 0 {
+            if n < 0 && errno == EINTR { continue }
+            return
+        }
+        offset += n
+    }
+    bytes.removeAll()
+}

@@ -109,7 +109,7 @@ public final class Trainer {
     /// - Throws: when `options.logdir` cannot be created.
     public init(
         model: Seq2Seq, dataset: Dataset, options: TrainingOptions, exchange: ParameterExchange,
-        output: @escaping (String) -> Void = { print($0) }
+        output: @escaping (String) -> Void = { emitLine($0) }
     ) throws {
         self.model = model
         self.dataset = dataset

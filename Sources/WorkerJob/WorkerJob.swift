@@ -117,30 +117,30 @@ public enum WorkerJob {
             }
             defer { handlers.cancel() }
             let report = try trainer.train()
-            if report.resumedAt > 0 { print("resumed at step \(report.resumedAt) (the servers' record of this task)") }
-            print(
+            if report.resumedAt > 0 { emitLine("resumed at step \(report.resumedAt) (the servers' record of this task)") }
+            emitLine(
                 String(
                     format: "trained %d steps in %.1f s: %.0f examples/s, final loss %.5f", report.steps, report.seconds,
                     report.examplesPerSecond, report.finalLoss))
             if let remote {
                 let floor = 2 * m.variables.map(\.byteCount).reduce(0, +)
                 let s = remote.stats
-                print(
+                emitLine(
                     String(
                         format:
                             "traffic: %.0f bytes per step (sent %d, received %d over %d steps); floor %d (one gradient + one copy of the variables): %.3fx",
                         s.bytesPerStep, s.bytesSent, s.bytesReceived, s.steps, floor, s.bytesPerStep / Double(floor)))
                 if s.recoveries > 0 || s.lateGradients > 0 {
-                    print(
+                    emitLine(
                         String(
                             format: "recoveries: %d in %.2f s; updates lost by restarted servers: %d; late gradients dropped: %d",
                             s.recoveries, s.recoverySeconds, s.updatesLost, s.lateGradients))
                 }
             }
-            print(trainer.evaluate())
+            emitLine("\(trainer.evaluate())")
             if let save = job.save {
                 try ModelFile.save(m, dataset: dataset, to: save)
-                print("model written to \(save)")
+                emitLine("model written to \(save)")
             }
             _ = context
             return .success

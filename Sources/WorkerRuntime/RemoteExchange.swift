@@ -249,7 +249,7 @@ public final class RemoteExchange: ParameterExchange {
             let now = Date()
             if let refusal = transports[i].refusal { throw RemoteError.keyRefused(server: servers[i], reason: refusal) }
             if now.timeIntervalSince(lastHeard) > settings.lostAfter {
-                try recover(i, because: "no word for \(String(format: "%.1f", settings.lostAfter)) s")
+                try recover(i, because: "no word for \(String(format: "%.1f", settings.lostAfter)) s", since: lastHeard)
                 for r in requests where r.reply == nil { send(r) }
                 (lastHeard, lastPing, deadline) = (Date(), Date(), Date().addingTimeInterval(settings.timeout))
                 continue
@@ -273,7 +273,7 @@ public final class RemoteExchange: ParameterExchange {
                 throw RemoteError.unexpectedReply(server: servers[i], what: requests[open].what, got: "a malformed message (\(error))")
             }
             if let known = incarnations[i], known != reply.header.incarnation {
-                try recover(i, because: "it restarted (new incarnation)")
+                try recover(i, because: "it restarted (new incarnation)", since: lastHeard)
                 for r in requests where r.reply == nil { send(r) }
                 (lastHeard, lastPing, deadline) = (Date(), Date(), Date().addingTimeInterval(settings.timeout))
                 continue
@@ -373,7 +373,8 @@ public final class RemoteExchange: ParameterExchange {
     }
 
     /// Reconnects to server `i` with exponential backoff until it answers hello, within the recovery timeout.
-    func recover(_ i: Int, because why: String) throws {
+    /// `since` is when the server was last heard from: the recovery time counts from there.
+    func recover(_ i: Int, because why: String, since: Date) throws {
         let started = Date()
         logger.warning(
             "lost ps \(servers[i]) (\(why)); reconnecting", metadata: ["recovery.timeout": "\(settings.recoveryTimeout)"])
@@ -416,11 +417,11 @@ public final class RemoteExchange: ParameterExchange {
                     try apply(register[0])
                 }
                 if welcomes.count > i { welcomes[i] = welcome }
-                let seconds = Date().timeIntervalSince(started)
+                let seconds = Date().timeIntervalSince(since)
                 stats.recoveries += 1
                 stats.recoverySeconds += seconds
                 let text = String(
-                    format: "recovered ps %@ after %.2f s (%d attempts)%@", servers[i], seconds, attempts,
+                    format: "recovered ps %@ %.2f s after it was last heard (%d attempts)%@", servers[i], seconds, attempts,
                     restarted
                         ? ": it restarted at update \(welcome.updates); \(lost) updates it had applied after its last checkpoint are lost"
                         : ": same server, connection restored")
