@@ -30,6 +30,7 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
     case noValues(path: String, column: String)
     case unknownBuiltin(name: String)
     case tooShort(name: String, length: Int, needed: Int)
+    case seasonNeeded(name: String)
 
     public var description: String {
         switch self {
@@ -46,7 +47,10 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
         case .unknownBuiltin(let n):
             return "no built-in data set named '\(n)': use synthetic, co2 or sunspots, or a CSV path"
         case .tooShort(let n, let l, let needed):
-            return "series \(n) has \(l) values; window + horizon and a held-out part need at least \(needed)"
+            return
+                "series \(n) has \(l) values; window + horizon, a validation and a held-out part need at least \(needed)"
+        case .seasonNeeded(let n):
+            return "seasonal scaling of \(n) needs a seasonal period: none was detected, so give one with --season"
         }
     }
 }
