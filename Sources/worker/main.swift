@@ -21,6 +21,7 @@ struct Worker: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var data: DataOptions
+    @OptionGroup var stopping: StoppingOptions
 
     @Option(help: "Parameter servers, host:port[,host:port...]; none trains in this process.")
     var ps: String?
@@ -92,6 +93,7 @@ struct Worker: ParsableCommand {
         }
         try model.check()
         try data.check()
+        try stopping.check()
     }
 
     func run() throws {
@@ -105,7 +107,14 @@ struct Worker: ParsableCommand {
         }
         do {
             let series = try data.load(seed: seed)
-            let dataset = try Dataset(series, window: model.window, horizon: model.horizon, scaling: data.scalingValue)
+            let choice = try data.choose(
+                for: series, config: model.config(inputDim: series.dimension), steps: steps, seed: seed,
+                optimizer: OptimizerConfig(
+                    kind: .init(rawValue: optimizer)!, learningRate: learningRate, momentum: momentum),
+                form: form, trials: ps == nil && restore == nil)
+            print(choice.reason)
+            let dataset = try choice.dataset(
+                series, window: model.window, horizon: model.horizon, validationFraction: data.validationFraction)
             let m = try Seq2Seq(model.config(inputDim: series.dimension), graph: Graph(seed: seed), form: form)
             if let restore { try Checkpoints.restore(m.graph, from: restore) }
             let exchange: ParameterExchange
@@ -140,8 +149,9 @@ struct Worker: ParsableCommand {
                 model: m, dataset: dataset,
                 options: TrainingOptions(
                     steps: steps, seed: seed, taskIndex: taskIndex, numWorkers: numWorkers,
-                    logEvery: logEvery, logdir: logdir),
+                    logEvery: logEvery, logdir: logdir, patience: ps == nil ? stopping.value : nil),
                 exchange: exchange)
+            trainer.record(choice)
             // SIGTERM or Ctrl-C: finish the step, tell the servers this worker is done, report, exit.
             var sources: [DispatchSourceSignal] = []
             for sig in [SIGTERM, SIGINT] {
@@ -161,6 +171,7 @@ struct Worker: ParsableCommand {
                     format: "trained %d steps in %.1f s: %.0f examples/s, final loss %.5f", report.steps,
                     report.seconds,
                     report.examplesPerSecond, report.finalLoss))
+            if let summary = report.earlyStoppingSummary { print(summary) }
             if let remote {
                 let floor = 2 * m.variables.map(\.byteCount).reduce(0, +)
                 print(
