@@ -32,6 +32,7 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
     case tooShort(name: String, length: Int, needed: Int)
     case unreadable(path: String, reason: String)
     case outOfRange(path: String, line: Int, column: String, cell: String)
+    case seasonNeeded(name: String)
 
     public var description: String {
         switch self {
@@ -51,7 +52,10 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
         case .outOfRange(let p, let l, let c, let v):
             return "\(p) line \(l): column '\(c)' holds \(v), too large in magnitude to train on in float32 (at most 1e30)"
         case .tooShort(let n, let l, let needed):
-            return "series \(n) has \(l) values; window + horizon and a held-out part need at least \(needed)"
+            return
+                "series \(n) has \(l) values; window + horizon, a validation and a held-out part need at least \(needed)"
+        case .seasonNeeded(let n):
+            return "seasonal scaling of \(n) needs a seasonal period: none was detected, so give one with --season"
         }
     }
 }

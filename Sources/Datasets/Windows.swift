@@ -4,8 +4,13 @@ public enum Scaling: String, Sendable, CaseIterable, Codable {
     /// value, after global normalisation; predictions are shifted back. Keeps a trending series such as
     /// CO2 inside the range the model trained on.
     case relative
-    /// Global normalisation only (mean and standard deviation of the training split).
+    /// Global normalisation only (mean and standard deviation of the training split). Keeps the level,
+    /// which a stationary series' forecast reverts to.
     case global
+    /// `relative` on the seasonal difference (value minus the value one period earlier): the model
+    /// forecasts how this season departs from the last, so a window shorter than the period (24 weeks of
+    /// a yearly cycle) still carries the season. Needs a period (`Dataset.season`).
+    case seasonal
 }
 
 /// Mean and standard deviation per column, from the training split only; saved with the model.
@@ -31,8 +36,8 @@ public struct Normalizer: Codable, Sendable, Equatable {
     }
 }
 
-/// A set of windows: T inputs of D features, the next H values of the target as labels, and each
-/// window's level (the last observed target value, subtracted under `.relative`, 0 under `.global`).
+/// A set of windows: T inputs of D features and the next H values of the target as labels, in the
+/// model's units, with what turns a model output back into a normalised value.
 public struct Windows: Sendable {
     public let window: Int
     public let horizon: Int
@@ -41,10 +46,30 @@ public struct Windows: Sendable {
     public let inputs: [Float]
     /// [count, H].
     public let targets: [Float]
-    /// [count]: the last observed target value in normalised units (the naive forecast).
-    public let levels: [Float]
+    /// [count, H]: added to a target (or a prediction) gives the normalised value: 0 under `.global`,
+    /// the last observed value under `.relative`, that plus the change a season earlier under `.seasonal`.
+    public let offsets: [Double]
+    /// [count]: the index in the series of each window's last observed value; its targets follow it.
+    public let origins: [Int]
+    /// The whole normalised target column, for baselines and errors in normalised units.
+    public let history: [Double]
 
-    public var count: Int { levels.count }
+    public var count: Int { origins.count }
+
+    /// The normalised value window `i` forecasts at `step` (1 ... H).
+    public func truth(_ i: Int, step: Int) -> Double { history[origins[i] + step] }
+
+    /// Mean squared error of `baseline` over these windows and every step, in normalised units.
+    public func meanSquaredError(of baseline: Baseline) -> Double {
+        var sum = 0.0
+        for i in 0..<count {
+            for k in 1...horizon {
+                let e = baseline.forecast(history, origin: origins[i], window: window, step: k) - truth(i, step: k)
+                sum += e * e
+            }
+        }
+        return sum / Double(max(1, count * horizon))
+    }
 
     /// Copies windows `indices` into batch buffers x [B, T, D] and y [B, H]; rows past `indices` are zeros.
     public func fill(
@@ -65,52 +90,114 @@ public struct Windows: Sendable {
     }
 }
 
-/// A series cut into training and held-out windows, chronologically: the first `trainFraction` of the
-/// series trains (and fits the normaliser); windows whose targets fall in the rest are held out.
+/// The three chronological parts of a `Dataset`.
+public enum Split: String, Sendable, CaseIterable {
+    case train
+    case validation
+    case heldOut = "held-out"
+}
+
+/// A series cut chronologically into three parts: training windows, validation windows (the last
+/// `validationFraction` of the training split, never trained on, for choosing the scaling and when to
+/// stop) and held-out windows (the rest of the series, untouched until the final report). Windows of
+/// the later parts take their inputs from before their cut, as a forecaster would.
 public struct Dataset: Sendable {
     public let series: String
+    /// Fitted on the part trained on only.
     public let normalizer: Normalizer
     public let scaling: Scaling
+    /// The seasonal period: the seasonal-naive baseline's, and `.seasonal` scaling's difference lag.
+    public let season: Int?
     public let train: Windows
+    public let validation: Windows
     public let heldOut: Windows
 
-    /// - Throws: `DataError.tooShort` when the series cannot give a window in each split.
-    public init(_ series: Series, window: Int, horizon: Int, scaling: Scaling = .relative, trainFraction: Double = 0.8)
-        throws
-    {
+    /// - Parameters:
+    ///   - scaling: `.seasonal` needs `season`.
+    ///   - season: the seasonal period, given or from `SeasonDetection`; nil leaves seasonal-naive out.
+    ///   - trainFraction: the chronological share of the series before the held-out part.
+    ///   - validationFraction: the share of that training split, at its end, kept for validation; 0 for none.
+    /// - Throws: `DataError.tooShort` when a split would have no window, `DataError.seasonNeeded` for
+    ///   `.seasonal` without a season.
+    public init(
+        _ series: Series, window: Int, horizon: Int, scaling: Scaling = .relative, season: Int? = nil,
+        trainFraction: Double = 0.8, validationFraction: Double = 0.1
+    ) throws {
         let n = series.count
         let cut = Int(Double(n) * trainFraction)
-        guard cut >= window + horizon, n - cut >= horizon else {
-            throw DataError.tooShort(
-                name: series.name, length: n,
-                needed: Int(Double(window + 2 * horizon) / min(trainFraction, 1 - trainFraction)) + 1)
+        let fitCut = cut - Int(Double(cut) * validationFraction)
+        let lag = scaling == .seasonal ? season ?? 0 : 0
+        if scaling == .seasonal && lag < 1 { throw DataError.seasonNeeded(name: series.name) }
+        // The first window whose inputs and offsets only reach back to the series' start.
+        let first = lag == 0 ? 0 : max(lag, (horizon + lag - 1) / lag * lag - window + 1)
+        let needed = Int(Double(window + 2 * horizon + first) / min(trainFraction, 1 - trainFraction)) + 1
+        guard fitCut - first >= window + horizon, n - cut >= horizon, validationFraction == 0 || cut - fitCut >= horizon
+        else {
+            throw DataError.tooShort(name: series.name, length: n, needed: needed)
         }
-        let normalizer = Normalizer(fitting: series.values, count: cut)
+        let normalizer = Normalizer(fitting: series.values, count: fitCut)
         let z = series.values.map { row in row.indices.map { (row[$0] - normalizer.mean[$0]) / normalizer.std[$0] } }
         self.series = series.name
         self.normalizer = normalizer
         self.scaling = scaling
-        train = Dataset.windows(z, from: 0, to: cut, window: window, horizon: horizon, scaling: scaling)
-        heldOut = Dataset.windows(z, from: cut - window, to: n, window: window, horizon: horizon, scaling: scaling)
+        self.season = season
+        let make = { (from: Int, to: Int) in
+            Dataset.windows(z, from: from, to: to, window: window, horizon: horizon, scaling: scaling, lag: lag)
+        }
+        train = make(first, fitCut)
+        validation = make(max(first, fitCut - window), validationFraction == 0 ? fitCut - window : cut)
+        heldOut = make(max(first, cut - window), n)
     }
 
     /// Windows whose inputs start at i ≥ `from` and whose targets end at or before `to`.
-    static func windows(_ z: [[Double]], from: Int, to: Int, window T: Int, horizon H: Int, scaling: Scaling) -> Windows
-    {
+    static func windows(
+        _ z: [[Double]], from: Int, to: Int, window T: Int, horizon H: Int, scaling: Scaling, lag P: Int
+    ) -> Windows {
         let d = z[0].count
+        let history = z.map { $0[0] }
         var xs: [Float] = []
         var ys: [Float] = []
-        var levels: [Float] = []
+        var offsets: [Double] = []
+        var origins: [Int] = []
         var i = from
         while i + T + H <= to {
-            let last = z[i + T - 1]
-            let shift = scaling == .relative ? last : [Double](repeating: 0, count: d)
-            for t in 0..<T { for k in 0..<d { xs.append(Float(z[i + t][k] - shift[k])) } }
-            for h in 0..<H { ys.append(Float(z[i + T + h][0] - shift[0])) }
-            levels.append(Float(last[0] - shift[0]))
+            let e = i + T - 1
+            // Inputs: plain, relative to the last value, or the seasonal difference relative to its last value.
+            let input = { (t: Int, k: Int) -> Double in
+                switch scaling {
+                case .global: return z[t][k]
+                case .relative: return z[t][k] - z[e][k]
+                case .seasonal: return (z[t][k] - z[t - P][k]) - (z[e][k] - z[e - P][k])
+                }
+            }
+            for t in i...e { for k in 0..<d { xs.append(Float(input(t, k))) } }
+            for h in 1...H {
+                let offset: Double
+                switch scaling {
+                case .global: offset = 0
+                case .relative: offset = history[e]
+                case .seasonal:
+                    let back = (h + P - 1) / P * P
+                    offset = history[e] + history[e + h - back] - history[e - back]
+                }
+                offsets.append(offset)
+                ys.append(Float(history[e + h] - offset))
+            }
+            origins.append(e)
             i += 1
         }
-        return Windows(window: T, horizon: H, dimension: d, inputs: xs, targets: ys, levels: levels)
+        return Windows(
+            window: T, horizon: H, dimension: d, inputs: xs, targets: ys, offsets: offsets, origins: origins,
+            history: history)
+    }
+
+    /// The windows of `split`.
+    public func windows(_ split: Split) -> Windows {
+        switch split {
+        case .train: return train
+        case .validation: return validation
+        case .heldOut: return heldOut
+        }
     }
 
     /// Mean squared error in the series' own units: normalised errors times the target's variance.

@@ -16,6 +16,7 @@ public enum ModelFile {
             "format": "scoped-trainer/seq2seq-attention",
             "series": dataset.series,
             "scaling": dataset.scaling.rawValue,
+            "season": dataset.season.map(String.init) ?? "",
             "normalizer": String(decoding: try encoder.encode(dataset.normalizer), as: UTF8.self),
             "config": String(decoding: try encoder.encode(c), as: UTF8.self),
         ]

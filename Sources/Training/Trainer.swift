@@ -16,10 +16,16 @@ public struct TrainingOptions: Sendable {
     /// Progress every this many steps (plain output) and events for TensorBoard.
     public var logEvery: Int
     public var logdir: String?
+    /// Early stopping: stop once this many steps have passed without a lower validation MSE, and put the
+    /// best variables back (this process's copy; servers keep theirs). Nil trains every step and keeps
+    /// the last variables, as before the validation split existed.
+    public var patience: Int?
+    /// Steps between validation checks when `patience` is set.
+    public var validateEvery: Int
 
     public init(
         steps: Int = 1000, seed: UInt64 = 0, taskIndex: Int = 0, numWorkers: Int = 1, logEvery: Int = 100,
-        logdir: String? = nil
+        logdir: String? = nil, patience: Int? = nil, validateEvery: Int = 100
     ) {
         self.steps = steps
         self.seed = seed
@@ -27,32 +33,23 @@ public struct TrainingOptions: Sendable {
         self.numWorkers = numWorkers
         self.logEvery = logEvery
         self.logdir = logdir
-    }
-}
-
-/// Held-out quality: the model's MSE next to the naive forecast that repeats the last observed value,
-/// both in the series' own units.
-public struct Evaluation: Sendable, CustomStringConvertible {
-    public let windows: Int
-    public let modelMSE: Double
-    public let naiveMSE: Double
-    public var ratio: Double { modelMSE / naiveMSE }
-
-    public var description: String {
-        String(
-            format: "held-out MSE %.6g vs naive forecast %.6g: ratio %.3f over %d windows", modelMSE, naiveMSE, ratio,
-            windows)
+        self.patience = patience
+        self.validateEvery = validateEvery
     }
 }
 
 /// Why training cannot start.
 public enum TrainingError: Error, CustomStringConvertible {
     case emptyShard(windows: Int, workers: Int)
+    case noValidation(series: String)
 
     public var description: String {
         switch self {
         case .emptyShard(let w, let n):
             return "\(w) training windows cannot be shared by \(n) workers: use fewer workers or more data"
+        case .noValidation(let s):
+            return
+                "\(s) has no validation windows to choose a scaling on: raise --validation-fraction or give --scaling"
         }
     }
 }
@@ -66,6 +63,19 @@ public struct TrainingReport: Sendable {
     public let seconds: Double
     /// The step this process started from (a restarted worker's resume point).
     public var resumedAt: Int = 0
+    /// With `patience`: the step whose variables were kept, and their validation MSE (series units).
+    public let bestStep: Int?
+    public let bestValidationMSE: Double?
+    /// Whether `patience` ended the run before `steps`.
+    public let stoppedEarly: Bool
+
+    /// One line on early stopping, or nil when it was off.
+    public var earlyStoppingSummary: String? {
+        guard let bestStep, let bestValidationMSE else { return nil }
+        return String(
+            format: "validation: best MSE %.6g at step %d%@; its variables kept", bestValidationMSE, bestStep,
+            stoppedEarly ? ", stopped early at step \(steps)" : "")
+    }
 }
 
 /// Draws training batches uniformly, with replacement, from one worker's shard; the stream depends only
@@ -139,6 +149,9 @@ public final class Trainer {
         var step = min(resumed, options.steps)
         let firstStep = step
         var times = StepTimes()
+        let validating = options.patience != nil && dataset.validation.count > 0 && options.validateEvery > 0
+        var best: (mse: Double, step: Int, values: [[Float]])?
+        var stoppedEarly = false
         while step < options.steps && !shouldStop {
             step += 1
             sampler.next(&indices)
@@ -151,14 +164,27 @@ public final class Trainer {
                 events.scalar("examples_per_second", Float(rate), step: step)
             }
             onStep?(step, loss)
+            if validating, step % options.validateEvery == 0 || step == options.steps, let patience = options.patience {
+                let mse = Evaluation.run(model, on: dataset, split: .validation).modelMSE
+                events?.scalar("validation_mse", Float(mse), step: step)
+                if best == nil || mse < best!.mse {
+                    best = (mse, step, variables.map { Array($0.value) })
+                } else if step - best!.step >= patience {
+                    stoppedEarly = true
+                    break
+                }
+            }
         }
         progress.finish()
+        if let best, best.step != step {
+            for (v, values) in zip(variables, best.values) { v.assign(values) }
+        }
         let seconds = Date().timeIntervalSince(started)
         try exchange.finish(variables: variables)
         return TrainingReport(
             steps: step - firstStep, finalLoss: loss,
             examplesPerSecond: Double((step - firstStep) * batch) / max(seconds, 1e-9), seconds: seconds,
-            resumedAt: firstStep)
+            resumedAt: firstStep, bestStep: best?.step, bestValidationMSE: best?.mse, stoppedEarly: stoppedEarly)
     }
 
     /// One training step on the training windows `indices`: fill the batch, forward, backward, then hand
@@ -180,42 +206,27 @@ public final class Trainer {
         return model.loss.value[0]
     }
 
-    /// The held-out MSE of the current variables, next to the naive forecast's.
+    /// The held-out MSE of the current variables, next to the baselines'; the ratios go to TensorBoard too.
     public func evaluate() -> Evaluation {
         let evaluation = Trainer.evaluate(model, on: dataset)
         events?.scalar("heldout_mse", Float(evaluation.modelMSE), step: options.steps)
-        events?.scalar("heldout_ratio_to_naive", Float(evaluation.ratio), step: options.steps)
+        for (tag, ratio) in evaluation.ratioTags {
+            events?.scalar("heldout_ratio_to_\(tag)", Float(ratio), step: options.steps)
+        }
         events?.flush()
         return evaluation
     }
 
+    /// Writes the scaling trials' validation figures to TensorBoard (`selection/validation_mse_relative`).
+    public func record(_ choice: ScalingChoice) {
+        for trial in choice.trials {
+            events?.scalar("selection/validation_mse_\(trial.scaling.rawValue)", Float(trial.validationMSE), step: 0)
+        }
+    }
+
     /// Runs `model` forward over every held-out window (the last batch padded) and compares.
     public static func evaluate(_ model: Seq2Seq, on dataset: Dataset) -> Evaluation {
-        let w = dataset.heldOut
-        let b = model.config.batch
-        let h = w.horizon
-        var modelSum = 0.0
-        var naiveSum = 0.0
-        var start = 0
-        while start < w.count {
-            let rows = min(b, w.count - start)
-            w.fill(start..<(start + rows), x: model.x.value, y: model.y.value)
-            model.forward()
-            for r in 0..<rows {
-                let level = Double(w.levels[start + r])
-                for k in 0..<h {
-                    let y = Double(w.targets[(start + r) * h + k])
-                    let p = Double(model.predictions.value[r * h + k])
-                    modelSum += (p - y) * (p - y)
-                    naiveSum += (level - y) * (level - y)
-                }
-            }
-            start += rows
-        }
-        let n = Double(max(1, w.count * h))
-        return Evaluation(
-            windows: w.count, modelMSE: dataset.unnormalisedMSE(modelSum / n),
-            naiveMSE: dataset.unnormalisedMSE(naiveSum / n))
+        Evaluation.run(model, on: dataset, split: .heldOut)
     }
 }
 

@@ -12,12 +12,19 @@ import VariableScopes
 import WorkerRuntime
 import ZeroMQ
 
+/// `--scaling`: one of the fixed scalings, or `auto` (chosen on the validation split).
+public enum ScalingRequest: String, Sendable, CaseIterable {
+    case auto, relative, global, seasonal
+}
+
 /// Everything a worker run needs, already checked by the command line.
 public struct WorkerJobConfig: Sendable {
     public var model: ModelConfigOptions
     public var data: String
     public var columns: [String]
-    public var scaling: Scaling
+    public var scaling: ScalingRequest
+    public var season: Int?
+    public var validationFraction: Double
     /// Servers' `host:port`, in the same order on every worker; empty trains in this process.
     public var servers: [String]
     public var remote: RemoteSettings
@@ -31,7 +38,8 @@ public struct WorkerJobConfig: Sendable {
     public var denseForm: DenseVariableForm
 
     public init(
-        model: ModelConfigOptions, data: String, columns: [String], scaling: Scaling, servers: [String],
+        model: ModelConfigOptions, data: String, columns: [String], scaling: ScalingRequest, season: Int?,
+        validationFraction: Double, servers: [String],
         remote: RemoteSettings, curveServerKeys: [[UInt8]], curveKeyPair: CurveKeyPair?, restore: String?,
         save: String?, training: TrainingOptions, optimizer: OptimizerConfig, threads: Int, denseForm: DenseVariableForm
     ) {
@@ -39,6 +47,8 @@ public struct WorkerJobConfig: Sendable {
         self.data = data
         self.columns = columns
         self.scaling = scaling
+        self.season = season
+        self.validationFraction = validationFraction
         self.servers = servers
         self.remote = remote
         self.curveServerKeys = curveServerKeys
@@ -65,6 +75,25 @@ public struct ModelConfigOptions: Sendable {
 
 /// A worker run: load the data, build the model with TF1 scopes, train alone or against servers, report.
 public enum WorkerJob {
+    /// The scaling to train with: the one asked for, or with `auto` the winner of short trials on the
+    /// validation split. Trials run only in-process from scratch; with servers or a restore, `auto` keeps
+    /// relative and says so.
+    static func chooseScaling(_ job: WorkerJobConfig, series: Series) throws -> ScalingChoice {
+        let season = job.season ?? ModelSelection.season(of: series, validationFraction: job.validationFraction)
+        if let fixed = Scaling(rawValue: job.scaling.rawValue) { return .fixed(fixed, season: season) }
+        guard job.servers.isEmpty && job.restore == nil else {
+            return .fixed(
+                .relative, season: season,
+                reason: "scaling auto: relative, the default, as trials run only in-process from scratch (no --ps, no --restore)")
+        }
+        return try ModelSelection.chooseScaling(
+            for: series, config: job.model.config(inputDim: series.dimension),
+            options: SelectionOptions(
+                steps: job.training.steps, seed: job.training.seed, optimizer: job.optimizer, season: season,
+                validationFraction: job.validationFraction, form: job.denseForm),
+            output: { emitLine($0) })
+    }
+
     /// Runs the job; prints its report lines to standard output.
     /// - Returns: the exit status.
     public static func run(_ job: WorkerJobConfig, logger: Logger) -> ExitStatus {
@@ -76,7 +105,10 @@ public enum WorkerJob {
             } else {
                 series = try CSVSeries.load(path: job.data, columns: job.columns)
             }
-            let dataset = try Dataset(series, window: job.model.window, horizon: job.model.horizon, scaling: job.scaling)
+            let choice = try chooseScaling(job, series: series)
+            emitLine(choice.reason)
+            let dataset = try choice.dataset(
+                series, window: job.model.window, horizon: job.model.horizon, validationFraction: job.validationFraction)
             let m = try Seq2Seq(
                 job.model.config(inputDim: series.dimension), graph: Graph(seed: job.training.seed), form: job.denseForm)
             if let restore = job.restore { try Checkpoints.restore(m.graph, from: restore) }
@@ -110,6 +142,7 @@ public enum WorkerJob {
                     "heldout.windows": "\(dataset.heldOut.count)", "worker.index": "\(job.training.taskIndex)",
                 ])
             let trainer = try Trainer(model: m, dataset: dataset, options: job.training, exchange: exchange)
+            trainer.record(choice)
             let stop = trainer.stop
             let handlers = SignalHandlers([SIGTERM, SIGINT]) { sig in
                 logger.info("signal received: stopping after this step", metadata: ["signal": "\(signalName(sig))"])
@@ -122,6 +155,7 @@ public enum WorkerJob {
                 String(
                     format: "trained %d steps in %.1f s: %.0f examples/s, final loss %.5f", report.steps, report.seconds,
                     report.examplesPerSecond, report.finalLoss))
+            if let summary = report.earlyStoppingSummary { emitLine(summary) }
             if let remote {
                 let floor = 2 * m.variables.map(\.byteCount).reduce(0, +)
                 let s = remote.stats

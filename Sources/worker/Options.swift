@@ -37,17 +37,45 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
+extension ScalingRequest: ExpressibleByArgument {}
+
 /// Which series to train on and how to scale it.
 struct DataOptions: ParsableArguments {
     @Option(help: "A built-in series (synthetic, co2, sunspots) or a CSV file path.") var data = "synthetic"
     @Option(help: "CSV column(s) to use; the first is forecast, all are inputs. Repeat for more features.")
     var column: [String] = []
-    @Option(help: "relative (per-window level removal, default) or global (normalisation only).")
-    var scaling: Scaling = .relative
+    @Option(
+        help:
+            "auto (default: short trials of each, the lowest validation MSE wins), relative (per-window level removal), global (normalisation only) or seasonal (relative on the seasonal difference)."
+    )
+    var scaling: ScalingRequest = .auto
+    @Option(help: "Seasonal period in steps, for seasonal-naive and seasonal scaling; default: detected from the training part.")
+    var season: Int?
+    @Option(help: "The share of the training split, at its end, never trained on: it chooses the scaling and when to stop.")
+    var validationFraction = 0.1
 
     func check() throws {
+        if let season, !(1...100_000).contains(season) { throw ValidationError("--season must be in 1...100000, got \(season)") }
+        guard validationFraction.isFinite, (0..<0.5).contains(validationFraction) else {
+            throw ValidationError("--validation-fraction must be in [0, 0.5), got \(validationFraction)")
+        }
         if BuiltinSeries(rawValue: data) == nil && column.isEmpty {
             throw ValidationError("--data \(data) is a CSV file: name the column to forecast with --column")
         }
     }
+}
+
+/// When to stop: early stopping on the validation split.
+struct StoppingOptions: ParsableArguments {
+    @Option(
+        help:
+            "Stop after this many steps without a lower validation MSE and keep the best variables (in-process); 0 trains every step."
+    )
+    var patience = 1000
+
+    func check() throws {
+        guard (0...1_000_000_000).contains(patience) else { throw ValidationError("--patience must be in 0...1000000000, got \(patience)") }
+    }
+
+    var value: Int? { patience > 0 ? patience : nil }
 }

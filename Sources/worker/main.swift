@@ -31,6 +31,7 @@ struct Worker: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var data: DataOptions
+    @OptionGroup var stopping: StoppingOptions
 
     @Option(help: "Parameter servers, host:port[,host:port...]; none trains in this process.") var ps: String?
     @Option(help: "The servers' CURVE public key (Z85 text or a file); repeat once per server, or give one for all.")
@@ -118,6 +119,7 @@ struct Worker: ParsableCommand {
         }
         try model.check()
         try data.check()
+        try stopping.check()
     }
 
     func run() throws {
@@ -149,10 +151,12 @@ struct Worker: ParsableCommand {
         remote.timeout = timeout
         remote.recoveryTimeout = recoveryTimeout
         let job = WorkerJobConfig(
-            model: model.sizes, data: data.data, columns: data.column, scaling: data.scaling, servers: servers,
+            model: model.sizes, data: data.data, columns: data.column, scaling: data.scaling, season: data.season,
+            validationFraction: data.validationFraction, servers: servers,
             remote: remote, curveServerKeys: keys, curveKeyPair: pair, restore: restore, save: save,
             training: TrainingOptions(
-                steps: steps, seed: seed, taskIndex: index, numWorkers: workers, logEvery: logEvery, logdir: logdir),
+                steps: steps, seed: seed, taskIndex: index, numWorkers: workers, logEvery: logEvery, logdir: logdir,
+                patience: servers.isEmpty ? stopping.value : nil),
             optimizer: OptimizerConfig(kind: optimizer, learningRate: learningRate, momentum: momentum), threads: threads,
             denseForm: denseForm)
         let status = WorkerJob.run(job, logger: logger)

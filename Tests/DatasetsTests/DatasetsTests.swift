@@ -58,7 +58,7 @@ struct WindowTests {
 
     @Test("normalisation comes from the training split only")
     func trainOnlyNormalisation() throws {
-        let d = try Dataset(series, window: 4, horizon: 2, scaling: .global)
+        let d = try Dataset(series, window: 4, horizon: 2, scaling: .global, validationFraction: 0)
         #expect(abs(d.normalizer.mean[0] - 39.5) < 1e-9)  // mean of 0..<80
         let squares: [Double] = (0..<80).map { (Double($0) - 39.5) * (Double($0) - 39.5) }
         let std = (squares.reduce(0, +) / 80).squareRoot()
@@ -67,7 +67,8 @@ struct WindowTests {
 
     @Test("windows: T inputs and the next H targets; held-out targets lie after the cut")
     func windows() throws {
-        let d = try Dataset(series, window: 4, horizon: 2, scaling: .global)
+        let d = try Dataset(series, window: 4, horizon: 2, scaling: .global, validationFraction: 0)
+        #expect(d.validation.count == 0)
         #expect(d.train.count == 80 - 6 + 1)
         #expect(d.heldOut.count == 100 - (80 - 4) - 6 + 1)
         let unz = { (v: Float) in Double(v) * d.normalizer.std[0] + d.normalizer.mean[0] }
@@ -80,10 +81,58 @@ struct WindowTests {
     func relative() throws {
         let d = try Dataset(series, window: 4, horizon: 2, scaling: .relative)
         #expect(d.train.inputs[3] == 0)
-        #expect(d.train.levels.allSatisfy { $0 == 0 })
+        // The offset is the last observed value, so a zero output is the naive forecast.
+        for i in 0..<d.train.count {
+            for k in 0..<2 { #expect(d.train.offsets[i * 2 + k] == d.train.history[d.train.origins[i]]) }
+        }
         let step = Float(1 / d.normalizer.std[0])
         #expect(abs(d.train.targets[0] - step) < 1e-5 && abs(d.train.targets[1] - 2 * step) < 1e-5)
         #expect(abs(d.train.inputs[0] + 3 * step) < 1e-5)
+    }
+
+    @Test("the validation split is the end of the training split: never trained on, before the held-out part")
+    func validationSplit() throws {
+        let d = try Dataset(series, window: 4, horizon: 2, scaling: .global, validationFraction: 0.1)
+        // cut 80, validation from 72: training targets end before 72, validation targets lie in 72..<80.
+        #expect(abs(d.normalizer.mean[0] - 35.5) < 1e-9)  // mean of 0..<72: fitted on what is trained on
+        #expect(d.train.count == 72 - 6 + 1)
+        #expect(d.train.origins.allSatisfy { $0 + 2 < 72 })
+        #expect(d.validation.count == 80 - 72 - 2 + 1)
+        #expect(d.validation.origins.first! + 1 == 72 && d.validation.origins.last! + 2 == 79)
+        #expect(d.heldOut.origins.first! + 1 == 80 && d.heldOut.origins.last! + 2 == 99)
+        #expect(d.windows(.validation).count == d.validation.count)
+    }
+
+    @Test(
+        "seasonal scaling: inputs are the seasonal difference relative to its last value; targets plus offsets give the series back"
+    )
+    func seasonal() throws {
+        // Period 4, and a trend of 1 per step.
+        let values = (0..<60).map { t in [Double(t) + [0, 3, 1, -2][t % 4]] }
+        let s = Series(name: "season4", columns: ["v"], values: values)
+        let d = try Dataset(s, window: 3, horizon: 5, scaling: .seasonal, season: 4, validationFraction: 0)
+        let z = d.train.history
+        // The first window must see 4 steps back from its inputs and 8 back from its origin (horizon 5 > 4).
+        #expect(d.train.origins[0] == 8)
+        let e = d.train.origins[0]
+        for t in 0..<3 {
+            let x = Double(d.train.inputs[t])
+            let expected = (z[e - 2 + t] - z[e - 2 + t - 4]) - (z[e] - z[e - 4])
+            #expect(abs(x - expected) < 1e-6)
+        }
+        // A season that repeats exactly and a steady trend leave nothing to learn.
+        #expect(d.train.targets.allSatisfy { abs($0) < 1e-5 })
+        for i in [0, 7] {
+            for k in 1...5 {
+                #expect(
+                    abs(
+                        Double(d.train.targets[i * 5 + k - 1]) + d.train.offsets[i * 5 + k - 1]
+                            - d.train.truth(i, step: k)) < 1e-6)
+            }
+        }
+        #expect(throws: DataError.seasonNeeded(name: "season4")) {
+            try Dataset(s, window: 3, horizon: 5, scaling: .seasonal)
+        }
     }
 
     @Test("shards are disjoint and cover every window", arguments: [1, 2, 3, 7])
@@ -118,5 +167,85 @@ struct WindowTests {
         let b = try BuiltinSeries.synthetic.load(seed: 1)
         let c = try BuiltinSeries.synthetic.load(seed: 2)
         #expect(a.values == b.values && a.values != c.values)
+    }
+}
+
+@Suite("Baselines")
+struct BaselineTests {
+    let history: [Double] = [1, 2, 3, 4, 5, 6, 7, 8]
+
+    @Test("naive repeats the last value, seasonal-naive the last season, window mean the window's mean (by hand)")
+    func forecasts() {
+        // Origin 5 (value 6), window 3 (values 4, 5, 6).
+        #expect((1...3).map { Baseline.naive.forecast(history, origin: 5, window: 3, step: $0) } == [6, 6, 6])
+        // Period 2: steps 1, 2 take 5, 6 (one season back); step 3 takes 5 again (two seasons back).
+        #expect(
+            (1...3).map { Baseline.seasonalNaive(period: 2).forecast(history, origin: 5, window: 3, step: $0) } == [
+                5, 6, 5,
+            ])
+        #expect(Baseline.seasonalNaive(period: 3).forecast(history, origin: 5, window: 3, step: 1) == 4)
+        #expect(Baseline.windowMean.forecast(history, origin: 5, window: 3, step: 2) == 5)
+        // A season reaching before the start falls back to naive.
+        #expect(Baseline.seasonalNaive(period: 4).forecast(history, origin: 1, window: 2, step: 1) == 2)
+    }
+
+    @Test("the baselines' MSE over a data set's windows, checked by hand")
+    func meanSquaredError() throws {
+        // 0, 1, 0, 1, ... plus t/10: period 2. Window 2, horizon 2.
+        let values = (0..<40).map { [Double($0 % 2) + Double($0) / 10] }
+        let d = try Dataset(
+            Series(name: "alt", columns: ["v"], values: values), window: 2, horizon: 2, scaling: .global, season: 2,
+            validationFraction: 0)
+        let w = d.heldOut
+        let sd = d.normalizer.std[0]
+        // Naive: one step ahead is off by 1 ± 0.1, two steps ahead by 0.2.
+        var naive = 0.0
+        var seasonal = 0.0
+        var mean = 0.0
+        for e in w.origins {
+            let up = e % 2 == 0  // the next value jumps up
+            naive += pow(up ? 1.1 : -0.9, 2) + 0.2 * 0.2
+            seasonal += 0.2 * 0.2 + 0.2 * 0.2
+            let m = (values[e][0] + values[e - 1][0]) / 2
+            mean += pow(values[e + 1][0] - m, 2) + pow(values[e + 2][0] - m, 2)
+        }
+        let n = Double(2 * w.count) * sd * sd
+        #expect(abs(w.meanSquaredError(of: .naive) - naive / n) < 1e-9)
+        #expect(abs(w.meanSquaredError(of: .seasonalNaive(period: 2)) - seasonal / n) < 1e-9)
+        #expect(abs(w.meanSquaredError(of: .windowMean) - mean / n) < 1e-9)
+    }
+}
+
+@Suite("Season detection")
+struct SeasonTests {
+    /// Deterministic noise in [-0.5, 0.5).
+    static func noise(_ n: Int, seed: UInt64) -> [Double] {
+        var s = seed &+ 0x9E37_79B9_7F4A_7C15
+        return (0..<n).map { _ in
+            s = s &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Double(s >> 11) / Double(1 << 53) - 0.5
+        }
+    }
+
+    @Test("a yearly cycle under a trend is found at its period, not a multiple", arguments: [12, 52])
+    func cycle(period: Int) {
+        let e = Self.noise(1500, seed: UInt64(period))
+        let v = (0..<1500).map { t in 0.01 * Double(t) + sin(2 * .pi * Double(t) / Double(period)) + e[t] }
+        #expect(SeasonDetection.period(of: v) == period)
+    }
+
+    @Test("white noise and a pure trend have no season")
+    func none() {
+        #expect(SeasonDetection.period(of: Self.noise(1000, seed: 1)) == nil)
+        let e = Self.noise(1000, seed: 2)
+        #expect(SeasonDetection.period(of: (0..<1000).map { 0.05 * Double($0) + e[$0] }) == nil)
+    }
+
+    @Test("the shipped series: CO2 weekly repeats every 52 weeks, sunspots every 11 years")
+    func shipped() throws {
+        let co2 = try BuiltinSeries.co2.load().values.map { $0[0] }
+        let sunspots = try BuiltinSeries.sunspots.load().values.map { $0[0] }
+        #expect(SeasonDetection.period(of: Array(co2[..<1644])) == 52)
+        #expect(SeasonDetection.period(of: Array(sunspots[..<222])) == 11)
     }
 }

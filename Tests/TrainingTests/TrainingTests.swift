@@ -106,10 +106,11 @@ struct TrainerTests {
             offset += 16 + length
             records += 1
         }
-        // Version record, loss and examples/s at steps 50 and 100, held-out MSE and ratio.
-        #expect(records == 1 + 4 + 2)
+        // Version record, loss and examples/s at steps 50 and 100, held-out MSE, ratios to naive and window mean.
+        #expect(records == 1 + 4 + 3)
         let text = String(decoding: bytes, as: UTF8.self)
         #expect(text.contains("brain.Event:2") && text.contains("heldout_mse") && text.contains("loss"))
+        #expect(text.contains("heldout_ratio_to_naive") && text.contains("heldout_ratio_to_window_mean"))
     }
 
     @Test("CRC-32C matches its published check value")
@@ -146,5 +147,156 @@ struct ModelFileTests {
         let tensors = try SafeTensors.read(path)
         #expect(tensors.keys.sorted() == model.variables.map(\.name).sorted())
         #expect(try SafeTensors.metadata(path)["scaling"] == "relative")
+    }
+}
+
+@Suite("Evaluation against baselines")
+struct EvaluationTests {
+    static let config = ModelConfig(batch: 8, window: 8, horizon: 3, inputDim: 1, hidden: 8, hidden2: 6)
+
+    /// A model whose every variable is zero: its output is exactly 0, whatever the input.
+    func zeroModel() throws -> Seq2Seq {
+        let model = try Seq2Seq(Self.config, graph: Graph(seed: 1))
+        for v in model.variables { v.value.update(repeating: 0) }
+        return model
+    }
+
+    @Test("a zero output is the naive forecast under relative scaling and the training mean under global")
+    func zeroOutput() throws {
+        let series = try BuiltinSeries.synthetic.load(seed: 0, length: 600)
+        let model = try zeroModel()
+        let relative = Evaluation.run(model, on: try Dataset(series, window: 8, horizon: 3, scaling: .relative))
+        #expect(relative.modelMSE == relative.naiveMSE && relative.ratio == 1)
+        let global = try Dataset(series, window: 8, horizon: 3, scaling: .global)
+        let evaluation = Evaluation.run(model, on: global)
+        // The training mean is 0 in normalised units: the model's MSE is the mean of the squared truths.
+        let w = global.heldOut
+        let byHand = (0..<w.count).flatMap { i in (1...3).map { w.truth(i, step: $0) * w.truth(i, step: $0) } }
+        #expect(abs(evaluation.modelMSE - global.unnormalisedMSE(byHand.reduce(0, +) / Double(byHand.count))) < 1e-9)
+    }
+
+    @Test("every baseline's ratio is printed on its own line after the parsed held-out line")
+    func lines() throws {
+        let series = try BuiltinSeries.co2.load()
+        let dataset = try Dataset(series, window: 8, horizon: 3, season: 52)
+        let evaluation = Evaluation.run(try zeroModel(), on: dataset)
+        let lines = "\(evaluation)".split(separator: "\n").map(String.init)
+        #expect(lines.count == 3)
+        #expect(lines[0].hasPrefix("held-out MSE ") && lines[0].contains(": ratio 1.000 over "))
+        #expect(lines[1].hasPrefix("held-out vs seasonal-naive (period 52) forecast "))
+        #expect(lines[2].hasPrefix("held-out vs window mean forecast "))
+        #expect(evaluation.baselines.map(\.baseline) == [.seasonalNaive(period: 52), .windowMean])
+        for b in evaluation.baselines {
+            #expect(b.ratio == evaluation.modelMSE / b.mse)
+            #expect(abs(b.mse - dataset.unnormalisedMSE(dataset.heldOut.meanSquaredError(of: b.baseline))) < 1e-12)
+        }
+    }
+}
+
+@Suite("Early stopping")
+struct EarlyStoppingTests {
+    @Test("patience ends the run after that many steps without a better validation MSE and keeps the best variables")
+    func stops() throws {
+        let config = ModelConfig(batch: 8, window: 8, horizon: 3, inputDim: 1, hidden: 8, hidden2: 6)
+        let series = try BuiltinSeries.synthetic.load(seed: 0, length: 600)
+        let dataset = try Dataset(series, window: 8, horizon: 3)
+        let model = try Seq2Seq(config, graph: Graph(seed: 1))
+        let trainer = try Trainer(
+            model: model, dataset: dataset,
+            options: TrainingOptions(steps: 2000, seed: 1, logEvery: 1000, patience: 20, validateEvery: 10),
+            exchange: LocalExchange(optimizer: OptimizerConfig(kind: .adam, learningRate: 0.05)), output: { _ in })
+        let report = try trainer.train()
+        let best = try #require(report.bestStep)
+        #expect(report.stoppedEarly && report.steps < 2000)
+        #expect(report.steps - best >= 20 && report.steps - best < 30)
+        #expect(Evaluation.run(model, on: dataset, split: .validation).modelMSE == report.bestValidationMSE)
+    }
+
+    @Test("without patience every step is trained, as before")
+    func off() throws {
+        let (_, report, _) = try TrainerTests().run(steps: 30)
+        #expect(report.steps == 30 && !report.stoppedEarly && report.bestStep == nil)
+    }
+}
+
+@Suite("Choosing the scaling")
+struct ScalingChoiceTests {
+    static let config = ModelConfig(batch: 8, window: 6, horizon: 3, inputDim: 1, hidden: 8, hidden2: 6)
+
+    /// Deterministic Gaussian-ish noise (sum of three uniforms).
+    static func noise(_ n: Int, seed: UInt64) -> [Double] {
+        var s = seed &+ 0x2545_F491_4F6C_DD1D
+        func u() -> Double {
+            s = s &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Double(s >> 11) / Double(1 << 53)
+        }
+        return (0..<n).map { _ in u() + u() + u() - 1.5 }
+    }
+
+    /// A steady climb with noise: later values lie above everything the training part saw.
+    static let trend = Series(
+        name: "trend", columns: ["v"], values: noise(600, seed: 1).enumerated().map { [0.02 * Double($0) + 0.3 * $1] })
+    /// Noise around a constant: the level is what to forecast, and the last value is a poor guide to it.
+    static let stationary = Series(
+        name: "stationary", columns: ["v"], values: noise(600, seed: 2).map { [5 + $0] })
+
+    func choose(_ series: Series, seed: UInt64 = 0) throws -> ScalingChoice {
+        try ModelSelection.chooseScaling(
+            for: series, config: Self.config,
+            options: SelectionOptions(
+                steps: 600, seed: seed, optimizer: OptimizerConfig(kind: .adam, learningRate: 0.01)),
+            output: { _ in })
+    }
+
+    @Test("a series with a strong trend picks relative", arguments: [0, 1, 2] as [UInt64])
+    func trendPicksRelative(seed: UInt64) throws {
+        let choice = try choose(Self.trend, seed: seed)
+        #expect(choice.scaling == .relative, "\(choice)")
+        #expect(choice.season == nil && choice.trials.map(\.scaling) == [.relative, .global])
+    }
+
+    @Test("a stationary series picks global", arguments: [0, 1, 2] as [UInt64])
+    func stationaryPicksGlobal(seed: UInt64) throws {
+        let choice = try choose(Self.stationary, seed: seed)
+        #expect(choice.scaling == .global, "\(choice)")
+    }
+
+    @Test("the choice and its validation figures are the same for the same seed")
+    func deterministic() throws {
+        let a = try choose(Self.stationary, seed: 3)
+        let b = try choose(Self.stationary, seed: 3)
+        #expect(a == b)
+        #expect(a.trials.allSatisfy { $0.validationMSE.isFinite && $0.validationMSE > 0 })
+    }
+
+    @Test("the trials share 20% of the steps evenly, and the reason names the choice, the rivals and the budget")
+    func budget() throws {
+        let choice = try choose(Self.trend)
+        #expect(choice.trials.map(\.steps) == [60, 60] && choice.budget == 120)
+        #expect(!choice.reason.contains("\n"))
+        #expect(choice.reason.hasPrefix("scaling auto: chose relative, lowest validation MSE "))
+        #expect(choice.reason.contains("against global ") && choice.reason.contains("120 steps, 20% of --steps 600"))
+    }
+
+    @Test("a detected season adds seasonal scaling to the candidates, and the data set for the choice carries it")
+    func seasonalCandidate() throws {
+        let e = Self.noise(600, seed: 4)
+        let values = (0..<600).map { t -> [Double] in
+            let x = Double(t)
+            return [0.01 * x + sin(2 * Double.pi * x / 12) + 0.2 * e[t]]
+        }
+        let series = Series(name: "cycle", columns: ["v"], values: values)
+        let choice = try choose(series)
+        let tried: [Scaling] = choice.trials.map { $0.scaling }
+        #expect(choice.season == 12 && tried == [.relative, .global, .seasonal])
+        let dataset = try choice.dataset(series, window: 6, horizon: 3)
+        #expect(dataset.scaling == choice.scaling && dataset.season == 12)
+    }
+
+    @Test("with no steps to spend, auto keeps relative and says why")
+    func noBudget() throws {
+        let choice = try ModelSelection.chooseScaling(
+            for: Self.trend, config: Self.config, options: SelectionOptions(steps: 0), output: { _ in })
+        #expect(choice.scaling == .relative && choice.trials.isEmpty && choice.reason.contains("no steps"))
     }
 }

@@ -1,0 +1,40 @@
+/// Forecasts that need no training, to judge a model against: a model that cannot beat repeating the
+/// last season has learnt nothing a lookup would not give.
+public enum Baseline: Sendable, Equatable, CustomStringConvertible {
+    /// Repeat the last observed value.
+    case naive
+    /// Repeat the last season: step k ahead takes the value one period earlier, or several periods when
+    /// k exceeds the period (Hyndman and Athanasopoulos, "Forecasting: Principles and Practice", 5.2).
+    case seasonalNaive(period: Int)
+    /// The mean of the window's observed values.
+    case windowMean
+
+    public var description: String {
+        switch self {
+        case .naive: return "naive"
+        case .seasonalNaive(let p): return "seasonal-naive (period \(p))"
+        case .windowMean: return "window mean"
+        }
+    }
+
+    /// The forecast of `history[origin + step]` made at `origin`, from `history[...origin]` only.
+    /// - Parameters:
+    ///   - history: the target column, oldest first.
+    ///   - origin: the index of the last observed value.
+    ///   - window: how many values the window observes (for `.windowMean`).
+    ///   - step: how far ahead, from 1.
+    /// A seasonal-naive forecast whose season starts before the series does falls back to naive.
+    public func forecast(_ history: [Double], origin: Int, window: Int, step: Int) -> Double {
+        switch self {
+        case .naive:
+            return history[origin]
+        case .seasonalNaive(let period):
+            let seasons = (step + period - 1) / period
+            let i = origin + step - seasons * period
+            return i >= 0 ? history[i] : history[origin]
+        case .windowMean:
+            let first = max(0, origin - window + 1)
+            return history[first...origin].reduce(0, +) / Double(origin - first + 1)
+        }
+    }
+}
