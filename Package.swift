@@ -18,6 +18,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
     ],
     targets: [
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
@@ -34,6 +37,14 @@ let package = Package(
         .target(name: "ProcessSupport", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(name: "Exchange", dependencies: ["Optimizers", "VariableScopes"]),
         .target(
+            name: "Telemetry",
+            dependencies: [
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "FlyingFox", package: "FlyingFox"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
             name: "Training",
             dependencies: [
                 "Autodiff", "Model", "Datasets", "Exchange", "Optimizers", "ProcessSupport", "VariableScopes",
@@ -45,7 +56,8 @@ let package = Package(
             name: "ParameterServer",
             dependencies: [
                 "Wire", "Transport", "ZeroMQ", "Optimizers", "ProcessSupport", "VariableScopes", "SafeTensors", "Tensors",
-                .product(name: "Logging", package: "swift-log"),
+                "Telemetry", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ]),
         .target(
             name: "WorkerRuntime",
@@ -57,7 +69,8 @@ let package = Package(
             name: "WorkerJob",
             dependencies: [
                 "BLAS", "Datasets", "Exchange", "Model", "Optimizers", "ProcessSupport", "Training", "Transport",
-                "VariableScopes", "WorkerRuntime", "ZeroMQ", .product(name: "Logging", package: "swift-log"),
+                "VariableScopes", "WorkerRuntime", "ZeroMQ", "Telemetry", "Wire", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ]),
         .executableTarget(
             name: "ps-server",

@@ -59,6 +59,9 @@ public final class ServerCore {
     var updatesAtLastCheckpoint: UInt64 = 0
     var exiting = false
     public private(set) var counters = ServerCounters()
+    /// Staleness of recent pushes (updates applied between the worker's pull and its push), for metrics;
+    /// drained by `drainStaleness()`, at most 4,096 kept.
+    var stalenessSamples: [UInt64] = []
 
     /// - Parameters:
     ///   - restored: the state of a checkpoint to resume from.
@@ -169,6 +172,12 @@ public final class ServerCore {
         deferred.removeAll { $0.peer.id == peer.id }
     }
 
+    /// The staleness samples since the last call.
+    public func drainStaleness() -> [UInt64] {
+        defer { stalenessSamples.removeAll(keepingCapacity: true) }
+        return stalenessSamples
+    }
+
     /// Counts peers refused by admission.
     public func countRefused(_ n: Int) { counters.refusedPeers += n }
 
@@ -249,8 +258,12 @@ public final class ServerCore {
         switch m.header.kind {
         case .ping: out.append(.send(Envelope.frames(replyHeader(.pong, to: m.header), Names(names: [])), to: peer))
         case .register: out.append(try register(m, peer: peer, worker: w))
-        case .pull: out += try pull(m, peer: peer)
-        case .push: out.append(try push(m, peer: peer))
+        case .pull:
+            counters.pulls[index, default: 0] += 1
+            out += try pull(m, peer: peer)
+        case .push:
+            counters.pushes[index, default: 0] += 1
+            out.append(try push(m, peer: peer))
         case .done:
             _ = try m.decode(Names.self, limit: 1 << 16)
             workers[index]!.status = .done
@@ -474,6 +487,9 @@ public final class ServerCore {
         }
         let scale = clipScale(m.tensors)
         let step = m.header.step
+        if stalenessSamples.count < 4096 {
+            stalenessSamples.append(updates >= w.updatesAtLastPull ? updates - w.updatesAtLastPull : 0)
+        }
         var outcome = Pushed.Outcome.applied
         switch config.mode {
         case .async:
@@ -704,6 +720,7 @@ public final class ServerCore {
     /// unchanged until sent). Its step is the server's update count (sync: its step).
     func values(_ peer: Peer, header: Header, names: [String]) -> Effect {
         let frames = names.map { Frame(floats: variables[$0]!.value) }
+        workers[header.workerID]?.updatesAtLastPull = updates
         var h = replyHeader(.values, to: header)
         h.step = config.mode == .sync ? syncStep : updates
         return .send(Envelope.frames(h, Names(names: names), tensors: frames), to: peer)
@@ -737,6 +754,8 @@ struct WorkerRecord {
     /// Sync: the push waiting in the step's bucket.
     var pendingPushRequest: UInt64?
     var lastPushedStep: UInt64
+    /// The server's update count when this worker last got values: a push's staleness counts from it.
+    var updatesAtLastPull: UInt64 = 0
 }
 
 /// What a server counts, for logs, metrics and tests.
@@ -750,5 +769,8 @@ public struct ServerCounters: Sendable, Equatable {
     public var refusedPeers = 0
     public var repliesDropped = 0
     public var checkpoints = 0
+    /// Requests by worker index.
+    public var pushes: [UInt32: Int] = [:]
+    public var pulls: [UInt32: Int] = [:]
     public var errorsTotal: Int { errors.values.reduce(0, +) }
 }

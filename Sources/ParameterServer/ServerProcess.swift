@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ProcessSupport
+import Telemetry
 import Transport
 import ZeroMQ
 
@@ -17,6 +18,9 @@ public struct ServerLaunch: Sendable {
     public var curveSecretKey: [UInt8]?
     /// `--curve-authorized-keys`: admit only these client keys.
     public var authorizedKeysFile: String?
+    /// `--metrics-port`: serve /metrics, /healthz and /readyz over HTTP on this address and port.
+    public var metricsPort: Int?
+    public var metricsBind = "127.0.0.1"
 
     public init(config: ServerConfig, endpoint: String) {
         self.config = config
@@ -46,7 +50,19 @@ public enum ServerProcess {
     public static func run(_ launch: ServerLaunch, logger: Logger) -> ExitStatus {
         var config = launch.config
         let clock = { ProcessInfo.processInfo.systemUptime }
+        let readiness = Readiness()
+        var endpoint: MetricsEndpoint?
+        defer { endpoint?.stop() }
         do {
+            if let port = launch.metricsPort {
+                let registry = Telemetry.bootstrap()
+                do {
+                    endpoint = try MetricsEndpoint(
+                        bind: launch.metricsBind, port: port, registry: registry, readiness: readiness, logger: logger)
+                } catch {
+                    throw ServerStartError.bind(endpoint: "http://\(launch.metricsBind):\(port)", error: "\(error)")
+                }
+            }
             let context = try Context()
             let admission: Admission?
             do {
@@ -86,6 +102,12 @@ public enum ServerProcess {
                 config: config, incarnation: UInt64.random(in: 1...UInt64.max), restored: restored, now: clock(),
                 logger: logger)
             let loop = ServerLoop(core: core, transport: transport, store: store, logger: logger, clock: clock)
+            if launch.metricsPort != nil {
+                let metrics = ServerMetrics()
+                loop.observe = { [unowned loop] core in
+                    metrics.observe(core, lastCheckpoint: loop.lastCheckpoint, now: clock())
+                }
+            }
             if let portFile = launch.portFile {
                 try (port + "\n").write(toFile: portFile + ".tmp", atomically: true, encoding: .utf8)
                 _ = rename(portFile + ".tmp", portFile)
@@ -112,6 +134,7 @@ public enum ServerProcess {
                     "ps.optimizer": "\(config.optimizer)", "ps.curve": "\(launch.curveSecretKey != nil)",
                     "ps.admission": "\(admission.map { "\($0.count) keys" } ?? "any")",
                 ])
+            readiness.set(true)
             try loop.run(stop: stop)
             let c = core.counters
             logger.info(

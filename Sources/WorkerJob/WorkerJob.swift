@@ -4,11 +4,14 @@ import Exchange
 import Foundation
 import Logging
 import Model
+import Metrics
 import Optimizers
 import ProcessSupport
+import Telemetry
 import Training
 import Transport
 import VariableScopes
+import Wire
 import WorkerRuntime
 import ZeroMQ
 
@@ -36,6 +39,9 @@ public struct WorkerJobConfig: Sendable {
     public var optimizer: OptimizerConfig
     public var threads: Int
     public var denseForm: DenseVariableForm
+    /// `--metrics-port`: serve /metrics, /healthz and /readyz over HTTP.
+    public var metricsPort: Int?
+    public var metricsBind = "127.0.0.1"
 
     public init(
         model: ModelConfigOptions, data: String, columns: [String], scaling: ScalingRequest, season: Int?,
@@ -98,7 +104,15 @@ public enum WorkerJob {
     /// - Returns: the exit status.
     public static func run(_ job: WorkerJobConfig, logger: Logger) -> ExitStatus {
         BLAS.setThreadCount(job.threads)
+        let readiness = Readiness()
+        var endpoint: MetricsEndpoint?
+        defer { endpoint?.stop() }
         do {
+            if let port = job.metricsPort {
+                endpoint = try MetricsEndpoint(
+                    bind: job.metricsBind, port: port, registry: Telemetry.bootstrap(), readiness: readiness,
+                    logger: logger)
+            }
             let series: Series
             if let builtin = BuiltinSeries(rawValue: job.data) {
                 series = try builtin.load(seed: job.training.seed)
@@ -143,6 +157,22 @@ public enum WorkerJob {
                 ])
             let trainer = try Trainer(model: m, dataset: dataset, options: job.training, exchange: exchange)
             trainer.record(choice)
+            let metrics = job.metricsPort.map { _ in WorkerMetrics() }
+            if let metrics {
+                let batch = job.model.batch
+                let started = Date()
+                var firstStep: Int?
+                trainer.onStep = { step, loss in
+                    if firstStep == nil {
+                        firstStep = step - 1
+                        readiness.set(true)
+                    }
+                    metrics.step(loss: loss, examples: batch, rate: Double((step - firstStep!) * batch) / max(1e-9, Date().timeIntervalSince(started)), traffic: remote?.stats)
+                }
+                remote?.onLatency = { kind, seconds in metrics.latency(kind, seconds) }
+            } else if remote == nil {
+                readiness.set(true)
+            }
             let stop = trainer.stop
             let handlers = SignalHandlers([SIGTERM, SIGINT]) { sig in
                 logger.info("signal received: stopping after this step", metadata: ["signal": "\(signalName(sig))"])
@@ -171,7 +201,9 @@ public enum WorkerJob {
                             s.recoveries, s.recoverySeconds, s.updatesLost, s.lateGradients))
                 }
             }
-            emitLine("\(trainer.evaluate())")
+            let evaluation = trainer.evaluate()
+            metrics?.heldOut(evaluation.ratio)
+            emitLine("\(evaluation)")
             if let save = job.save {
                 try ModelFile.save(m, dataset: dataset, to: save)
                 emitLine("model written to \(save)")
@@ -194,4 +226,46 @@ public enum WorkerJob {
             return .failure
         }
     }
+}
+
+/// The worker's Prometheus metrics: `worker_steps_total`, `worker_examples_total`, `worker_loss`,
+/// `worker_examples_per_second`, `worker_push_seconds` and `worker_pull_seconds` (histograms),
+/// `worker_bytes_sent_total`, `worker_bytes_received_total`, `worker_recoveries_total`,
+/// `worker_heldout_ratio` (at the end).
+final class WorkerMetrics {
+    let steps = Counter(label: "worker_steps_total")
+    let examples = Counter(label: "worker_examples_total")
+    let loss = Gauge(label: "worker_loss")
+    let rate = Gauge(label: "worker_examples_per_second")
+    let push = Metrics.Timer(label: "worker_push_seconds")
+    let pull = Metrics.Timer(label: "worker_pull_seconds")
+    let sent = Counter(label: "worker_bytes_sent_total")
+    let received = Counter(label: "worker_bytes_received_total")
+    let recoveries = Counter(label: "worker_recoveries_total")
+    let ratio = Gauge(label: "worker_heldout_ratio")
+    var last = TrafficStats()
+
+    func step(loss value: Float, examples n: Int, rate r: Double, traffic: TrafficStats?) {
+        steps.increment()
+        examples.increment(by: Int64(n))
+        loss.record(Double(value))
+        rate.record(r)
+        if let t = traffic {
+            if t.bytesSent > last.bytesSent { sent.increment(by: Int64(t.bytesSent - last.bytesSent)) }
+            if t.bytesReceived > last.bytesReceived { received.increment(by: Int64(t.bytesReceived - last.bytesReceived)) }
+            if t.recoveries > last.recoveries { recoveries.increment(by: Int64(t.recoveries - last.recoveries)) }
+            last = t
+        }
+    }
+
+    func latency(_ kind: MessageKind, _ seconds: Double) {
+        let nanoseconds = Int64(seconds * 1e9)
+        switch kind {
+        case .push: push.recordNanoseconds(nanoseconds)
+        case .pull: pull.recordNanoseconds(nanoseconds)
+        default: break
+        }
+    }
+
+    func heldOut(_ value: Double) { ratio.record(value) }
 }

@@ -59,6 +59,7 @@ public struct TrafficStats: Sendable {
     public var lateGradients = 0
     public var pushSeconds: [Double] = []
     public var bytesPerStep: Double { steps == 0 ? 0 : Double(bytesSent + bytesReceived) / Double(steps) }
+    public init() {}
 }
 
 /// How a worker talks to its servers.
@@ -113,11 +114,15 @@ public final class RemoteExchange: ParameterExchange {
     /// Sync: the step label of the next push to each server (its step + 1).
     var labels: [UInt64]
     var nextRequest: UInt64 = 1
+    /// When the current round's requests went out.
+    var sentAt = Date()
     public private(set) var stats = TrafficStats()
     /// The welcome of each server (mode, optimizer).
     public private(set) var welcomes: [Welcome] = []
     /// Called with each recovery's description (metrics, logs).
     public var onRecovery: ((String) -> Void)?
+    /// Called with each reply's latency in seconds, by request kind (metrics).
+    public var onLatency: ((MessageKind, Double) -> Void)?
 
     /// - Parameters:
     ///   - servers: `host:port` of each parameter server, in the same order on every worker.
@@ -231,6 +236,7 @@ public final class RemoteExchange: ParameterExchange {
     /// replies (values into the variables, labels, counters).
     func roundTrip(_ requests: [Request], what: String) throws {
         for r in requests { send(r) }
+        sentAt = Date()
         var byServer: [Int: [Request]] = [:]
         for r in requests { byServer[r.server, default: []].append(r) }
         for i in servers.indices {
@@ -286,6 +292,7 @@ public final class RemoteExchange: ParameterExchange {
                 throw RemoteError.refused(server: servers[i], what: requests[k].what, error: try reply.decode(ErrorBody.self))
             }
             requests[k].reply = reply
+            onLatency?(requests[k].kind, Date().timeIntervalSince(sentAt))
         }
     }
 

@@ -60,6 +60,8 @@ struct PSServer: ParsableCommand {
     var insecurePlaintext = false
     @Option(help: "Write a new CURVE key pair to PREFIX.secret and PREFIX.public, then exit.") var generateCurveKeys: String?
     @Option(help: "text or json (one object per line).") var logFormat: LogFormat = .text
+    @Option(help: "Serve /metrics (Prometheus), /healthz and /readyz over HTTP on this port.") var metricsPort: Int?
+    @Option(help: "Address for --metrics-port (127.0.0.1; 0.0.0.0 under TF_CONFIG).") var metricsBind: String?
 
     /// `TF_CONFIG`, read once.
     var cluster: ClusterSpec? {
@@ -107,6 +109,13 @@ struct PSServer: ParsableCommand {
             ("--max-workers", maxWorkers, 1 << 16),
         ] where !(1...hi).contains(v) {
             throw ValidationError("\(flag) must be in 1...\(hi), got \(v)")
+        }
+        if let p = metricsPort { guard (0...65535).contains(p) else { throw ValidationError("--metrics-port must be in 0...65535, got \(p)") } }
+        if let b = metricsBind {
+            var a = in_addr()
+            guard inet_pton(AF_INET, b, &a) == 1 || b == "localhost" else {
+                throw ValidationError("--metrics-bind: cannot bind \(b): not an IPv4 address")
+            }
         }
         if curveAuthorizedKeys != nil && curveSecretFile == nil {
             throw ValidationError("--curve-authorized-keys needs --curve-secret-file (admission works on CURVE keys)")
@@ -157,6 +166,8 @@ struct PSServer: ParsableCommand {
         launch.keepCheckpoints = keepCheckpoints
         launch.maxMessageBytes = maxMessageBytes
         launch.authorizedKeysFile = curveAuthorizedKeys
+        launch.metricsPort = metricsPort
+        launch.metricsBind = metricsBind ?? (spec != nil ? "0.0.0.0" : "127.0.0.1")
         if let file = curveSecretFile {
             let text: String
             do { text = try readSmallTextFile(file, flag: "--curve-secret-file", hint: "make one with --generate-curve-keys") } catch {

@@ -57,6 +57,8 @@ struct Worker: ParsableCommand {
     @Option(help: "Write TensorBoard event files to this directory.") var logdir: String?
     @Option(help: "OpenBLAS threads for this process.") var threads = 1
     @Option(help: "text or json (one object per line).") var logFormat: LogFormat = .text
+    @Option(help: "Serve /metrics (Prometheus), /healthz and /readyz over HTTP on this port.") var metricsPort: Int?
+    @Option(help: "Address for --metrics-port (127.0.0.1; 0.0.0.0 under TF_CONFIG).") var metricsBind: String?
     @Flag(help: "Print each variable's name, shape and bytes, and the scope diagnostics, then exit.")
     var printVariables = false
     @Option(help: "How the decoder's dense weights are made: getVariable (shared, the fix) or variable (the seed's bug).")
@@ -111,6 +113,13 @@ struct Worker: ParsableCommand {
         if let problem = OptimizerConfig(kind: optimizer, learningRate: learningRate, momentum: momentum).problem {
             throw ValidationError(problem)
         }
+        if let p = metricsPort { guard (0...65535).contains(p) else { throw ValidationError("--metrics-port must be in 0...65535, got \(p)") } }
+        if let b = metricsBind {
+            var a = in_addr()
+            guard inet_pton(AF_INET, b, &a) == 1 || b == "localhost" else {
+                throw ValidationError("--metrics-bind: cannot bind \(b): not an IPv4 address")
+            }
+        }
         if curveSecretFile != nil && curveServerKey.isEmpty {
             throw ValidationError("--curve-secret-file needs --curve-server-key (the servers' public key)")
         }
@@ -159,7 +168,10 @@ struct Worker: ParsableCommand {
                 patience: servers.isEmpty ? stopping.value : nil),
             optimizer: OptimizerConfig(kind: optimizer, learningRate: learningRate, momentum: momentum), threads: threads,
             denseForm: denseForm)
-        let status = WorkerJob.run(job, logger: logger)
+        var configured = job
+        configured.metricsPort = metricsPort
+        configured.metricsBind = metricsBind ?? ((try? cluster) != nil ? "0.0.0.0" : "127.0.0.1")
+        let status = WorkerJob.run(configured, logger: logger)
         if status != .success { throw ExitCode(status.rawValue) }
     }
 }
