@@ -69,7 +69,8 @@ let package = Package(
             name: "WorkerJob",
             dependencies: [
                 "BLAS", "Datasets", "Exchange", "Model", "Optimizers", "ProcessSupport", "Training", "Transport",
-                "VariableScopes", "WorkerRuntime", "ZeroMQ", "Telemetry", "Wire", .product(name: "Logging", package: "swift-log"),
+                "VariableScopes", "WorkerRuntime", "ZeroMQ", "Telemetry", "Wire", "SafeTensors",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]),
         .executableTarget(
@@ -83,7 +84,7 @@ let package = Package(
             name: "worker",
             dependencies: [
                 "ZeroMQ", "Datasets", "Model", "Optimizers", "ProcessSupport", "Training", "VariableScopes",
-                "WorkerJob", "WorkerRuntime",
+                "WorkerJob", "WorkerRuntime", "Wire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

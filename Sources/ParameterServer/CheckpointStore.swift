@@ -158,6 +158,7 @@ public final class CheckpointStore {
             "optimizer_kind": config.optimizer.kind.rawValue,
             "updates": "\(state.updates)", "step": "\(state.syncStep)", "sequence": "\(sequence)",
             "num_workers": state.numWorkers.map(String.init) ?? "",
+            "scaling": state.scaling ?? "",
             "variables": String(decoding: try! JSONEncoder().encode(metas), as: UTF8.self),
             "workers": String(decoding: try! JSONEncoder().encode(state.workers), as: UTF8.self),
         ]
@@ -192,7 +193,8 @@ public final class CheckpointStore {
         }
         return ServerState(
             variables: variables, updates: updates, syncStep: step,
-            numWorkers: meta["num_workers"].flatMap { Int($0) }, workers: workers)
+            numWorkers: meta["num_workers"].flatMap { Int($0) },
+            scaling: meta["scaling"].flatMap { $0.isEmpty ? nil : $0 }, workers: workers)
     }
 }
 

@@ -29,6 +29,8 @@ public struct ServerConfig: Sendable {
     /// `tf.clip_by_global_norm` does.
     public var clipNorm: Float?
     public var limits = ServerLimits()
+    /// The tensor encodings this server takes (`--wire-dtypes`).
+    public var wireDTypes: Set<WireDType> = [.float32, .bf16]
 
     public init(name: String, mode: SyncMode = .async, staleness: Int? = nil, optimizer: OptimizerConfig = .init()) {
         self.name = name

@@ -43,6 +43,8 @@ public final class ServerCore {
     var order: [String] = []
     var bytesHeld = 0
     public private(set) var numWorkers: Int?
+    /// The job's data scaling, fixed by the first hello that names one (recorded in checkpoints).
+    public private(set) var scaling: String?
     var workers: [UInt32: WorkerRecord] = [:]
     /// When the first worker said hello: indices not seen by `workerTimeout` after it are declared lost.
     var firstHelloAt: Double?
@@ -81,6 +83,7 @@ public final class ServerCore {
             updates = r.updates
             syncStep = r.syncStep
             updatesAtLastCheckpoint = r.updates
+            scaling = r.scaling
             if numWorkers == nil { numWorkers = r.numWorkers }
             for w in r.workers {
                 workers[w.index] = WorkerRecord(
@@ -190,7 +193,7 @@ public final class ServerCore {
     public func snapshot() -> ServerState {
         ServerState(
             variables: order.map { variables[$0]!.saved }, updates: updates, syncStep: syncStep,
-            numWorkers: numWorkers,
+            numWorkers: numWorkers, scaling: scaling,
             workers: workers.keys.sorted().compactMap { i in
                 let w = workers[i]!
                 guard w.incarnation != 0 else { return nil }
@@ -300,6 +303,21 @@ public final class ServerCore {
         guard m.header.incarnation != 0 else {
             throw ErrorBody(code: .malformed, message: "ps \(config.name): hello carries no worker incarnation")
         }
+        let dtype = hello.wireDType ?? .float32
+        guard config.wireDTypes.contains(dtype) else {
+            throw ErrorBody(
+                code: .unsupported,
+                message:
+                    "ps \(config.name) does not take tensors as \(dtype.rawValue) (it takes \(config.wireDTypes.map(\.rawValue).sorted().joined(separator: ", "))); start \(hello.workerName) with --wire-dtype float32"
+            )
+        }
+        if let wanted = hello.scaling, let fixed = scaling, wanted != fixed {
+            throw ErrorBody(
+                code: .settingsConflict,
+                message:
+                    "ps \(config.name): \(hello.workerName) scales its data as \(wanted), but this job uses \(fixed); give every worker the same --scaling (or --scaling auto and the same seed)"
+            )
+        }
         if var w = workers[index], w.incarnation != 0 {
             if w.incarnation == m.header.incarnation {
                 // The same process on a new connection (it lost us and reconnected): keep its records.
@@ -341,11 +359,14 @@ public final class ServerCore {
             logger.info("worker joined", metadata: ["worker.index": "\(index)", "worker.name": "\(hello.workerName)"])
         }
         numWorkers = hello.numWorkers
+        workers[index]!.wireDType = dtype
+        if scaling == nil { scaling = hello.scaling }
         if firstHelloAt == nil { firstHelloAt = now }
         let welcome = Welcome(
             server: config.name, mode: config.mode, staleness: config.staleness,
             optimizer: config.optimizer.description, backupWorkers: config.backupWorkers, updates: updates,
-            resumeStep: config.mode == .sync ? syncStep : workers[index]!.lastPushedStep)
+            resumeStep: config.mode == .sync ? syncStep : workers[index]!.lastPushedStep, wireDType: dtype,
+            scaling: scaling)
         return .send(Envelope.frames(replyHeader(.welcome, to: m.header), welcome), to: peer)
     }
 
@@ -468,16 +489,24 @@ public final class ServerCore {
                 Envelope.frames(replyHeader(.pushed, to: m.header), Pushed(outcome: .applied, duplicate: true)), to: peer)
         }
         // Validate every frame first: a push is applied whole or not at all.
-        for (name, frame) in zip(names, m.tensors) {
+        let dtype = w.wireDType
+        var tensors = Array(m.tensors)
+        for (k, (name, frame)) in zip(names, m.tensors).enumerated() {
             let v = variables[name]!
-            guard frame.count == v.value.count * 4 else {
+            guard frame.count == v.value.count * dtype.size else {
                 throw ErrorBody(
                     code: .wrongTensorSize,
                     message:
-                        "ps \(config.name): gradient for \(v.name) has \(frame.count) bytes; shape \(formatShape(v.shape)) needs \(v.value.count * 4)"
+                        "ps \(config.name): gradient for \(v.name) has \(frame.count) bytes; shape \(formatShape(v.shape)) needs \(v.value.count * dtype.size) as \(dtype.rawValue)"
                 )
             }
-            let finite = frame.withUnsafeBytes { allFinite($0.bindMemory(to: Float.self)) }
+            if dtype == .bf16 {
+                // Widen to float32 masters' precision before anything else looks at it.
+                var wide = [Float](repeating: 0, count: v.value.count)
+                frame.withUnsafeBytes { src in wide.withUnsafeMutableBufferPointer { BFloat16.decode(src, into: $0) } }
+                tensors[k] = Frame(floats: wide)
+            }
+            let finite = tensors[k].withUnsafeBytes { allFinite($0.bindMemory(to: Float.self)) }
             guard finite else {
                 counters.nonFiniteRefused += 1
                 throw ErrorBody(
@@ -485,7 +514,7 @@ public final class ServerCore {
                     message: "ps \(config.name): gradient for \(v.name) holds NaN or infinity; nothing was applied")
             }
         }
-        let scale = clipScale(m.tensors)
+        let scale = clipScale(tensors[...])
         let step = m.header.step
         if stalenessSamples.count < 4096 {
             stalenessSamples.append(updates >= w.updatesAtLastPull ? updates - w.updatesAtLastPull : 0)
@@ -494,7 +523,7 @@ public final class ServerCore {
         switch config.mode {
         case .async:
             var staged: [ServedVariable] = []
-            for (name, frame) in zip(names, m.tensors) {
+            for (name, frame) in zip(names, tensors) {
                 let v = variables[name]!
                 let ok = withGradient(frame, scale: scale) { v.stage(config.optimizer, gradient: $0) }
                 guard ok else {
@@ -519,7 +548,7 @@ public final class ServerCore {
             } else {
                 // A push labelled past the next step (the server restarted and lost updates) counts towards it.
                 var grads: [String: [Float]] = [:]
-                for (name, frame) in zip(names, m.tensors) {
+                for (name, frame) in zip(names, tensors) {
                     grads[name] = frame.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
                     if let s = scale { for k in grads[name]!.indices { grads[name]![k] *= s } }
                 }
@@ -719,7 +748,12 @@ public final class ServerCore {
     /// The values reply: the variables' current arrays, shared with the frames (copy-on-write keeps them
     /// unchanged until sent). Its step is the server's update count (sync: its step).
     func values(_ peer: Peer, header: Header, names: [String]) -> Effect {
-        let frames = names.map { Frame(floats: variables[$0]!.value) }
+        let frames: [Frame]
+        if workers[header.workerID]?.wireDType == .bf16 {
+            frames = names.map { Frame(BFloat16.bytes(variables[$0]!.value)) }
+        } else {
+            frames = names.map { Frame(floats: variables[$0]!.value) }
+        }
         workers[header.workerID]?.updatesAtLastPull = updates
         var h = replyHeader(.values, to: header)
         h.step = config.mode == .sync ? syncStep : updates
@@ -754,6 +788,8 @@ struct WorkerRecord {
     /// Sync: the push waiting in the step's bucket.
     var pendingPushRequest: UInt64?
     var lastPushedStep: UInt64
+    /// How this worker's tensors cross the wire.
+    var wireDType: WireDType = .float32
     /// The server's update count when this worker last got values: a push's staleness counts from it.
     var updatesAtLastPull: UInt64 = 0
 }

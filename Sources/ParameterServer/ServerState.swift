@@ -9,9 +9,15 @@ public struct ServerState: Sendable, Equatable {
     /// Sync: steps completed (pulls for step k + 1 wait for step k).
     public var syncStep: UInt64
     public var numWorkers: Int?
+    /// The job's data scaling, when a worker named one.
+    public var scaling: String?
     public var workers: [SavedWorker]
 
-    public init(variables: [SavedVariable], updates: UInt64, syncStep: UInt64, numWorkers: Int?, workers: [SavedWorker]) {
+    public init(
+        variables: [SavedVariable], updates: UInt64, syncStep: UInt64, numWorkers: Int?, scaling: String? = nil,
+        workers: [SavedWorker]
+    ) {
+        self.scaling = scaling
         self.variables = variables
         self.updates = updates
         self.syncStep = syncStep

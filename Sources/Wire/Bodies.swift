@@ -12,9 +12,16 @@ public enum SyncMode: String, Codable, Sendable, CaseIterable {
 public struct Hello: Codable, Sendable, Equatable {
     public var workerName: String
     public var numWorkers: Int
-    public init(workerName: String, numWorkers: Int) {
+    /// How this worker's tensors cross the wire (absent: float32). A server that cannot speak it refuses.
+    public var wireDType: WireDType?
+    /// The data scaling this worker trains with (`--scaling`): every worker of a job must use the same, and
+    /// the servers record it in their checkpoints.
+    public var scaling: String?
+    public init(workerName: String, numWorkers: Int, wireDType: WireDType? = nil, scaling: String? = nil) {
         self.workerName = workerName
         self.numWorkers = numWorkers
+        self.wireDType = wireDType
+        self.scaling = scaling
     }
 }
 
@@ -32,11 +39,17 @@ public struct Welcome: Codable, Sendable, Equatable {
     /// The step this worker index resumes after: the server's sync step, or (async) the last step this
     /// index pushed. 0 for a new job.
     public var resumeStep: UInt64
+    /// The wire dtype agreed for this worker's tensors.
+    public var wireDType: WireDType?
+    /// The job's scaling as the server recorded it.
+    public var scaling: String?
 
     public init(
         server: String, mode: SyncMode, staleness: Int?, optimizer: String, backupWorkers: Int = 0,
-        updates: UInt64 = 0, resumeStep: UInt64 = 0
+        updates: UInt64 = 0, resumeStep: UInt64 = 0, wireDType: WireDType? = nil, scaling: String? = nil
     ) {
+        self.wireDType = wireDType
+        self.scaling = scaling
         self.server = server
         self.mode = mode
         self.staleness = staleness
@@ -134,6 +147,10 @@ public struct ErrorBody: Codable, Sendable, Equatable, Error, CustomStringConver
         case nonFinite
         /// Registration of new variables is closed (the job has formed).
         case registrationClosed
+        /// The worker asked for something this server does not support (a wire dtype, say).
+        case unsupported
+        /// The worker's settings disagree with the job's (its data scaling, say).
+        case settingsConflict
     }
 
     public var code: Code

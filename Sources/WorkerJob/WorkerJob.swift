@@ -7,6 +7,7 @@ import Model
 import Metrics
 import Optimizers
 import ProcessSupport
+import SafeTensors
 import Telemetry
 import Training
 import Transport
@@ -82,15 +83,23 @@ public struct ModelConfigOptions: Sendable {
 /// A worker run: load the data, build the model with TF1 scopes, train alone or against servers, report.
 public enum WorkerJob {
     /// The scaling to train with: the one asked for, or with `auto` the winner of short trials on the
-    /// validation split. Trials run only in-process from scratch; with servers or a restore, `auto` keeps
-    /// relative and says so.
+    /// validation split. Every worker of a cluster runs the same trials (same data, same seed), so they
+    /// agree without talking; the servers hold them to it and record it in their checkpoints. Restoring a
+    /// checkpoint with `auto` takes the scaling recorded there (relative when none is).
     static func chooseScaling(_ job: WorkerJobConfig, series: Series) throws -> ScalingChoice {
         let season = job.season ?? ModelSelection.season(of: series, validationFraction: job.validationFraction)
         if let fixed = Scaling(rawValue: job.scaling.rawValue) { return .fixed(fixed, season: season) }
-        guard job.servers.isEmpty && job.restore == nil else {
+        if let restore = job.restore {
+            let recorded = Checkpoints.newestFiles(in: restore).lazy.compactMap {
+                (try? SafeTensors.metadata($0))?["scaling"]
+            }.first { !$0.isEmpty }
+            if let recorded, let (scaling, recordedSeason) = parseScaling(recorded) {
+                return .fixed(
+                    scaling, season: recordedSeason ?? season,
+                    reason: "scaling auto: \(recorded), as recorded in the checkpoint in \(restore)")
+            }
             return .fixed(
-                .relative, season: season,
-                reason: "scaling auto: relative, the default, as trials run only in-process from scratch (no --ps, no --restore)")
+                .relative, season: season, reason: "scaling auto: relative, as the checkpoint in \(restore) records none")
         }
         return try ModelSelection.chooseScaling(
             for: series, config: job.model.config(inputDim: series.dimension),
@@ -143,6 +152,7 @@ public enum WorkerJob {
                 var settings = job.remote
                 settings.registerValues = job.restore != nil
                 settings.usesCurve = !job.curveServerKeys.isEmpty
+                settings.scaling = scalingLabel(choice)
                 let r = try RemoteExchange(servers: job.servers, transports: transports, settings: settings, logger: logger)
                 remote = r
                 exchange = r
@@ -192,7 +202,7 @@ public enum WorkerJob {
                 emitLine(
                     String(
                         format:
-                            "traffic: %.0f bytes per step (sent %d, received %d over %d steps); floor %d (one gradient + one copy of the variables): %.3fx",
+                            "traffic: %.0f bytes per step (sent %d, received %d in all, %d steps); floor %d (one float32 gradient + one float32 copy of the variables): %.3fx",
                         s.bytesPerStep, s.bytesSent, s.bytesReceived, s.steps, floor, s.bytesPerStep / Double(floor)))
                 if s.recoveries > 0 || s.lateGradients > 0 {
                     emitLine(
@@ -268,4 +278,16 @@ final class WorkerMetrics {
     }
 
     func heldOut(_ value: Double) { ratio.record(value) }
+}
+
+/// The scaling as servers record it: `relative`, `global`, or `seasonal:<period>`.
+public func scalingLabel(_ choice: ScalingChoice) -> String {
+    choice.scaling == .seasonal ? "seasonal:\(choice.season ?? 0)" : choice.scaling.rawValue
+}
+
+/// Parses `scalingLabel`'s text.
+func parseScaling(_ text: String) -> (Scaling, Int?)? {
+    let parts = text.split(separator: ":")
+    guard let scaling = parts.first.flatMap({ Scaling(rawValue: String($0)) }) else { return nil }
+    return (scaling, parts.count > 1 ? Int(parts[1]) : nil)
 }

@@ -58,7 +58,12 @@ public struct TrafficStats: Sendable {
     /// Sync gradients that arrived after their step was applied without them.
     public var lateGradients = 0
     public var pushSeconds: [Double] = []
-    public var bytesPerStep: Double { steps == 0 ? 0 : Double(bytesSent + bytesReceived) / Double(steps) }
+    /// Bytes moved by joining (hello, register, the first pull), left out of the per-step figure.
+    public var bytesAtStart = 0
+    /// Steady-state traffic: what training steps moved, per step.
+    public var bytesPerStep: Double {
+        steps == 0 ? 0 : Double(bytesSent + bytesReceived - bytesAtStart) / Double(steps)
+    }
     public init() {}
 }
 
@@ -81,6 +86,11 @@ public struct RemoteSettings: Sendable {
     public var registerValues = false
     /// Whether the connections use CURVE (for the hint when a server never answers).
     public var usesCurve = false
+    /// How tensors cross the wire (`--wire-dtype`).
+    public var wireDType: WireDType = .float32
+    /// The data scaling this worker trains with, announced in hello so that servers hold every worker of a
+    /// job to one and record it.
+    public var scaling: String?
 
     public init(taskIndex: Int, numWorkers: Int, seed: UInt64) {
         self.taskIndex = taskIndex
@@ -123,6 +133,11 @@ public final class RemoteExchange: ParameterExchange {
     public var onRecovery: ((String) -> Void)?
     /// Called with each reply's latency in seconds, by request kind (metrics).
     public var onLatency: ((MessageKind, Double) -> Void)?
+    /// With bfloat16 on the wire: one buffer per variable that gradients are narrowed into. Frames point
+    /// into it, and it is not written again until every reply of the step has arrived.
+    var narrow: [ObjectIdentifier: UnsafeMutableRawBufferPointer] = [:]
+
+    deinit { for b in narrow.values { b.deallocate() } }
 
     /// - Parameters:
     ///   - servers: `host:port` of each parameter server, in the same order on every worker.
@@ -162,6 +177,7 @@ public final class RemoteExchange: ParameterExchange {
             resume = max(resume, welcome.resumeStep)
         }
         try roundTrip(servers.indices.map { i in pullRequest(i, step: Int(resume) + 1) }, what: "send the variables")
+        stats.bytesAtStart = stats.bytesSent + stats.bytesReceived
         return Int(resume)
     }
 
@@ -170,7 +186,16 @@ public final class RemoteExchange: ParameterExchange {
         var requests: [Request] = []
         for i in servers.indices {
             let vars = onServer[i]
-            let frames = vars.map { v in Frame(external: UnsafeRawBufferPointer(v.gradient), owner: nil) }
+            let frames: [Frame]
+            if settings.wireDType == .bf16 {
+                frames = vars.map { v in
+                    let buffer = narrowBuffer(for: v)
+                    BFloat16.encode(UnsafeBufferPointer(v.gradient), into: buffer)
+                    return Frame(external: UnsafeRawBufferPointer(buffer), owner: nil)
+                }
+            } else {
+                frames = vars.map { v in Frame(external: UnsafeRawBufferPointer(v.gradient), owner: nil) }
+            }
             let label = welcomes[i].mode == .sync ? labels[i] : UInt64(step)
             requests.append(
                 request(
@@ -189,6 +214,13 @@ public final class RemoteExchange: ParameterExchange {
             servers.indices.map {
                 request($0, .done, step: 0, body: Body.encode(Names(names: [])), what: "acknowledge that this worker is done")
             }, what: "")
+    }
+
+    func narrowBuffer(for v: Variable) -> UnsafeMutableRawBufferPointer {
+        if let b = narrow[ObjectIdentifier(v)] { return b }
+        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: v.count * 2, alignment: 16)
+        narrow[ObjectIdentifier(v)] = b
+        return b
     }
 
     // MARK: - Requests
@@ -321,11 +353,16 @@ public final class RemoteExchange: ParameterExchange {
                 throw RemoteError.unexpectedReply(
                     server: servers[i], what: "pull", got: "\(reply.tensors.count) tensors for \(vars.count) variables")
             }
+            let size = settings.wireDType.size
             for (v, frame) in zip(vars, reply.tensors) {
-                guard frame.count == v.count * 4 else {
+                guard frame.count == v.count * size else {
                     throw RemoteError.unexpectedReply(server: servers[i], what: "pull of \(v.name)", got: "\(frame.count) bytes")
                 }
-                frame.withUnsafeBytes { src in UnsafeMutableRawBufferPointer(v.value).copyMemory(from: src) }
+                if settings.wireDType == .bf16 {
+                    frame.withUnsafeBytes { src in BFloat16.decode(src, into: v.value) }
+                } else {
+                    frame.withUnsafeBytes { src in UnsafeMutableRawBufferPointer(v.value).copyMemory(from: src) }
+                }
             }
             lastUpdates[i] = reply.header.step
             labels[i] = reply.header.step + 1
@@ -346,7 +383,7 @@ public final class RemoteExchange: ParameterExchange {
                     body: Body.encode(
                         Hello(
                             workerName: "worker \(settings.taskIndex) (pid \(getpid()), \(ProcessInfo.processInfo.hostName))",
-                            numWorkers: settings.numWorkers)),
+                            numWorkers: settings.numWorkers, wireDType: settings.wireDType, scaling: settings.scaling)),
                     what: "answer hello")
             ]
             send(hello[0])
@@ -358,6 +395,11 @@ public final class RemoteExchange: ParameterExchange {
                 continue
             }
             let welcome = try hello[0].reply!.decode(Welcome.self)
+            guard (welcome.wireDType ?? .float32) == settings.wireDType else {
+                throw RemoteError.unexpectedReply(
+                    server: servers[i], what: "hello asking for \(settings.wireDType.rawValue) tensors",
+                    got: "a welcome for \((welcome.wireDType ?? .float32).rawValue); this server does not negotiate the wire dtype")
+            }
             if welcomes.count > i { welcomes[i] = welcome } else { welcomes.append(welcome) }
             labels[i] = welcome.resumeStep + 1
             let specs = onServer[i].map { v -> VariableSpec in
@@ -398,7 +440,7 @@ public final class RemoteExchange: ParameterExchange {
                     body: Body.encode(
                         Hello(
                             workerName: "worker \(settings.taskIndex) (pid \(getpid()), \(ProcessInfo.processInfo.hostName))",
-                            numWorkers: settings.numWorkers)),
+                            numWorkers: settings.numWorkers, wireDType: settings.wireDType, scaling: settings.scaling)),
                     what: "answer hello")
             ]
             send(hello[0])

@@ -8,11 +8,13 @@ import ProcessSupport
 import Training
 import VariableScopes
 import WorkerJob
+import Wire
 import WorkerRuntime
 import ZeroMQ
 
 extension OptimizerConfig.Kind: ExpressibleByArgument {}
 extension LogFormat: ExpressibleByArgument {}
+extension WireDType: ExpressibleByArgument {}
 
 /// `worker`: builds the seq2seq attention forecaster with TF1 variable scopes and trains it, in this
 /// process (no `--ps`) or against parameter servers. It parses and checks options (and `TF_CONFIG`),
@@ -38,6 +40,8 @@ struct Worker: ParsableCommand {
     var curveServerKey: [String] = []
     @Option(help: "This worker's own CURVE secret key file (its public key must be in the servers' authorized keys).")
     var curveSecretFile: String?
+    @Option(name: .customLong("wire-dtype"), help: "How tensors cross the wire: float32, or bf16 (half the bytes; servers keep float32 state).")
+    var wireDType: WireDType = .float32
     @Option(help: "Seconds a live server may take to answer one request.") var timeout: Double = 60
     @Option(help: "Seconds to keep reconnecting to a lost server before giving up (exit 138).")
     var recoveryTimeout: Double = 300
@@ -159,6 +163,7 @@ struct Worker: ParsableCommand {
         var remote = RemoteSettings(taskIndex: index, numWorkers: workers, seed: seed)
         remote.timeout = timeout
         remote.recoveryTimeout = recoveryTimeout
+        remote.wireDType = wireDType
         let job = WorkerJobConfig(
             model: model.sizes, data: data.data, columns: data.column, scaling: data.scaling, season: data.season,
             validationFraction: data.validationFraction, servers: servers,

@@ -219,6 +219,23 @@ struct ClusterTests {
         #expect(h.wait(ps, seconds: 15, "ps-server to stop") == 0)
     }
 
+    @Test("--wire-dtype bf16 halves the bytes per step: at most 0.51x the float32 floor")
+    func bf16Traffic() throws {
+        let h = try ProcessHarness()
+        let (server, ps) = try h.startServer([], label: "ps-bf16")
+        // The anchor's sizes (hidden 64, hidden2 64): headers and names are then a rounding error, as in real use.
+        var args = Small.args(steps: 20)
+        args[args.firstIndex(of: "--hidden")! + 1] = "64"
+        args[args.firstIndex(of: "--hidden2")! + 1] = "64"
+        let w = try h.start("worker", ["--ps", ps, "--num-workers", "1", "--wire-dtype", "bf16"] + args, label: "w")
+        #expect(h.wait(w, seconds: 60, "the bf16 worker") == 0, "\(w.output)")
+        #expect(h.wait(server, seconds: 30, "ps-server") == 0)
+        let line = try #require(w.output.split(separator: "\n").first { $0.hasPrefix("traffic:") })
+        let ratio = Double(line.split(separator: " ").last!.dropLast()) ?? .nan
+        #expect(ratio <= 0.51, "\(line)")  // issue 8's bound
+        print("bf16 traffic: \(line)")
+    }
+
     @Test("an unreachable server is a clear error within the timeout, not a hang")
     func unreachable() throws {
         let h = try ProcessHarness()

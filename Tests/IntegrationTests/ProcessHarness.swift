@@ -134,7 +134,8 @@ enum Small {
     static func args(horizon: Int = 3, steps: Int, seed: Int = 3) -> [String] {
         [
             "--batch", "4", "--window", "6", "--horizon", "\(horizon)", "--hidden", "8", "--hidden2", "5",
-            "--data", "synthetic", "--seed", "\(seed)", "--steps", "\(steps)", "--timeout", "60", "--log-every", "1000",
+            "--data", "synthetic", "--scaling", "relative", "--seed", "\(seed)", "--steps", "\(steps)", "--timeout", "60",
+            "--log-every", "1000",
         ]
     }
 }

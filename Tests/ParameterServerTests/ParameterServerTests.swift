@@ -300,3 +300,41 @@ struct ParameterServerTests {
         #expect(d.pull(0, step: 1, ["w"]).isEmpty)
     }
 }
+
+@Suite("Negotiated settings")
+struct NegotiationTests {
+    @Test("bf16 workers push and pull half the bytes; the server applies them to float32 masters")
+    func bf16() throws {
+        let d = Driver(Driver.config(.async))
+        let hello = Body.encode(Hello(workerName: "worker 0", numWorkers: 1, wireDType: .bf16))
+        let welcome = d.request(.hello, worker: 0, body: hello)
+        #expect(try welcome.replies[0].1.decode(Welcome.self).wireDType == .bf16)
+        _ = d.register(0, [spec("w", [2])])
+        let grad = Frame(BFloat16.bytes([1.5, -0.25]))
+        let h = Header(kind: .push, workerID: 0, requestID: 2, step: 1, incarnation: 1000)
+        let e = d.core.receive(Envelope.frames(h, body: Body.encode(Names(names: ["w"])), tensors: [grad]), from: Driver.peer(0), now: d.now)
+        #expect(e.kinds == [.pushed])
+        #expect(d.core.value(of: "w") == [-0.75, 0.125])
+        let values = d.pull(0, step: 2, ["w"])
+        #expect(values.replies[0].1.tensors.first?.count == 4)
+        let wrong = d.push(0, step: 2, ["w": [1, 1]])  // float32 bytes from a bf16 worker
+        #expect(wrong.errors.first?.code == .wrongTensorSize)
+    }
+
+    @Test("a server that does not take bf16 refuses it at hello, saying what to do")
+    func bf16Refused() {
+        let d = Driver(Driver.config(.async) { $0.wireDTypes = [.float32] })
+        let e = d.request(.hello, worker: 0, body: Body.encode(Hello(workerName: "worker 0", numWorkers: 1, wireDType: .bf16)))
+        #expect(e.errors.first?.code == .unsupported)
+        #expect(e.errors.first?.message.contains("--wire-dtype float32") == true)
+    }
+
+    @Test("the first worker fixes the job's scaling; a worker with another is refused; the checkpoint records it")
+    func scaling() {
+        let d = Driver(Driver.config(.async))
+        _ = d.request(.hello, worker: 0, body: Body.encode(Hello(workerName: "worker 0", numWorkers: 2, scaling: "seasonal:52")))
+        let e = d.request(.hello, worker: 1, body: Body.encode(Hello(workerName: "worker 1", numWorkers: 2, scaling: "global")))
+        #expect(e.errors.first?.code == .settingsConflict)
+        #expect(d.core.snapshot().scaling == "seasonal:52")
+    }
+}

@@ -92,3 +92,23 @@ struct WireTests {
         }
     }
 }
+
+@Suite("bfloat16 on the wire")
+struct BFloat16Tests {
+    @Test("float32 to bfloat16 rounds to nearest, ties to even; NaN stays NaN, infinities stay infinite")
+    func rounding() {
+        #expect(BFloat16.encode(1.0) == 0x3F80)
+        #expect(BFloat16.encode(Float(bitPattern: 0x3F80_8000)) == 0x3F80)  // tie, even below
+        #expect(BFloat16.encode(Float(bitPattern: 0x3F81_8000)) == 0x3F82)  // tie, even above
+        #expect(BFloat16.encode(Float(bitPattern: 0x3F80_8001)) == 0x3F81)  // just above the tie
+        #expect(BFloat16.decode(BFloat16.encode(.nan)).isNaN)
+        #expect(BFloat16.decode(BFloat16.encode(.infinity)) == .infinity)
+        #expect(BFloat16.decode(BFloat16.encode(-2.5)) == -2.5)
+        let values: [Float] = [0.1, -3.14159, 1e-3, 65504]
+        let bytes = BFloat16.bytes(values)
+        #expect(bytes.count == 8)
+        var back = [Float](repeating: 0, count: 4)
+        bytes.withUnsafeBytes { src in back.withUnsafeMutableBufferPointer { BFloat16.decode(src, into: $0) } }
+        for (a, b) in zip(values, back) { #expect(abs(a - b) <= abs(a) / 128) }  // 8 significant bits
+    }
+}
