@@ -5,8 +5,8 @@ import SafeTensors
 import VariableScopes
 
 /// A trained model on disk: every variable of the graph, keyed by its TensorFlow name, plus the data
-/// normalisation and sizes in the safetensors metadata, so predictions can be made without the
-/// training data.
+/// normalisation and sizes in the safetensors metadata: what a reader needs to rebuild the model and its
+/// scaling without the training data. (This project writes it; it has no predict command that reads it.)
 public enum ModelFile {
     /// Writes `model`'s variables and `dataset`'s normaliser to `path`.
     public static func save(_ model: Seq2Seq, dataset: Dataset, to path: String) throws {

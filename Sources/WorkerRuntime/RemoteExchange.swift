@@ -303,7 +303,6 @@ public final class RemoteExchange: ParameterExchange {
             }
             guard let frames = try transports[i].receive(timeout: min(0.25, settings.heartbeat / 2)) else { continue }
             stats.bytesReceived += frames.reduce(0) { $0 + $1.count }
-            lastHeard = Date()
             let reply: Envelope
             do {
                 reply = try Envelope(frames: frames[...])
@@ -317,6 +316,7 @@ public final class RemoteExchange: ParameterExchange {
                 continue
             }
             incarnations[i] = reply.header.incarnation
+            lastHeard = Date()
             guard let k = requests.firstIndex(where: { $0.id == reply.header.requestID && $0.reply == nil }) else {
                 continue  // a pong, or a late reply to an earlier request
             }

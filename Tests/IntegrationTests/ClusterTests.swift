@@ -111,6 +111,8 @@ struct ClusterTests {
         }
         let before = try ratio([], "untrained")
         let after = try ratio(["--restore", ckpt], "restored")
+        // Measured here: 1.00 untrained, 0.63 after training (the printed line below); 0.85 asks for a clear
+        // improvement with room for async interleaving, not for a particular figure.
         #expect(after < 0.85 * before, "held-out ratio to naive: \(after) after training, \(before) before")
         print("async convergence: held-out ratio to naive \(before) untrained, \(after) trained")
     }

@@ -79,7 +79,7 @@ struct FaultTests {
         #expect(hurt.outputs.allSatisfy { $0.contains("recoveries: 1") }, "\(hurt.outputs[0].suffix(1500))")
         let calmRatio = calm.ratios.reduce(0, +) / 2
         let hurtRatio = hurt.ratios.reduce(0, +) / 2
-        // Issue 11 asks for the final ratio within 15% of an undisturbed run.
+        // Issue 11's bound: the final ratio within 15% of an undisturbed run.
         #expect(hurtRatio <= calmRatio * 1.15, "held-out ratio \(hurtRatio) after the fault, \(calmRatio) without")
         print(
             String(

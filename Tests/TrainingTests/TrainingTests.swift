@@ -66,6 +66,7 @@ struct TrainerTests {
         let before = untrained.evaluate()
         let (trainer, report, lines) = try run(steps: 300)
         let after = trainer.evaluate()
+        // One process is deterministic; 0.8 asks for a clear improvement after 300 steps, not a figure.
         #expect(after.modelMSE < 0.8 * before.modelMSE)
         #expect(after.ratio < 1, "\(after)")
         #expect(report.examplesPerSecond > 0)
