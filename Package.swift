@@ -118,6 +118,14 @@ let package = Package(
                 "Wire", .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "ProcessSupportTests", dependencies: ["ProcessSupport"]),
+        .testTarget(name: "ExchangeTests", dependencies: ["Exchange", "Optimizers", "VariableScopes"]),
+        .testTarget(name: "WorkerJobTests", dependencies: ["WorkerJob", "SafeTensors", "Datasets", "Training"]),
+        .testTarget(
+            name: "TelemetryTests",
+            dependencies: [
+                "Telemetry", .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [

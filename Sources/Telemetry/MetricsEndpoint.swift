@@ -6,8 +6,11 @@ import Prometheus
 
 /// The process's metrics registry: swift-metrics' API, rendered in Prometheus' text format.
 public enum Telemetry {
-    /// Bootstraps swift-metrics with a Prometheus registry (once per process) and returns the registry.
-    public static func bootstrap() -> PrometheusCollectorRegistry {
+    /// Bootstraps swift-metrics with a Prometheus registry and returns the registry; later calls return the
+    /// same one (swift-metrics may be bootstrapped once per process).
+    public static func bootstrap() -> PrometheusCollectorRegistry { shared }
+
+    private static let shared: PrometheusCollectorRegistry = {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = [
@@ -18,7 +21,7 @@ public enum Telemetry {
         factory.defaultValueHistogramBuckets = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 1024]
         MetricsSystem.bootstrap(factory)
         return registry
-    }
+    }()
 }
 
 /// Whether a process is ready for traffic (a server: listening and restored; a worker: registered).

@@ -238,6 +238,33 @@ struct ClusterTests {
         print("bf16 traffic: \(line)")
     }
 
+    @Test("SIGHUP re-reads the authorized keys: a key added to the file is admitted without a restart")
+    func reloadKeys() throws {
+        let h = try ProcessHarness()
+        func keys(_ name: String) throws -> String {
+            let prefix = h.directory.appendingPathComponent(name).path
+            let gen = try h.start("ps-server", ["--generate-curve-keys", prefix], label: "keys-\(name)")
+            #expect(h.wait(gen, seconds: 30, "key generation") == 0)
+            return prefix
+        }
+        let (server, late) = (try keys("ps"), try keys("late"))
+        let authorized = h.directory.appendingPathComponent("authorized_keys").path
+        try "# nobody yet\n".write(toFile: authorized, atomically: true, encoding: .utf8)
+        let (ps, endpoint) = try h.startServer(
+            ["--curve-secret-file", server + ".secret", "--curve-authorized-keys", authorized, "--keep-serving"], label: "ps-hup")
+        let args = ["--ps", endpoint, "--num-workers", "1", "--curve-server-key", server + ".public", "--curve-secret-file", late + ".secret"] + Small.args(steps: 5)
+        let first = try h.start("worker", args, label: "before")
+        #expect(h.wait(first, seconds: 30, "the worker before its key is listed") == 77, "\(first.output)")
+        try ("# the late worker\n" + String(contentsOfFile: late + ".public", encoding: .utf8)).write(
+            toFile: authorized, atomically: true, encoding: .utf8)
+        kill(ps.process.processIdentifier, SIGHUP)
+        #expect(h.waitFor(ps, seconds: 10, "the server to reload its keys") { $0.contains("authorized keys reloaded") })
+        let second = try h.start("worker", args, label: "after")
+        #expect(h.wait(second, seconds: 60, "the worker after its key is listed") == 0, "\(second.output)")
+        ps.process.terminate()
+        #expect(h.wait(ps, seconds: 15, "ps-server to stop") == 0)
+    }
+
     @Test("an unreachable server is a clear error within the timeout, not a hang")
     func unreachable() throws {
         let h = try ProcessHarness()

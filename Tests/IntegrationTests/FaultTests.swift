@@ -194,6 +194,8 @@ struct FaultTests {
             #expect(tensors.keys.filter { !$0.hasPrefix("optimizer/") }.count == 7, "round \(round): \(newest)")
             updates.append(Int(meta["updates"] ?? "") ?? -1)
             server = try restartServer(h, port: port, args, label: "ps-t#\(round)")
+            // The restart resumes from exactly that checkpoint.
+            #expect(server.output.contains("restored 7 variables at update \(updates.last!) from \(newest)"), "\(server.output.prefix(1500))")
         }
         #expect(updates == updates.sorted() && updates.last! > updates.first!, "updates at each stop: \(updates)")
         worker.process.terminate()

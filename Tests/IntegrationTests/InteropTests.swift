@@ -25,6 +25,14 @@ struct InteropTests {
         #expect(s2 == 66 && t2.contains("/no/such.csv"), "\(t2)")
         let (s3, t3) = try run(bin.appendingPathComponent("worker").path, ["--task-index", "3", "--num-workers", "2"])
         #expect(s3 == 64 && t3.contains("--task-index"))
+        // A malformed TF_CONFIG: exit 64, naming TF_CONFIG and the field.
+        let (s4, t4) = try ProcessHarness.runToCompletion(
+            "/usr/bin/env", ["TF_CONFIG={\"cluster\": {\"ps\": [\"a:1\"]}, \"task\": {\"type\": \"ps\", \"index\": 4}}",
+                bin.appendingPathComponent("ps-server").path], seconds: 30)
+        #expect(s4 == 64 && t4.contains("TF_CONFIG: task.index"), "\(t4)")
+        let (s5, t5) = try ProcessHarness.runToCompletion(
+            "/usr/bin/env", ["TF_CONFIG=not json", bin.appendingPathComponent("worker").path, "--steps", "1"], seconds: 30)
+        #expect(s5 == 64 && t5.contains("TF_CONFIG is not JSON"), "\(t5)")
     }
 
     @Test("checkpoints load in Python's safetensors package, names, shapes, values and metadata")

@@ -43,12 +43,14 @@ struct RoundTripTests {
         #expect(back[2].withUnsafeBytes { $0.elementsEqual(big) })
     }
 
-    @Test("float tensors travel without a copy on send and arrive bit-exact")
+    @Test("a shared float array becomes a frame at the array's own address, and arrives bit-exact")
     func floats() throws {
         let context = try Context()
         let (router, dealer, _) = try pair(context, "inproc://floats")
         let values: [Float] = (0..<1000).map { Float($0) * 0.5 - 3 }
-        try dealer.send([Message(sharing: values)])
+        let frame = Message(sharing: values)
+        #expect(frame.dataAddress == values.withUnsafeBytes { $0.baseAddress })  // no copy was made
+        try dealer.send([frame])
         let got = try router.receive()
         let decoded = got[1].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         #expect(decoded == values)
@@ -142,7 +144,6 @@ struct RoundTripTests {
         try dealer.send([Array("secret".utf8)])
         let got = try router.receive()
         #expect(got.last?.bytes == Array("secret".utf8))
-        #expect(try router.receiveTimeout == 5000)
     }
 
     @Test("CURVE keys round-trip through Z85 text; the public key derives from the secret one")
