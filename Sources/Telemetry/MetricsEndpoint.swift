@@ -53,7 +53,9 @@ public final class MetricsEndpoint: @unchecked Sendable {
         let address = try sockaddr_in.inet(ip4: bind == "localhost" ? "127.0.0.1" : bind, port: UInt16(port))
         server = HTTPServer(address: address, logger: .disabled)
         let server = self.server
-        task = Task.detached {
+        // The endpoint runs on a queue of its own, not on Swift's shared pool: a process (or a test run)
+        // that keeps the pool's threads busy must not starve its health checks.
+        task = Task.detached(executorPreference: QueueExecutor.shared) {
             await server.appendRoute("GET /metrics") { _ in
                 HTTPResponse(
                     statusCode: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -85,4 +87,16 @@ public final class MetricsEndpoint: @unchecked Sendable {
     }
 
     public func stop() { task.cancel() }
+}
+
+/// A task executor on one serial dispatch queue, apart from the cooperative pool.
+final class QueueExecutor: TaskExecutor, @unchecked Sendable {
+    static let shared = QueueExecutor()
+    let queue = DispatchQueue(label: "metrics-endpoint")
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let unowned = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        queue.async { unowned.runSynchronously(on: executor) }
+    }
 }
