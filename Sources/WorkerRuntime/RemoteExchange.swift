@@ -372,20 +372,23 @@ public final class RemoteExchange: ParameterExchange {
 
     // MARK: - Joining and recovery
 
+    /// A hello to server `i`: who this worker is, the job's size, and the settings every worker must share.
+    func helloRequest(_ i: Int) -> Request {
+        request(
+            i, .hello, step: 0,
+            body: Body.encode(
+                Hello(
+                    workerName: "worker \(settings.taskIndex) (pid \(getpid()), \(ProcessInfo.processInfo.hostName))",
+                    numWorkers: settings.numWorkers, wireDType: settings.wireDType, scaling: settings.scaling)),
+            what: "answer hello")
+    }
+
     /// Says hello to server `i` and registers this worker's variables there; retries while another process
     /// still holds this task index (a restarted worker whose predecessor is not yet forgotten).
     @discardableResult
     func join(_ i: Int, deadline: Date) throws -> Welcome {
         while true {
-            var hello = [
-                request(
-                    i, .hello, step: 0,
-                    body: Body.encode(
-                        Hello(
-                            workerName: "worker \(settings.taskIndex) (pid \(getpid()), \(ProcessInfo.processInfo.hostName))",
-                            numWorkers: settings.numWorkers, wireDType: settings.wireDType, scaling: settings.scaling)),
-                    what: "answer hello")
-            ]
+            var hello = [helloRequest(i)]
             send(hello[0])
             do {
                 try awaitReplies(&hello, server: i)
@@ -434,15 +437,7 @@ public final class RemoteExchange: ParameterExchange {
             attempts += 1
             try transports[i].reconnect()
             incarnations[i] = nil
-            var hello = [
-                request(
-                    i, .hello, step: 0,
-                    body: Body.encode(
-                        Hello(
-                            workerName: "worker \(settings.taskIndex) (pid \(getpid()), \(ProcessInfo.processInfo.hostName))",
-                            numWorkers: settings.numWorkers, wireDType: settings.wireDType, scaling: settings.scaling)),
-                    what: "answer hello")
-            ]
+            var hello = [helloRequest(i)]
             send(hello[0])
             if let welcome = try waitBriefly(&hello, server: i, seconds: 1 + backoff) {
                 let restarted = previous != nil && incarnations[i] != previous

@@ -179,12 +179,7 @@ struct ClusterTests {
     @Test("CURVE with admission: a listed key trains; an unlisted key is refused at once; a wrong server key fails clearly")
     func curve() throws {
         let h = try ProcessHarness()
-        func keys(_ name: String) throws -> String {
-            let prefix = h.directory.appendingPathComponent(name).path
-            let gen = try h.start("ps-server", ["--generate-curve-keys", prefix], label: "keys-\(name)")
-            #expect(h.wait(gen, seconds: 30, "key generation") == 0, "\(gen.output)")
-            return prefix
-        }
+        let keys = { try h.curveKeys($0) }
         let (server, worker, stranger) = (try keys("ps"), try keys("worker"), try keys("stranger"))
         let authorized = h.directory.appendingPathComponent("authorized_keys").path
         try ("# the job's workers\n" + String(contentsOfFile: worker + ".public", encoding: .utf8)).write(
@@ -241,12 +236,7 @@ struct ClusterTests {
     @Test("SIGHUP re-reads the authorized keys: a key added to the file is admitted without a restart")
     func reloadKeys() throws {
         let h = try ProcessHarness()
-        func keys(_ name: String) throws -> String {
-            let prefix = h.directory.appendingPathComponent(name).path
-            let gen = try h.start("ps-server", ["--generate-curve-keys", prefix], label: "keys-\(name)")
-            #expect(h.wait(gen, seconds: 30, "key generation") == 0)
-            return prefix
-        }
+        let keys = { try h.curveKeys($0) }
         let (server, late) = (try keys("ps"), try keys("late"))
         let authorized = h.directory.appendingPathComponent("authorized_keys").path
         try "# nobody yet\n".write(toFile: authorized, atomically: true, encoding: .utf8)

@@ -101,6 +101,14 @@ final class ProcessHarness {
         return (p.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "")
     }
 
+    /// Makes a CURVE key pair with `ps-server --generate-curve-keys`; returns the prefix of its two files.
+    func curveKeys(_ name: String) throws -> String {
+        let prefix = directory.appendingPathComponent(name).path
+        let gen = try start("ps-server", ["--generate-curve-keys", prefix], label: "keys-\(name)")
+        #expect(wait(gen, seconds: 30, "key generation") == 0, "\(gen.output)")
+        return prefix
+    }
+
     /// Waits until `r`'s output satisfies `condition` (polling its files), at most `seconds`; records an issue
     /// naming `what` and returns false on timeout or if the process exits first.
     func waitFor(_ r: Running, seconds: Double, _ what: String, _ condition: (String) -> Bool) -> Bool {
