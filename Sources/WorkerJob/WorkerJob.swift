@@ -204,6 +204,9 @@ public enum WorkerJob {
                         format:
                             "traffic: %.0f bytes per step (sent %d, received %d in all, %d steps); floor %d (one float32 gradient + one float32 copy of the variables): %.3fx",
                         s.bytesPerStep, s.bytesSent, s.bytesReceived, s.steps, floor, s.bytesPerStep / Double(floor)))
+                if s.prefetchedSteps > 0 {
+                    emitLine("prefetch: \(s.prefetchedSteps) steps overlapped their exchange, each computed on values one step staler")
+                }
                 if s.recoveries > 0 || s.lateGradients > 0 {
                     emitLine(
                         String(

@@ -57,6 +57,8 @@ public struct TrafficStats: Sendable {
     public var recoverySeconds = 0.0
     /// Sync gradients that arrived after their step was applied without them.
     public var lateGradients = 0
+    /// Steps whose exchange overlapped the next step (`prefetch`): each ran on values one step staler.
+    public var prefetchedSteps = 0
     public var pushSeconds: [Double] = []
     /// Bytes moved by joining (hello, register, the first pull), left out of the per-step figure.
     public var bytesAtStart = 0
@@ -88,6 +90,9 @@ public struct RemoteSettings: Sendable {
     public var usesCurve = false
     /// How tensors cross the wire (`--wire-dtype`).
     public var wireDType: WireDType = .float32
+    /// Async only: send step k's push and pull and return at once; step k + 1 then runs on the values
+    /// it has (one step staler) while the servers work, and the replies are taken in at the next exchange.
+    public var prefetch = false
     /// The data scaling this worker trains with, announced in hello so that servers hold every worker of a
     /// job to one and record it.
     public var scaling: String?
@@ -133,9 +138,11 @@ public final class RemoteExchange: ParameterExchange {
     public var onRecovery: ((String) -> Void)?
     /// Called with each reply's latency in seconds, by request kind (metrics).
     public var onLatency: ((MessageKind, Double) -> Void)?
-    /// With bfloat16 on the wire: one buffer per variable that gradients are narrowed into. Frames point
-    /// into it, and it is not written again until every reply of the step has arrived.
+    /// With bfloat16 on the wire or prefetch: one send buffer per variable that gradients are narrowed or
+    /// copied into. Frames point into it, and it is not written again until every reply has arrived.
     var narrow: [ObjectIdentifier: UnsafeMutableRawBufferPointer] = [:]
+    /// With prefetch: the round the last `exchange` sent, answered at the next one.
+    var inFlight: [Request]?
 
     deinit { for b in narrow.values { b.deallocate() } }
 
@@ -183,14 +190,29 @@ public final class RemoteExchange: ParameterExchange {
 
     public func exchange(step: Int, variables: [Variable]) throws {
         let started = Date()
+        let prefetching = settings.prefetch && welcomes.allSatisfy { $0.mode == .async }
+        // With prefetch, the last step's round is answered now, after this step's forward and backward ran
+        // on the values it had: the pulled values land between two steps, never under a running one.
+        if let previous = inFlight {
+            inFlight = nil
+            try complete(previous)
+        }
         var requests: [Request] = []
         for i in servers.indices {
             let vars = onServer[i]
             let frames: [Frame]
             if settings.wireDType == .bf16 {
                 frames = vars.map { v in
-                    let buffer = narrowBuffer(for: v)
+                    let buffer = stagingBuffer(for: v, bytes: v.count * 2)
                     BFloat16.encode(UnsafeBufferPointer(v.gradient), into: buffer)
+                    return Frame(external: UnsafeRawBufferPointer(buffer), owner: nil)
+                }
+            } else if prefetching {
+                // The next backward pass writes the gradient buffers while this push may still be on its
+                // way: send a copy.
+                frames = vars.map { v in
+                    let buffer = stagingBuffer(for: v, bytes: v.count * 4)
+                    buffer.copyMemory(from: UnsafeRawBufferPointer(v.gradient))
                     return Frame(external: UnsafeRawBufferPointer(buffer), owner: nil)
                 }
             } else {
@@ -203,22 +225,35 @@ public final class RemoteExchange: ParameterExchange {
                     what: "acknowledge the gradients of step \(step)"))
         }
         for i in servers.indices { requests.append(pullRequest(i, step: step + 1)) }
-        try roundTrip(requests, what: "")
+        if prefetching {
+            for r in requests { send(r) }
+            sentAt = Date()
+            inFlight = requests
+            stats.prefetchedSteps += 1
+        } else {
+            try roundTrip(requests, what: "")
+        }
         stats.steps += 1
         stats.pushSeconds.append(Date().timeIntervalSince(started))
         if stats.pushSeconds.count > 4096 { stats.pushSeconds.removeFirst(2048) }
     }
 
     public func finish(variables: [Variable]) throws {
+        if let previous = inFlight {
+            inFlight = nil
+            try complete(previous)
+        }
         try roundTrip(
             servers.indices.map {
                 request($0, .done, step: 0, body: Body.encode(Names(names: [])), what: "acknowledge that this worker is done")
             }, what: "")
     }
 
-    func narrowBuffer(for v: Variable) -> UnsafeMutableRawBufferPointer {
-        if let b = narrow[ObjectIdentifier(v)] { return b }
-        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: v.count * 2, alignment: 16)
+    /// A send buffer of `bytes` for `v`'s gradient (narrowed to bfloat16, or copied for prefetch).
+    func stagingBuffer(for v: Variable, bytes: Int) -> UnsafeMutableRawBufferPointer {
+        if let b = narrow[ObjectIdentifier(v)], b.count == bytes { return b }
+        narrow[ObjectIdentifier(v)]?.deallocate()
+        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes, alignment: 16)
         narrow[ObjectIdentifier(v)] = b
         return b
     }
@@ -269,6 +304,11 @@ public final class RemoteExchange: ParameterExchange {
     func roundTrip(_ requests: [Request], what: String) throws {
         for r in requests { send(r) }
         sentAt = Date()
+        try complete(requests)
+    }
+
+    /// Waits for the replies to requests already sent, recovering lost servers, and applies them.
+    func complete(_ requests: [Request]) throws {
         var byServer: [Int: [Request]] = [:]
         for r in requests { byServer[r.server, default: []].append(r) }
         for i in servers.indices {

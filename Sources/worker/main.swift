@@ -42,6 +42,8 @@ struct Worker: ParsableCommand {
     var curveSecretFile: String?
     @Option(name: .customLong("wire-dtype"), help: "How tensors cross the wire: float32, or bf16 (half the bytes; servers keep float32 state).")
     var wireDType: WireDType = .float32
+    @Flag(help: "Async servers only: overlap each step's push and pull with the next step's computation (one step staler).")
+    var prefetch = false
     @Option(help: "Seconds a live server may take to answer one request.") var timeout: Double = 60
     @Option(help: "Seconds to keep reconnecting to a lost server before giving up (exit 138).")
     var recoveryTimeout: Double = 300
@@ -164,6 +166,7 @@ struct Worker: ParsableCommand {
         remote.timeout = timeout
         remote.recoveryTimeout = recoveryTimeout
         remote.wireDType = wireDType
+        remote.prefetch = prefetch
         let job = WorkerJobConfig(
             model: model.sizes, data: data.data, columns: data.column, scaling: data.scaling, season: data.season,
             validationFraction: data.validationFraction, servers: servers,

@@ -32,7 +32,7 @@ struct MetricsTests {
                     return e.code
             text = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
             families = {f.name: {"type": f.type, "samples": [[s.name, s.labels, s.value] for s in f.samples]} for f in text_string_to_metric_families(text)}
-            print(json.dumps({"families": families, "healthz": status("/healthz"), "readyz": status("/readyz")}))
+            print(json.dumps({"families": families, "healthz": status("/healthz"), "readyz": status("/readyz"), "missing": status("/nothing")}))
             """
         let (status, text) = try ProcessHarness.runToCompletion("/usr/bin/env", ["python3", "-c", script, "\(port)"], seconds: 30)
         try #require(status == 0, "scraping port \(port) (prometheus_client is installed by scripts/test.sh): \(text)")
@@ -55,6 +55,7 @@ struct MetricsTests {
         let w = try Self.scrape(workerPort)
         #expect(s["healthz"] as? Int == 200 && s["readyz"] as? Int == 200)
         #expect(w["healthz"] as? Int == 200 && w["readyz"] as? Int == 200)
+        #expect(s["missing"] as? Int == 404)
         let sf = s["families"] as! [String: [String: Any]]
         let wf = w["families"] as! [String: [String: Any]]
         // prometheus_client strips _total from counter family names.

@@ -159,3 +159,29 @@ struct WorkerRuntimeTests {
         #expect(g.trainableVariables.allSatisfy { Array($0.value).allSatisfy { $0 == 2 } })
     }
 }
+
+@Suite("Prefetch")
+struct PrefetchTests {
+    @Test("with prefetch a step's update arrives one exchange later, and every gradient is applied once")
+    func prefetch() throws {
+        let server = InProcessServer(ServerConfig(name: "ps", optimizer: OptimizerConfig(kind: .sgd, learningRate: 1)))
+        defer { server.shutdown() }
+        let g = Graph(seed: 1)
+        let v = try g.getVariable("v", shape: [2], initializer: .zeros)
+        var settings = RemoteSettings(taskIndex: 0, numWorkers: 1, seed: 1)
+        settings.prefetch = true
+        let remote = try RemoteExchange(servers: ["p:1"], transports: [server.hub.client()], settings: settings, logger: Logger(label: "w"))
+        _ = try remote.start(variables: [v])
+        v.gradient[0] = 1
+        v.gradient[1] = 2
+        try remote.exchange(step: 1, variables: [v])
+        #expect(Array(v.value) == [0, 0])  // step 2 runs on the values it had
+        v.gradient[0] = 10  // the next backward pass overwrites the buffer: the push sent a copy
+        v.gradient[1] = 10
+        try remote.exchange(step: 2, variables: [v])
+        #expect(Array(v.value) == [-1, -2])  // step 1's update, taken in at this exchange
+        try remote.finish(variables: [v])
+        #expect(server.loop.core.value(of: "v") == [-11, -12])
+        #expect(remote.stats.prefetchedSteps == 2)
+    }
+}
