@@ -6,6 +6,15 @@ import Wire
 /// messages reach the server's deeper rules (pull, push, sync steps, done) rather than stopping at
 /// "send hello first".
 enum Seeds {
+    /// `Body.encode` with sorted keys: the same JSON a worker sends, byte-stable across runs (a plain
+    /// encoder's key order follows per-process hash seeds), so the committed corpus can be checked.
+    static func encode<T: Encodable>(_ value: T) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return Array(try! encoder.encode(value))
+    }
+
     static let incarnations: [UInt64] = [1000, 1001, 1002, 1003]
 
     static func message(
@@ -19,7 +28,7 @@ enum Seeds {
     }
 
     static func hello(_ peer: Int, of n: Int) -> [UInt8] {
-        message(.hello, peer: peer, id: 1, body: Body.encode(Hello(workerName: "seed \(peer)", numWorkers: n)))
+        message(.hello, peer: peer, id: 1, body: encode(Hello(workerName: "seed \(peer)", numWorkers: n)))
     }
 
     static func spec(_ name: String, _ shape: [Int], _ kind: String = "glorot_uniform", fan: [Int]? = nil) -> VariableSpec {
@@ -31,10 +40,10 @@ enum Seeds {
     static let model = [spec("enc/kernel", [6, 8]), spec("enc/bias", [8], "zeros"), spec("dec/kernel", [4, 4], "truncated_normal")]
 
     static func register(_ peer: Int, _ specs: [VariableSpec] = model, id: UInt64 = 2) -> [UInt8] {
-        message(.register, peer: peer, id: id, body: Body.encode(Register(variables: specs)))
+        message(.register, peer: peer, id: id, body: encode(Register(variables: specs)))
     }
 
-    static func names(_ n: [String]) -> [UInt8] { Body.encode(Names(names: n)) }
+    static func names(_ n: [String]) -> [UInt8] { encode(Names(names: n)) }
 
     static func pull(_ peer: Int, id: UInt64, step: UInt64, _ n: [String] = model.map(\.name)) -> [UInt8] {
         message(.pull, peer: peer, id: id, step: step, body: names(n))
@@ -89,9 +98,9 @@ enum Seeds {
         seeds.append(("bad-register-conflict", start + register(1, [spec("enc/kernel", [8, 6])], id: 9)))
         seeds.append((
             "bad-hello-workers",
-            message(.hello, peer: 0, id: 1, body: Body.encode(Hello(workerName: "greedy", numWorkers: Int.max)))
+            message(.hello, peer: 0, id: 1, body: encode(Hello(workerName: "greedy", numWorkers: Int.max)))
         ))
-        seeds.append(("bad-hello-index", message(.hello, peer: 0, worker: 7, id: 1, body: Body.encode(Hello(workerName: "x", numWorkers: 2)))))
+        seeds.append(("bad-hello-index", message(.hello, peer: 0, worker: 7, id: 1, body: encode(Hello(workerName: "x", numWorkers: 2)))))
         seeds.append(("bad-pull-repeated", start + pull(0, id: 3, step: 1, [String](repeating: "enc/bias", count: 30))))
         seeds.append(("bad-pull-unknown", start + pull(0, id: 3, step: 1, ["no/such/variable"])))
         seeds.append((
