@@ -30,11 +30,13 @@ public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt
 ///
 /// - `0xFF d`: advance the clock by `d` tenths of a second and tick.
 /// - `0xFE`: take a checkpoint snapshot (reads every variable and worker record).
+/// - `0xFD`: restart the server from its own snapshot, with a new incarnation (a restore from checkpoint).
 /// - any other byte `c`: a message from peer `c & 3` made of `(c >> 2) & 7` frames, each a little-endian
 ///   `UInt16` length followed by that many bytes (clamped to what is left). Peer 3 carries a CURVE key.
 public enum FuzzScript {
     public static let tick: UInt8 = 0xFF
     public static let snapshot: UInt8 = 0xFE
+    public static let restart: UInt8 = 0xFD
 
     /// The record byte for a message of `frames` frames from `peer`.
     public static func messageByte(peer: Int, frames: Int) -> UInt8 {
@@ -63,6 +65,7 @@ final class FuzzState {
     var now = 1000.0
     var inputs = 0
     var generation = 0
+    var restarts = 0
     let peers: [Peer] = (0..<4).map { i in
         Peer(id: [0x66, 0x7A, UInt8(i)], key: i == 3 ? "curve-key-of-peer-3" : nil, address: "10.0.0.\(i)")
     }
@@ -73,7 +76,7 @@ final class FuzzState {
 
     /// A small server: limits low enough that a hostile register hits them quickly, and the mode varied
     /// per generation (async, sync with a backup worker, async with staleness, a fixed worker count).
-    static func makeCore(generation: Int, now: Double) -> ServerCore {
+    static func makeCore(generation: Int, now: Double, restored: ServerState? = nil, restarts: Int = 0) -> ServerCore {
         var config = ServerConfig(name: "fuzz", optimizer: OptimizerConfig(kind: .adam, learningRate: 0.01))
         switch generation % 4 {
         case 0: config.mode = .async
@@ -101,7 +104,8 @@ final class FuzzState {
         config.limits.maxNameLength = 64
         var logger = Logger(label: "fuzz")
         logger.logLevel = .critical
-        return ServerCore(config: config, incarnation: 0xF0F0, now: now, logger: logger)
+        return ServerCore(
+            config: config, incarnation: 0xF0F0 &+ UInt64(generation) << 32 &+ UInt64(restarts), restored: restored, now: now, logger: logger)
     }
 
     func run(_ bytes: UnsafeBufferPointer<UInt8>) {
@@ -122,6 +126,10 @@ final class FuzzState {
                 check(core.tick(now: now))
             case FuzzScript.snapshot:
                 checkSnapshot()
+            case FuzzScript.restart:
+                checkSnapshot()
+                restarts += 1
+                core = Self.makeCore(generation: generation, now: now, restored: core.snapshot(), restarts: restarts)
             default:
                 var frames: [Frame] = []
                 for _ in 0..<Int((c >> 2) & 7) {

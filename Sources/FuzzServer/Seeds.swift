@@ -69,6 +69,11 @@ enum Seeds {
             + [FuzzScript.snapshot] + message(.done, peer: 0, id: 7, body: names([]))
             + message(.done, peer: 1, id: 6, body: names([])) + tick(10)
         seeds.append(("valid-session", session))
+        seeds.append((
+            "valid-restart",
+            start + push(0, id: 3, step: 1) + push(1, id: 3, step: 1) + [FuzzScript.restart] + hello(0, of: 2)
+                + pull(0, id: 4, step: 2) + push(0, id: 3, step: 1) + push(0, id: 5, step: 2) + tick(3)
+        ))
         seeds.append(("valid-hello", hello(0, of: 1)))
         seeds.append(("valid-register", hello(0, of: 1) + register(0)))
         seeds.append(("valid-pull", hello(0, of: 1) + register(0) + pull(0, id: 3, step: 1)))
