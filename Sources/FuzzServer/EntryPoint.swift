@@ -1,15 +1,15 @@
 import Foundation
 
 #if FUZZING
-/// libFuzzer's driver (`-sanitize=fuzzer` links it). SwiftPM links every executable with
-/// `--defsym main=<module>_main`, so libFuzzer's own `main` is never used: this program's entry point
-/// hands its arguments to the driver instead.
-@_silgen_name("LLVMFuzzerRunDriver")
-func runFuzzerDriver(
-    _ argc: UnsafeMutablePointer<CInt>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
+    /// libFuzzer's driver (`-sanitize=fuzzer` links it). SwiftPM links every executable with
+    /// `--defsym main=<module>_main`, so libFuzzer's own `main` is never used: this program's entry point
+    /// hands its arguments to the driver instead.
+    @_silgen_name("LLVMFuzzerRunDriver")
+    func runFuzzerDriver(
+        _ argc: UnsafeMutablePointer<CInt>,
+        _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+        _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+    ) -> CInt
 #endif
 
 /// `FuzzServer`: with `--write-seeds DIR`, writes the seed corpus; otherwise, built with
@@ -31,11 +31,11 @@ enum FuzzServerMain {
             }
         }
         #if FUZZING
-        var argc = CommandLine.argc
-        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-        exit(runFuzzerDriver(&argc, &argv, fuzzTestOneInput))
+            var argc = CommandLine.argc
+            var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+            exit(runFuzzerDriver(&argc, &argv, fuzzTestOneInput))
         #else
-        exit(replay(Array(args.dropFirst())))
+            exit(replay(Array(args.dropFirst())))
         #endif
     }
 

@@ -105,7 +105,8 @@ final class FuzzState {
         var logger = Logger(label: "fuzz")
         logger.logLevel = .critical
         return ServerCore(
-            config: config, incarnation: 0xF0F0 &+ UInt64(generation) << 32 &+ UInt64(restarts), restored: restored, now: now, logger: logger)
+            config: config, incarnation: 0xF0F0 &+ UInt64(generation) << 32 &+ UInt64(restarts), restored: restored,
+            now: now, logger: logger)
     }
 
     func run(_ bytes: UnsafeBufferPointer<UInt8>) {
@@ -196,7 +197,8 @@ final class FuzzState {
     func checkSnapshot() {
         let s = core.snapshot()
         for v in s.variables where v.value.count != v.first.count || v.value.count != v.second.count {
-            fatalError("variable \(v.name) has \(v.value.count) values but slots of \(v.first.count) and \(v.second.count)")
+            fatalError(
+                "variable \(v.name) has \(v.value.count) values but slots of \(v.first.count) and \(v.second.count)")
         }
     }
 }

@@ -11,7 +11,8 @@ enum Seeds {
     static func encode<T: Encodable>(_ value: T) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return Array(try! encoder.encode(value))
     }
 
@@ -31,13 +32,17 @@ enum Seeds {
         message(.hello, peer: peer, id: 1, body: encode(Hello(workerName: "seed \(peer)", numWorkers: n)))
     }
 
-    static func spec(_ name: String, _ shape: [Int], _ kind: String = "glorot_uniform", fan: [Int]? = nil) -> VariableSpec {
+    static func spec(_ name: String, _ shape: [Int], _ kind: String = "glorot_uniform", fan: [Int]? = nil)
+        -> VariableSpec
+    {
         VariableSpec(
             name: name, shape: shape, dtype: "float32", initializer: InitializerSpec(kind: kind, a: 0, b: 0.1), seed: 7,
             fanShape: fan)
     }
 
-    static let model = [spec("enc/kernel", [6, 8]), spec("enc/bias", [8], "zeros"), spec("dec/kernel", [4, 4], "truncated_normal")]
+    static let model = [
+        spec("enc/kernel", [6, 8]), spec("enc/bias", [8], "zeros"), spec("dec/kernel", [4, 4], "truncated_normal"),
+    ]
 
     static func register(_ peer: Int, _ specs: [VariableSpec] = model, id: UInt64 = 2) -> [UInt8] {
         message(.register, peer: peer, id: id, body: encode(Register(variables: specs)))
@@ -64,16 +69,19 @@ enum Seeds {
     static var all: [(String, [UInt8])] {
         var seeds: [(String, [UInt8])] = []
         let session =
-            start + pull(0, id: 3, step: 1) + pull(1, id: 3, step: 1) + push(0, id: 4, step: 1) + push(1, id: 4, step: 1)
-            + pull(0, id: 5, step: 2) + message(.ping, peer: 1, id: 5, body: names([])) + tick(5) + push(0, id: 6, step: 2)
+            start + pull(0, id: 3, step: 1) + pull(1, id: 3, step: 1) + push(0, id: 4, step: 1)
+            + push(1, id: 4, step: 1)
+            + pull(0, id: 5, step: 2) + message(.ping, peer: 1, id: 5, body: names([])) + tick(5)
+            + push(0, id: 6, step: 2)
             + [FuzzScript.snapshot] + message(.done, peer: 0, id: 7, body: names([]))
             + message(.done, peer: 1, id: 6, body: names([])) + tick(10)
         seeds.append(("valid-session", session))
-        seeds.append((
-            "valid-restart",
-            start + push(0, id: 3, step: 1) + push(1, id: 3, step: 1) + [FuzzScript.restart] + hello(0, of: 2)
-                + pull(0, id: 4, step: 2) + push(0, id: 3, step: 1) + push(0, id: 5, step: 2) + tick(3)
-        ))
+        seeds.append(
+            (
+                "valid-restart",
+                start + push(0, id: 3, step: 1) + push(1, id: 3, step: 1) + [FuzzScript.restart] + hello(0, of: 2)
+                    + pull(0, id: 4, step: 2) + push(0, id: 3, step: 1) + push(0, id: 5, step: 2) + tick(3)
+            ))
         seeds.append(("valid-hello", hello(0, of: 1)))
         seeds.append(("valid-register", hello(0, of: 1) + register(0)))
         seeds.append(("valid-pull", hello(0, of: 1) + register(0) + pull(0, id: 3, step: 1)))
@@ -88,37 +96,76 @@ enum Seeds {
         seeds.append(("bad-register-overflow", start + register(0, [spec("huge", [1 << 62, 4])], id: 9)))
         seeds.append(("bad-register-fan", start + register(0, [spec("fan", [2, 2], fan: [Int.max, Int.max])], id: 9)))
         seeds.append(("bad-register-negative", start + register(0, [spec("neg", [-3, 4], "zeros")], id: 9)))
-        seeds.append(("bad-register-rank", start + register(0, [spec("deep", [Int](repeating: 1, count: 40), "zeros")], id: 9)))
-        seeds.append((
-            "bad-register-tensor-init",
-            start
-                + register(
-                    0,
-                    [VariableSpec(
-                        name: "t", shape: [3], dtype: "float32",
-                        initializer: InitializerSpec(kind: "tensor", values: [1, .nan, 3]), seed: 0)], id: 9)
-        ))
-        seeds.append(("bad-register-dtype", start + register(0, [VariableSpec(
-            name: "d", shape: [2], dtype: "complex128", initializer: InitializerSpec(kind: "zeros"), seed: 0)], id: 9)))
+        seeds.append(
+            ("bad-register-rank", start + register(0, [spec("deep", [Int](repeating: 1, count: 40), "zeros")], id: 9)))
+        seeds.append(
+            (
+                "bad-register-tensor-init",
+                start
+                    + register(
+                        0,
+                        [
+                            VariableSpec(
+                                name: "t", shape: [3], dtype: "float32",
+                                initializer: InitializerSpec(kind: "tensor", values: [1, .nan, 3]), seed: 0)
+                        ], id: 9)
+            ))
+        seeds.append(
+            (
+                "bad-register-dtype",
+                start
+                    + register(
+                        0,
+                        [
+                            VariableSpec(
+                                name: "d", shape: [2], dtype: "complex128", initializer: InitializerSpec(kind: "zeros"),
+                                seed: 0)
+                        ], id: 9)
+            ))
         seeds.append(("bad-register-conflict", start + register(1, [spec("enc/kernel", [8, 6])], id: 9)))
-        seeds.append((
-            "bad-hello-workers",
-            message(.hello, peer: 0, id: 1, body: encode(Hello(workerName: "greedy", numWorkers: Int.max)))
-        ))
-        seeds.append(("bad-hello-index", message(.hello, peer: 0, worker: 7, id: 1, body: encode(Hello(workerName: "x", numWorkers: 2)))))
+        seeds.append(
+            (
+                "bad-hello-workers",
+                message(.hello, peer: 0, id: 1, body: encode(Hello(workerName: "greedy", numWorkers: Int.max)))
+            ))
+        seeds.append(
+            (
+                "bad-hello-index",
+                message(.hello, peer: 0, worker: 7, id: 1, body: encode(Hello(workerName: "x", numWorkers: 2)))
+            ))
         seeds.append(("bad-pull-repeated", start + pull(0, id: 3, step: 1, [String](repeating: "enc/bias", count: 30))))
         seeds.append(("bad-pull-unknown", start + pull(0, id: 3, step: 1, ["no/such/variable"])))
-        seeds.append((
-            "bad-push-size",
-            start + message(.push, peer: 0, id: 3, step: 1, body: names(["enc/bias"]), tensors: [[1, 2, 3]])
-        ))
-        seeds.append((
-            "bad-push-nan",
-            start + message(.push, peer: 0, id: 3, step: 1, body: names(["enc/bias"]), tensors: [[Float](repeating: .nan, count: 8)])
-        ))
-        seeds.append(("bad-push-3e38", start + push(0, id: 3, step: 1, fill: 3e38) + push(1, id: 3, step: 1, fill: 3e38)))
-        seeds.append(("bad-push-count", start + message(.push, peer: 0, id: 3, step: 1, body: names(["enc/bias", "dec/kernel"]), tensors: [[Float](repeating: 0, count: 8)])))
-        seeds.append(("bad-wrong-identity", start + push(1, id: 3, step: 1).enumerated().map { $0.offset == 0 ? FuzzScript.messageByte(peer: 2, frames: 5) : $0.element }))
+        seeds.append(
+            (
+                "bad-push-size",
+                start + message(.push, peer: 0, id: 3, step: 1, body: names(["enc/bias"]), tensors: [[1, 2, 3]])
+            ))
+        seeds.append(
+            (
+                "bad-push-nan",
+                start
+                    + message(
+                        .push, peer: 0, id: 3, step: 1, body: names(["enc/bias"]),
+                        tensors: [[Float](repeating: .nan, count: 8)])
+            ))
+        seeds.append(
+            ("bad-push-3e38", start + push(0, id: 3, step: 1, fill: 3e38) + push(1, id: 3, step: 1, fill: 3e38)))
+        seeds.append(
+            (
+                "bad-push-count",
+                start
+                    + message(
+                        .push, peer: 0, id: 3, step: 1, body: names(["enc/bias", "dec/kernel"]),
+                        tensors: [[Float](repeating: 0, count: 8)])
+            ))
+        seeds.append(
+            (
+                "bad-wrong-identity",
+                start
+                    + push(1, id: 3, step: 1).enumerated().map {
+                        $0.offset == 0 ? FuzzScript.messageByte(peer: 2, frames: 5) : $0.element
+                    }
+            ))
         var kind = Header(kind: .push, workerID: 0, requestID: 3, step: 1, incarnation: 1000).encoded
         kind[3] = 200
         seeds.append(("bad-kind", start + FuzzScript.encode(peer: 0, frames: [kind, names([])])))
@@ -127,12 +174,14 @@ enum Seeds {
         version[2] = 9
         seeds.append(("bad-version", start + FuzzScript.encode(peer: 0, frames: [version, names([])])))
         let header = Header(kind: .pull, workerID: 0, requestID: 3, incarnation: 1000).encoded
-        seeds.append(("bad-truncated-header", start + FuzzScript.encode(peer: 0, frames: [Array(header.prefix(17)), names([])])))
+        seeds.append(
+            ("bad-truncated-header", start + FuzzScript.encode(peer: 0, frames: [Array(header.prefix(17)), names([])])))
         seeds.append(("bad-one-frame", start + FuzzScript.encode(peer: 0, frames: [header])))
         var count = Header(kind: .push, workerID: 0, requestID: 3, step: 1, incarnation: 1000, tensorCount: 5).encoded
         count[32] = 5
         seeds.append(("bad-tensor-count", start + FuzzScript.encode(peer: 0, frames: [count, names(["enc/bias"])])))
-        seeds.append(("bad-body-json", start + FuzzScript.encode(peer: 0, frames: [header, Array("{\"names\": [1, {}]".utf8)])))
+        seeds.append(
+            ("bad-body-json", start + FuzzScript.encode(peer: 0, frames: [header, Array("{\"names\": [1, {}]".utf8)])))
         seeds.append(("bad-no-hello", push(2, id: 1, step: 1)))
         return seeds
     }

@@ -30,18 +30,27 @@ struct CorruptCheckpointTests {
         while r.process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         if r.process.isRunning { return (r, nil) }
         // A trap is a signal, not an exit: report it as 128 + signal, as a shell would.
-        let status = r.process.terminationReason == .uncaughtSignal ? 128 + r.process.terminationStatus : r.process.terminationStatus
+        let status =
+            r.process.terminationReason == .uncaughtSignal
+            ? 128 + r.process.terminationStatus : r.process.terminationStatus
         return (r, status)
     }
 
-    @Test("a checkpoint whose num_workers is negative or past UInt32 is refused as corrupt, not a trap", arguments: ["-1", "5000000000"])
+    @Test(
+        "a checkpoint whose num_workers is negative or past UInt32 is refused as corrupt, not a trap",
+        arguments: ["-1", "5000000000"])
     func workerCountOutOfRange(_ numWorkers: String) throws {
         let h = try ProcessHarness()
         let dir = h.directory.appendingPathComponent("ckpt").path
         try Self.writeCheckpoint(dir: dir, label: "ps-bad", numWorkers: numWorkers, step: "3")
         let (server, status) = try start(h, dir: dir, label: "ps-bad")
-        #expect(status == 65, "num_workers \(numWorkers): exit \(status.map(String.init) ?? "none (still serving)"): \(server.output.suffix(1500))")
-        #expect(server.output.contains("ps-bad-00000001.safetensors") && server.output.contains("corrupt"), "\(server.output.suffix(1500))")
+        #expect(
+            status == 65,
+            "num_workers \(numWorkers): exit \(status.map(String.init) ?? "none (still serving)"): \(server.output.suffix(1500))"
+        )
+        #expect(
+            server.output.contains("ps-bad-00000001.safetensors") && server.output.contains("corrupt"),
+            "\(server.output.suffix(1500))")
         #expect(!server.output.contains("Fatal error"), "\(server.output.suffix(1500))")
     }
 
@@ -51,7 +60,8 @@ struct CorruptCheckpointTests {
         let dir = h.directory.appendingPathComponent("ckpt").path
         try Self.writeCheckpoint(dir: dir, label: "ps-step", numWorkers: "1", step: "\(Int.max)")
         let (server, status) = try start(h, dir: dir, label: "ps-step")
-        #expect(status == 65, "exit \(status.map(String.init) ?? "none (still serving)"): \(server.output.suffix(1500))")
+        #expect(
+            status == 65, "exit \(status.map(String.init) ?? "none (still serving)"): \(server.output.suffix(1500))")
         if status == nil {
             // It accepted the checkpoint: one ordinary push must then at least not kill it.
             let port = try #require(
@@ -62,7 +72,9 @@ struct CorruptCheckpointTests {
             _ = try? raw.call(.push, step: 4, Body.encode(Names(names: ["v"])), tensors: [[0.1, 0.1]])
             raw.close()
             Thread.sleep(forTimeInterval: 0.5)
-            #expect(server.process.isRunning, "the server died on a push after restoring step Int.max: \(server.output.suffix(1500))")
+            #expect(
+                server.process.isRunning,
+                "the server died on a push after restoring step Int.max: \(server.output.suffix(1500))")
             server.process.terminate()
             h.wait(server, seconds: 15, "ps-server to stop")
         }

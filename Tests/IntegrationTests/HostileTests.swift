@@ -55,12 +55,15 @@ struct HostileTests {
         }
     }
 
-    @Test("10,000 random and mutated messages from 4 raw connections: server up, workers finish, checkpoint clean, RSS bounded")
+    @Test(
+        "10,000 random and mutated messages from 4 raw connections: server up, workers finish, checkpoint clean, RSS bounded"
+    )
     func flood() throws {
         let h = try ProcessHarness()
         let ckpt = h.directory.appendingPathComponent("ckpt").path
         let (server, ps) = try h.startServer(
-            ["--mode", "async", "--learning-rate", "0.01", "--checkpoint-dir", ckpt, "--keep-serving"], label: "ps-flood")
+            ["--mode", "async", "--learning-rate", "0.01", "--checkpoint-dir", ckpt, "--keep-serving"],
+            label: "ps-flood")
         var args = Small.args(steps: 4000)
         args[args.firstIndex(of: "--log-every")! + 1] = "50"
         let workers = try (0..<2).map { i in
@@ -75,12 +78,16 @@ struct HostileTests {
         let stillTraining = workers.filter(\.process.isRunning).count
         flood.close()
         #expect(figures.sent == 10_000)
-        #expect(figures.replies == figures.sent, "every hostile message is answered; server: \(server.output.suffix(1500))")
+        #expect(
+            figures.replies == figures.sent, "every hostile message is answered; server: \(server.output.suffix(1500))")
         #expect(server.process.isRunning, "the server stays up: \(server.output.suffix(2000))")
-        for (i, w) in workers.enumerated() { #expect(h.wait(w, seconds: 240, "worker \(i)") == 0, "\(w.output.suffix(2000))") }
+        for (i, w) in workers.enumerated() {
+            #expect(h.wait(w, seconds: 240, "worker \(i)") == 0, "\(w.output.suffix(2000))")
+        }
         #expect(server.process.isRunning)
         let after = max(afterTraffic, Self.residentKB(pid) ?? 0)
-        #expect(before > 0 && after - before < 20 * 1024, "server RSS \(before) kB after warm-up, \(after) kB at the end")
+        #expect(
+            before > 0 && after - before < 20 * 1024, "server RSS \(before) kB after warm-up, \(after) kB at the end")
         server.process.terminate()
         #expect(h.wait(server, seconds: 30, "ps-server to stop on SIGTERM") == 0)
         #expect(newestCheckpoints(ckpt).count == 1)
@@ -89,7 +96,8 @@ struct HostileTests {
         print(
             "hostile flood: \(figures.sent) messages (\(figures.frames) frames) from 4 connections, \(figures.replies) replies "
                 + "(\(figures.errors) errors) in \(String(format: "%.1f", figures.seconds)) s, \(stillTraining) of 2 workers "
-                + "still training at the end | server RSS \(before / 1024) MB after warm-up, \(after / 1024) MB at the end")
+                + "still training at the end | server RSS \(before / 1024) MB after warm-up, \(after / 1024) MB at the end"
+        )
     }
 
     @Test("a client that sends 150 large pulls and never reads them does not slow 2 workers by more than 20%")
@@ -100,7 +108,8 @@ struct HostileTests {
         #expect(ignored, "the server stops answering the slow reader")
         print(
             String(
-                format: "slow reader: workers trained in %.2f s without it, %.2f s with 150 unread pulls beside them (%.0f%%)",
+                format:
+                    "slow reader: workers trained in %.2f s without it, %.2f s with 150 unread pulls beside them (%.0f%%)",
                 calm, hurt, (hurt / calm - 1) * 100))
     }
 
@@ -145,7 +154,8 @@ struct HostileTests {
         let h = try ProcessHarness()
         let ckpt = h.directory.appendingPathComponent("ckpt").path
         let (server, ps) = try h.startServer(
-            ["--mode", "async", "--learning-rate", "0.01", "--num-workers", "2", "--checkpoint-dir", ckpt], label: "ps-trap")
+            ["--mode", "async", "--learning-rate", "0.01", "--num-workers", "2", "--checkpoint-dir", ckpt],
+            label: "ps-trap")
         var args = Small.args(horizon: 5, steps: 600)
         args[args.firstIndex(of: "--log-every")! + 1] = "20"
         let worker = try h.start("worker", ["--ps", ps, "--task-index", "0", "--num-workers", "2"] + args, label: "w0")
@@ -158,7 +168,8 @@ struct HostileTests {
         let model = try Seq2Seq(
             ModelConfig(batch: 4, window: 6, horizon: 5, inputDim: 1, hidden: 8, hidden2: 5), graph: Graph(seed: 3))
         let specs = model.variables.map {
-            VariableSpec(name: $0.name, shape: $0.shape, dtype: "float32", initializer: InitializerSpec(kind: "zeros"), seed: 3)
+            VariableSpec(
+                name: $0.name, shape: $0.shape, dtype: "float32", initializer: InitializerSpec(kind: "zeros"), seed: 3)
         }
         #expect(try raw.call(.register, Body.encode(Register(variables: specs))).header.kind == .registered)
         let count = try #require(values[Self.decoderKernel]?.count)
@@ -174,12 +185,15 @@ struct HostileTests {
         raw.close()
 
         #expect(h.wait(worker, seconds: 180, "worker 0") == 0, "\(worker.output.suffix(2000))")
-        #expect(h.wait(server, seconds: 30, "ps-server to exit once both are done") == 0, "\(server.output.suffix(2000))")
+        #expect(
+            h.wait(server, seconds: 30, "ps-server to exit once both are done") == 0, "\(server.output.suffix(2000))")
         let ratio = try #require(FaultTests.ratio(worker.output))
         let untrained = try h.start("worker", Small.args(horizon: 5, steps: 0), label: "untrained")
         #expect(h.wait(untrained, seconds: 60, "the untrained evaluation") == 0)
         let before = try #require(FaultTests.ratio(untrained.output))
-        #expect(ratio < 0.85 * before, "held-out ratio \(ratio) after training beside the refused push, \(before) untrained")
+        #expect(
+            ratio < 0.85 * before, "held-out ratio \(ratio) after training beside the refused push, \(before) untrained"
+        )
         let saved = try ClusterTests().checkpoint(ckpt)
         #expect(saved[Self.decoderKernel]?.scalars.allSatisfy(\.isFinite) == true)
         print(
@@ -202,19 +216,31 @@ struct HostileTests {
         BadLine(executable: "worker", arguments: ["--timeout", "nan"], words: ["--timeout"]),
         BadLine(executable: "worker", arguments: ["--timeout", "1e10"], words: ["--timeout"]),
         BadLine(executable: "worker", arguments: ["--log-every", "0", "--logdir", "X"], words: ["--log-every"]),
-        BadLine(executable: "ps-server", arguments: ["--port", "1", "--learning-rate", "inf"], words: ["--learning-rate"]),
-        BadLine(executable: "ps-server", arguments: ["--port", "1", "--optimizer", "momentum", "--momentum", "nan"], words: ["--momentum"]),
-        BadLine(executable: "worker", arguments: ["--optimizer", "momentum", "--momentum", "nan"], words: ["--momentum"]),
+        BadLine(
+            executable: "ps-server", arguments: ["--port", "1", "--learning-rate", "inf"], words: ["--learning-rate"]),
+        BadLine(
+            executable: "ps-server", arguments: ["--port", "1", "--optimizer", "momentum", "--momentum", "nan"],
+            words: ["--momentum"]),
+        BadLine(
+            executable: "worker", arguments: ["--optimizer", "momentum", "--momentum", "nan"], words: ["--momentum"]),
         BadLine(executable: "worker", arguments: ["--learning-rate", "nan"], words: ["--learning-rate"]),
         BadLine(executable: "worker", arguments: ["--learning-rate", "inf"], words: ["--learning-rate"]),
         BadLine(executable: "worker", arguments: ["--learning-rate", "-1"], words: ["--learning-rate"]),
-        BadLine(executable: "worker", arguments: ["--data", "@huge", "--column", "v"], words: ["@huge", "'v'", "too large"]),
+        BadLine(
+            executable: "worker", arguments: ["--data", "@huge", "--column", "v"], words: ["@huge", "'v'", "too large"]),
         BadLine(executable: "ps-server", arguments: ["--port", "1", "--beta1", "1"], words: ["--beta1"]),
         BadLine(executable: "ps-server", arguments: ["--port", "1", "--beta2=-1"], words: ["--beta2"]),
-        BadLine(executable: "worker", arguments: ["--data", "@latin1", "--column", "v"], words: ["@latin1", "is not UTF-8"]),
-        BadLine(executable: "worker", arguments: ["--data", "@directory", "--column", "v"], words: ["@directory", "is a directory"]),
-        BadLine(executable: "ps-server", arguments: ["--bind", "999.1.1.1", "--port", "1"], words: ["999.1.1.1", "not an address"]),
-        BadLine(executable: "ps-server", arguments: ["--port", "1", "--max-message-bytes=-5"], words: ["--max-message-bytes"]),
+        BadLine(
+            executable: "worker", arguments: ["--data", "@latin1", "--column", "v"], words: ["@latin1", "is not UTF-8"]),
+        BadLine(
+            executable: "worker", arguments: ["--data", "@directory", "--column", "v"],
+            words: ["@directory", "is a directory"]),
+        BadLine(
+            executable: "ps-server", arguments: ["--bind", "999.1.1.1", "--port", "1"],
+            words: ["999.1.1.1", "not an address"]),
+        BadLine(
+            executable: "ps-server", arguments: ["--port", "1", "--max-message-bytes=-5"],
+            words: ["--max-message-bytes"]),
     ]
 
     @Test("a bad command line exits below 128, not 0, with a message naming the option or file", arguments: badLines)
@@ -224,7 +250,8 @@ struct HostileTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         // Files the lines name: a CSV of 1e308 values, a CSV in Latin-1, and a directory.
         let files = [
-            "@huge": dir.appendingPathComponent("huge.csv").path, "@latin1": dir.appendingPathComponent("latin1.csv").path,
+            "@huge": dir.appendingPathComponent("huge.csv").path,
+            "@latin1": dir.appendingPathComponent("latin1.csv").path,
             "@directory": dir.appendingPathComponent("a-directory").path,
         ]
         try ("t,v\n" + (0..<200).map { "\($0),1e308" }.joined(separator: "\n") + "\n").write(
@@ -235,7 +262,10 @@ struct HostileTests {
         let arguments = line.arguments.map { files[$0] ?? $0 }
         let words = line.words.map { files[$0] ?? $0 }
         // A line that were wrongly accepted must still end: a worker evaluates once, a server is stopped by the bound.
-        let extra = line.executable == "worker" ? ["--steps", "0", "--batch", "4", "--window", "6", "--horizon", "3", "--hidden", "8", "--hidden2", "5"] : []
+        let extra =
+            line.executable == "worker"
+            ? ["--steps", "0", "--batch", "4", "--window", "6", "--horizon", "3", "--hidden", "8", "--hidden2", "5"]
+            : []
         let (status, output) = try ProcessHarness.runToCompletion(
             ProcessHarness.binDirectory.appendingPathComponent(line.executable).path, arguments + extra, seconds: 30)
         #expect(status != 0 && status < 128, "exit status \(status): \(output.suffix(1500))")
@@ -245,7 +275,8 @@ struct HostileTests {
 
     @Test("the fuzzer's committed seed corpus is what FuzzServer --write-seeds writes, and replays without a crash")
     func fuzzCorpus() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..")
+            .standardized
         let corpus = root.appendingPathComponent("Tests/Fuzz/corpus").path
         let binary = ProcessHarness.binDirectory.appendingPathComponent("FuzzServer").path
         let fresh = FileManager.default.temporaryDirectory.appendingPathComponent("seeds-\(UUID().uuidString)").path
@@ -256,7 +287,8 @@ struct HostileTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: corpus).sorted() == names)
         for n in names {
             #expect(
-                FileManager.default.contents(atPath: "\(fresh)/\(n)") == FileManager.default.contents(atPath: "\(corpus)/\(n)"),
+                FileManager.default.contents(atPath: "\(fresh)/\(n)")
+                    == FileManager.default.contents(atPath: "\(corpus)/\(n)"),
                 "seed \(n) differs from the committed one: run FuzzServer --write-seeds Tests/Fuzz/corpus")
         }
         let (status, output) = try ProcessHarness.runToCompletion(binary, [corpus], seconds: 60)
@@ -286,11 +318,14 @@ final class RawWorker {
         self.numWorkers = numWorkers
     }
 
-    func send(_ kind: MessageKind, step: UInt64 = 0, _ body: [UInt8], tensors: [[Float]] = [], dontWait: Bool = false) throws {
+    func send(_ kind: MessageKind, step: UInt64 = 0, _ body: [UInt8], tensors: [[Float]] = [], dontWait: Bool = false)
+        throws
+    {
         nextID += 1
         let h = Header(kind: kind, workerID: index, requestID: nextID, step: step, incarnation: incarnation)
         try socket.send(
-            Envelope.frames(h, body: body, tensors: tensors.map { Frame(floats: $0) }).map(\.message), dontWait: dontWait)
+            Envelope.frames(h, body: body, tensors: tensors.map { Frame(floats: $0) }).map(\.message),
+            dontWait: dontWait)
     }
 
     /// Sends one request and waits (10 s at most) for the reply to it.
@@ -323,7 +358,8 @@ final class RawWorker {
     func waitForVariables(_ names: [String], seconds: Double) throws -> [String: [Float]] {
         let deadline = Date().addingTimeInterval(seconds)
         while true {
-            do { return try pull(names) } catch let e as ErrorBody where e.code == .unknownVariable && Date() < deadline {
+            do { return try pull(names) } catch let e as ErrorBody where e.code == .unknownVariable && Date() < deadline
+            {
                 Thread.sleep(forTimeInterval: 0.1)
             }
         }
@@ -387,8 +423,10 @@ final class Flood {
         case 2:  // an element count that overflows
             return Envelope.frames(header(.register), Register(variables: [spec("evil/a", [1 << 62, 4])])).map(\.bytes)
         case 3:  // fans that overflow
-            return Envelope.frames(header(.register), Register(variables: [spec("evil/b", [2, 2], fan: [Int.max, Int.max])]))
-                .map(\.bytes)
+            return Envelope.frames(
+                header(.register), Register(variables: [spec("evil/b", [2, 2], fan: [Int.max, Int.max])])
+            )
+            .map(\.bytes)
         case 4:  // a job of absurd size
             let n = [Int.max, 1 << 40, -1, 0, 65_537][Int(random(5))]
             return Envelope.frames(header(.hello), Hello(workerName: "greedy", numWorkers: n)).map(\.bytes)
@@ -440,7 +478,9 @@ final class Flood {
                 while let reply = try? sockets[k].receive(dontWait: true) {
                     f.replies += 1
                     outstanding[k] -= 1
-                    if let e = try? Envelope(frames: reply.map(Frame.init)[...]), e.header.kind == .error { f.errors += 1 }
+                    if let e = try? Envelope(frames: reply.map(Frame.init)[...]), e.header.kind == .error {
+                        f.errors += 1
+                    }
                 }
             }
             if !warmed && f.replies >= warmUp {
