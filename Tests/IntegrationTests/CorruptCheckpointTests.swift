@@ -22,7 +22,8 @@ struct CorruptCheckpointTests {
             to: "\(dir)/\(label)-00000001.safetensors", metadata: metadata)
     }
 
-    /// Starts a server on the checkpoint and returns its exit status if it exits within 10 s (nil if it serves).
+    /// Starts a server on the checkpoint and returns its exit status if it exits within 10 s (nil if it serves, or
+    /// hangs: the harness stops it, with SIGKILL if SIGTERM is not heard).
     func start(_ h: ProcessHarness, dir: String, label: String) throws -> (ProcessHarness.Running, Int32?) {
         let r = try h.start(
             "ps-server", ["--port", "0", "--name", label, "--checkpoint-dir", dir, "--keep-serving"], label: label)
@@ -37,8 +38,8 @@ struct CorruptCheckpointTests {
     }
 
     @Test(
-        "a checkpoint whose num_workers is negative or past UInt32 is refused as corrupt, not a trap",
-        arguments: ["-1", "5000000000"])
+        "a checkpoint whose num_workers is negative, past UInt32 or past any --max-workers is refused as corrupt, not a trap or a hang",
+        arguments: ["-1", "5000000000", "4000000000"])
     func workerCountOutOfRange(_ numWorkers: String) throws {
         let h = try ProcessHarness()
         let dir = h.directory.appendingPathComponent("ckpt").path
