@@ -102,15 +102,25 @@ struct HostileTests {
 
     @Test("a client that sends 150 large pulls and never reads them does not slow 2 workers by more than 20%")
     func slowReader() throws {
-        let (calm, _) = try slowReaderRun(withReader: false)
-        let (hurt, ignored) = try slowReaderRun(withReader: true)
-        #expect(hurt <= calm * 1.2, "workers trained in \(hurt) s beside the slow reader, \(calm) s without")
+        // Runs alternate, and the best of two of each is compared: on a shared 2-core machine a single pair
+        // mostly measures whatever else ran at the time (one pair here measured 23 s calm against 10 s hurt).
+        var calm: [Double] = []
+        var hurt: [Double] = []
+        var ignored = true
+        for _ in 0..<2 {
+            calm.append(try slowReaderRun(withReader: false).0)
+            let (seconds, shunned) = try slowReaderRun(withReader: true)
+            hurt.append(seconds)
+            ignored = ignored && shunned
+        }
+        let (bestCalm, bestHurt) = (calm.min()!, hurt.min()!)
+        #expect(bestHurt <= bestCalm * 1.2, "workers trained in \(hurt) s beside the slow reader, \(calm) s without")
         #expect(ignored, "the server stops answering the slow reader")
         print(
             String(
                 format:
-                    "slow reader: workers trained in %.2f s without it, %.2f s with 150 unread pulls beside them (%.0f%%)",
-                calm, hurt, (hurt / calm - 1) * 100))
+                    "slow reader: workers trained in %.2f s without it, %.2f s with 150 unread pulls of 233 kB beside them (%+.0f%%; best of runs %@ and %@)",
+                bestCalm, bestHurt, (bestHurt / bestCalm - 1) * 100, "\(calm)", "\(hurt)"))
     }
 
     /// Two workers (of a job of 3) train a larger model; with `withReader`, worker index 2 is a raw client that
