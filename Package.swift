@@ -94,6 +94,7 @@ let package = Package(
                 "BLAS", "Datasets", "Exchange", "Model", "Optimizers", "Training", "VariableScopes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        .executableTarget(name: "FuzzServer", dependencies: ["ParameterServer", "Optimizers", "Transport", "Wire", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "BLASTests", dependencies: ["BLAS"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
