@@ -12,3 +12,5 @@ if ! command -v ip >/dev/null; then
 fi
 swift build --build-tests
 swift test --skip-build "$@"
+# The fuzz target, driving the envelope decoder and the server's rules with arbitrary bytes for a minute.
+scripts/fuzz.sh --seconds 60

@@ -13,7 +13,7 @@ public enum CheckpointError: Error, CustomStringConvertible {
         switch self {
         case .directory(let d, let r): return "--checkpoint-dir \(d) \(r)"
         case .write(let p, let r): return "cannot write checkpoint \(p): \(r)"
-        case .corrupt(let p, let r): return "checkpoint \(p) cannot be restored: \(r)"
+        case .corrupt(let p, let r): return "checkpoint \(p) is corrupt and cannot be restored: \(r)"
         }
     }
 }
@@ -177,8 +177,25 @@ public final class CheckpointStore {
             let workers = try? JSONDecoder().decode([SavedWorker].self, from: Data(workersText.utf8)),
             let updates = meta["updates"].flatMap({ UInt64($0) }), let step = meta["step"].flatMap({ UInt64($0) })
         else { throw CheckpointError.corrupt(path, reason: "its metadata is incomplete") }
+        // Numbers read back are checked like numbers from the wire: a damaged file is refused, not trusted.
+        let numWorkers = meta["num_workers"].flatMap { $0.isEmpty ? nil : $0 }
+        var workerCount: Int?
+        if let text = numWorkers {
+            guard let n = Int(text), (1...(1 << 16)).contains(n) else {
+                throw CheckpointError.corrupt(path, reason: "num_workers is \(text), not a worker count in 1...65536")
+            }
+            workerCount = n
+        }
+        for w in workers {
+            guard Int(w.index) < (workerCount ?? (1 << 16)) else {
+                throw CheckpointError.corrupt(path, reason: "a worker record has index \(w.index), past num_workers")
+            }
+        }
         var variables: [SavedVariable] = []
         for m in metas {
+            guard (0...(1 << 48)).contains(m.step) else {
+                throw CheckpointError.corrupt(path, reason: "variable \(m.name) has update count \(m.step)")
+            }
             guard let t = tensors[m.name] else { throw CheckpointError.corrupt(path, reason: "variable \(m.name) is missing") }
             let zeros = [Float](repeating: 0, count: t.scalars.count)
             let first = tensors["optimizer/\(m.name)/m"]?.scalars ?? tensors["optimizer/\(m.name)/momentum"]?.scalars ?? zeros
@@ -193,7 +210,7 @@ public final class CheckpointStore {
         }
         return ServerState(
             variables: variables, updates: updates, syncStep: step,
-            numWorkers: meta["num_workers"].flatMap { Int($0) },
+            numWorkers: workerCount,
             scaling: meta["scaling"].flatMap { $0.isEmpty ? nil : $0 }, workers: workers)
     }
 }

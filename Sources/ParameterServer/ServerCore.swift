@@ -84,7 +84,7 @@ public final class ServerCore {
             syncStep = r.syncStep
             updatesAtLastCheckpoint = r.updates
             scaling = r.scaling
-            if numWorkers == nil { numWorkers = r.numWorkers }
+            if numWorkers == nil, let n = r.numWorkers, (1...config.limits.maxWorkers).contains(n) { numWorkers = n }
             for w in r.workers {
                 workers[w.index] = WorkerRecord(
                     name: "worker \(w.index)", incarnation: w.incarnation, peer: nil, key: nil, lastSeen: now,

@@ -7,303 +7,306 @@ import VariableScopes
 import Wire
 import ZeroMQ
 
-/// Hostile peers against real processes on loopback (issue 12): floods of random and mutated frames, a
-/// client that never reads its replies, a gradient that would overflow the optimizer state, bad command
-/// lines, and the fuzzer's seed corpus replayed. Each test bounds every wait and prints one line of figures.
-@Suite("Hostile peers", .serialized)
-struct HostileTests {
-    static let decoderKernel = "lstm_cell_decoder/rnn/lstm_cell/kernel"
+extension Integration {
+    /// Hostile peers against real processes on loopback (issue 12): floods of random and mutated frames, a
+    /// client that never reads its replies, a gradient that would overflow the optimizer state, bad command
+    /// lines, and the fuzzer's seed corpus replayed. Each test bounds every wait and prints one line of figures.
+    @Suite("Hostile peers", .serialized)
+    struct HostileTests {
+        static let decoderKernel = "lstm_cell_decoder/rnn/lstm_cell/kernel"
 
-    /// The resident set of a process, in kB (`VmRSS` in `/proc/<pid>/status`).
-    static func residentKB(_ pid: Int32) -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
-        else { return nil }
-        return line.split(separator: " ").compactMap { Int($0) }.first
-    }
+        /// The resident set of a process, in kB (`VmRSS` in `/proc/<pid>/status`).
+        static func residentKB(_ pid: Int32) -> Int? {
+            guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+                let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+            else { return nil }
+            return line.split(separator: " ").compactMap { Int($0) }.first
+        }
 
-    /// The seconds a worker reported training for ("trained N steps in X s: ...").
-    static func trainedSeconds(_ output: String) -> Double? {
-        guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("trained ") }) else { return nil }
-        let words = line.split(separator: " ")
-        return words.firstIndex(of: "in").flatMap { Double(words[$0 + 1]) }
-    }
+        /// The seconds a worker reported training for ("trained N steps in X s: ...").
+        static func trainedSeconds(_ output: String) -> Double? {
+            guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("trained ") }) else { return nil }
+            let words = line.split(separator: " ")
+            return words.firstIndex(of: "in").flatMap { Double(words[$0 + 1]) }
+        }
 
-    /// Checkpoint keys that are neither one of the model's seven variables nor one of their optimizer slots.
-    static func strangers(_ dir: String) throws -> [String] {
-        let seven = Set(ClusterTests.sevenNames)
-        var strange: [String] = []
-        for file in newestCheckpoints(dir) {
-            for key in try SafeTensors.read(file).keys {
-                if seven.contains(key) { continue }
-                if key.hasPrefix("optimizer/"), let slash = key.lastIndex(of: "/"),
-                    seven.contains(String(key[key.index(key.startIndex, offsetBy: 10)..<slash])),
-                    ["m", "v", "momentum"].contains(String(key[key.index(after: slash)...]))
-                {
-                    continue
+        /// Checkpoint keys that are neither one of the model's seven variables nor one of their optimizer slots.
+        static func strangers(_ dir: String) throws -> [String] {
+            let seven = Set(ClusterTests.sevenNames)
+            var strange: [String] = []
+            for file in newestCheckpoints(dir) {
+                for key in try SafeTensors.read(file).keys {
+                    if seven.contains(key) { continue }
+                    if key.hasPrefix("optimizer/"), let slash = key.lastIndex(of: "/"),
+                        seven.contains(String(key[key.index(key.startIndex, offsetBy: 10)..<slash])),
+                        ["m", "v", "momentum"].contains(String(key[key.index(after: slash)...]))
+                    {
+                        continue
+                    }
+                    strange.append(key)
                 }
-                strange.append(key)
+            }
+            return strange
+        }
+
+        /// Waits (bounded) until every worker has printed a progress line: they joined and registered.
+        func waitTraining(_ h: ProcessHarness, _ workers: [ProcessHarness.Running], step: Int) -> Bool {
+            workers.enumerated().allSatisfy { i, w in
+                h.waitFor(w, seconds: 90, "worker \(i) at step \(step)") { $0.contains("step \(step)/") }
             }
         }
-        return strange
-    }
 
-    /// Waits (bounded) until every worker has printed a progress line: they joined and registered.
-    func waitTraining(_ h: ProcessHarness, _ workers: [ProcessHarness.Running], step: Int) -> Bool {
-        workers.enumerated().allSatisfy { i, w in
-            h.waitFor(w, seconds: 90, "worker \(i) at step \(step)") { $0.contains("step \(step)/") }
-        }
-    }
-
-    @Test(
-        "10,000 random and mutated messages from 4 raw connections: server up, workers finish, checkpoint clean, RSS bounded"
-    )
-    func flood() throws {
-        let h = try ProcessHarness()
-        let ckpt = h.directory.appendingPathComponent("ckpt").path
-        let (server, ps) = try h.startServer(
-            ["--mode", "async", "--learning-rate", "0.01", "--checkpoint-dir", ckpt, "--keep-serving"],
-            label: "ps-flood")
-        var args = Small.args(steps: 4000)
-        args[args.firstIndex(of: "--log-every")! + 1] = "50"
-        let workers = try (0..<2).map { i in
-            try h.start("worker", ["--ps", ps, "--task-index", "\(i)", "--num-workers", "2"] + args, label: "w\(i)")
-        }
-        try #require(waitTraining(h, workers, step: 50))
-        let pid = server.process.processIdentifier
-        var before = 0
-        let flood = try Flood(endpoint: "tcp://\(ps)", connections: 4, seed: 12)
-        let figures = try flood.run(messages: 10_000, seconds: 240, warmUp: 1000) { before = Self.residentKB(pid) ?? 0 }
-        let afterTraffic = Self.residentKB(pid) ?? 0
-        let stillTraining = workers.filter(\.process.isRunning).count
-        flood.close()
-        #expect(figures.sent == 10_000)
-        #expect(
-            figures.replies == figures.sent, "every hostile message is answered; server: \(server.output.suffix(1500))")
-        #expect(server.process.isRunning, "the server stays up: \(server.output.suffix(2000))")
-        for (i, w) in workers.enumerated() {
-            #expect(h.wait(w, seconds: 240, "worker \(i)") == 0, "\(w.output.suffix(2000))")
-        }
-        #expect(server.process.isRunning)
-        let after = max(afterTraffic, Self.residentKB(pid) ?? 0)
-        #expect(
-            before > 0 && after - before < 20 * 1024, "server RSS \(before) kB after warm-up, \(after) kB at the end")
-        server.process.terminate()
-        #expect(h.wait(server, seconds: 30, "ps-server to stop on SIGTERM") == 0)
-        #expect(newestCheckpoints(ckpt).count == 1)
-        #expect(try Self.strangers(ckpt) == [], "only the seven variables and their optimizer slots are saved")
-        #expect(try Set(ClusterTests().checkpoint(ckpt).keys) == Set(ClusterTests.sevenNames))
-        print(
-            "hostile flood: \(figures.sent) messages (\(figures.frames) frames) from 4 connections, \(figures.replies) replies "
-                + "(\(figures.errors) errors) in \(String(format: "%.1f", figures.seconds)) s, \(stillTraining) of 2 workers "
-                + "still training at the end | server RSS \(before / 1024) MB after warm-up, \(after / 1024) MB at the end"
+        @Test(
+            "10,000 random and mutated messages from 4 raw connections: server up, workers finish, checkpoint clean, RSS bounded"
         )
-    }
-
-    @Test("a client that sends 150 large pulls and never reads them does not slow 2 workers by more than 20%")
-    func slowReader() throws {
-        // Runs alternate, and the best of two of each is compared: on a shared 2-core machine a single pair
-        // mostly measures whatever else ran at the time (one pair here measured 23 s calm against 10 s hurt).
-        var calm: [Double] = []
-        var hurt: [Double] = []
-        var ignored = true
-        for _ in 0..<2 {
-            calm.append(try slowReaderRun(withReader: false).0)
-            let (seconds, shunned) = try slowReaderRun(withReader: true)
-            hurt.append(seconds)
-            ignored = ignored && shunned
-        }
-        let (bestCalm, bestHurt) = (calm.min()!, hurt.min()!)
-        #expect(bestHurt <= bestCalm * 1.2, "workers trained in \(hurt) s beside the slow reader, \(calm) s without")
-        #expect(ignored, "the server stops answering the slow reader")
-        print(
-            String(
-                format:
-                    "slow reader: workers trained in %.2f s without it, %.2f s with 150 unread pulls of 233 kB beside them (%+.0f%%; best of runs %@ and %@)",
-                bestCalm, bestHurt, (bestHurt / bestCalm - 1) * 100, "\(calm)", "\(hurt)"))
-    }
-
-    /// Two workers (of a job of 3) train a larger model; with `withReader`, worker index 2 is a raw client that
-    /// asks for 150 pulls of every variable and never reads. Returns the workers' mean training time and
-    /// whether the server logged that it ignores the reader.
-    func slowReaderRun(withReader: Bool) throws -> (Double, Bool) {
-        let h = try ProcessHarness()
-        let (server, ps) = try h.startServer(["--mode", "async", "--keep-serving"], label: "ps-slow")
-        var args = Small.args(steps: 300)
-        args[args.firstIndex(of: "--hidden")! + 1] = "64"
-        args[args.firstIndex(of: "--hidden2")! + 1] = "64"
-        args[args.firstIndex(of: "--log-every")! + 1] = "10"
-        let workers = try (0..<2).map { i in
-            try h.start("worker", ["--ps", ps, "--task-index", "\(i)", "--num-workers", "3"] + args, label: "w\(i)")
-        }
-        var reader: RawWorker?
-        if withReader {
-            try #require(waitTraining(h, workers, step: 10))
-            let r = try RawWorker(endpoint: "tcp://\(ps)", index: 2, of: 3, receiveHighWaterMark: 1)
-            try r.hello()
-            let names = ClusterTests.sevenNames
-            _ = try r.waitForVariables(names, seconds: 30)
-            for k in 0..<150 { try r.send(.pull, step: UInt64(k), Body.encode(Names(names: names)), dontWait: true) }
-            reader = r
-        }
-        var seconds: [Double] = []
-        for (i, w) in workers.enumerated() {
-            #expect(h.wait(w, seconds: 240, "worker \(i)") == 0, "\(w.output.suffix(2000))")
-            seconds.append(Self.trainedSeconds(w.output) ?? .nan)
-        }
-        reader?.close()
-        let ignored = server.output.contains("ignoring a peer that stopped reading")
-        #expect(server.process.isRunning)
-        server.process.terminate()
-        #expect(h.wait(server, seconds: 30, "ps-server to stop") == 0)
-        return (seconds.reduce(0, +) / Double(seconds.count), ignored)
-    }
-
-    @Test("a push of 3e38 into the decoder kernel is refused as non-finite; the real worker still trains well")
-    func overflowingPush() throws {
-        let h = try ProcessHarness()
-        let ckpt = h.directory.appendingPathComponent("ckpt").path
-        let (server, ps) = try h.startServer(
-            ["--mode", "async", "--learning-rate", "0.01", "--num-workers", "2", "--checkpoint-dir", ckpt],
-            label: "ps-trap")
-        var args = Small.args(horizon: 5, steps: 600)
-        args[args.firstIndex(of: "--log-every")! + 1] = "20"
-        let worker = try h.start("worker", ["--ps", ps, "--task-index", "0", "--num-workers", "2"] + args, label: "w0")
-
-        // The raw client is worker 1 of 2: identity binding would refuse it as anyone else's index.
-        let raw = try RawWorker(endpoint: "tcp://\(ps)", index: 1, of: 2)
-        try #require(try raw.hello().header.kind == .welcome)
-        let names = ClusterTests.sevenNames
-        let values = try raw.waitForVariables(names, seconds: 60)
-        let model = try Seq2Seq(
-            ModelConfig(batch: 4, window: 6, horizon: 5, inputDim: 1, hidden: 8, hidden2: 5), graph: Graph(seed: 3))
-        let specs = model.variables.map {
-            VariableSpec(
-                name: $0.name, shape: $0.shape, dtype: "float32", initializer: InitializerSpec(kind: "zeros"), seed: 3)
-        }
-        #expect(try raw.call(.register, Body.encode(Register(variables: specs))).header.kind == .registered)
-        let count = try #require(values[Self.decoderKernel]?.count)
-        let reply = try raw.call(
-            .push, step: 1, Body.encode(Names(names: [Self.decoderKernel])),
-            tensors: [[Float](repeating: 3e38, count: count)])
-        #expect(reply.header.kind == .error)
-        let error = try reply.decode(ErrorBody.self)
-        #expect(error.code == .nonFinite && error.message.contains(Self.decoderKernel), "\(error.message)")
-        let unchanged = try raw.pull([Self.decoderKernel])
-        #expect(unchanged[Self.decoderKernel]?.allSatisfy(\.isFinite) == true)
-        #expect(try raw.call(.done, Body.encode(Names(names: []))).header.kind == .goodbye)
-        raw.close()
-
-        #expect(h.wait(worker, seconds: 180, "worker 0") == 0, "\(worker.output.suffix(2000))")
-        #expect(
-            h.wait(server, seconds: 30, "ps-server to exit once both are done") == 0, "\(server.output.suffix(2000))")
-        let ratio = try #require(FaultTests.ratio(worker.output))
-        let untrained = try h.start("worker", Small.args(horizon: 5, steps: 0), label: "untrained")
-        #expect(h.wait(untrained, seconds: 60, "the untrained evaluation") == 0)
-        let before = try #require(FaultTests.ratio(untrained.output))
-        #expect(
-            ratio < 0.85 * before, "held-out ratio \(ratio) after training beside the refused push, \(before) untrained"
-        )
-        let saved = try ClusterTests().checkpoint(ckpt)
-        #expect(saved[Self.decoderKernel]?.scalars.allSatisfy(\.isFinite) == true)
-        print(
-            String(
-                format: "trap: push of 3e38 into %@ refused (%@); worker 0 held-out ratio %.3f (untrained %.3f)",
-                Self.decoderKernel, error.code.rawValue, ratio, before))
-    }
-
-    /// A bad command line: the executable, its arguments, and words its message must hold.
-    struct BadLine: CustomTestStringConvertible, Sendable {
-        let executable: String
-        let arguments: [String]
-        let words: [String]
-        var testDescription: String { "\(executable) \(arguments.joined(separator: " "))" }
-    }
-
-    static let badLines: [BadLine] = [
-        BadLine(executable: "worker", arguments: ["--ps", ""], words: ["--ps"]),
-        BadLine(executable: "worker", arguments: ["--ps", ","], words: ["--ps"]),
-        BadLine(executable: "worker", arguments: ["--timeout", "nan"], words: ["--timeout"]),
-        BadLine(executable: "worker", arguments: ["--timeout", "1e10"], words: ["--timeout"]),
-        BadLine(executable: "worker", arguments: ["--log-every", "0", "--logdir", "X"], words: ["--log-every"]),
-        BadLine(
-            executable: "ps-server", arguments: ["--port", "1", "--learning-rate", "inf"], words: ["--learning-rate"]),
-        BadLine(
-            executable: "ps-server", arguments: ["--port", "1", "--optimizer", "momentum", "--momentum", "nan"],
-            words: ["--momentum"]),
-        BadLine(
-            executable: "worker", arguments: ["--optimizer", "momentum", "--momentum", "nan"], words: ["--momentum"]),
-        BadLine(executable: "worker", arguments: ["--learning-rate", "nan"], words: ["--learning-rate"]),
-        BadLine(executable: "worker", arguments: ["--learning-rate", "inf"], words: ["--learning-rate"]),
-        BadLine(executable: "worker", arguments: ["--learning-rate", "-1"], words: ["--learning-rate"]),
-        BadLine(
-            executable: "worker", arguments: ["--data", "@huge", "--column", "v"], words: ["@huge", "'v'", "too large"]),
-        BadLine(executable: "ps-server", arguments: ["--port", "1", "--beta1", "1"], words: ["--beta1"]),
-        BadLine(executable: "ps-server", arguments: ["--port", "1", "--beta2=-1"], words: ["--beta2"]),
-        BadLine(
-            executable: "worker", arguments: ["--data", "@latin1", "--column", "v"], words: ["@latin1", "is not UTF-8"]),
-        BadLine(
-            executable: "worker", arguments: ["--data", "@directory", "--column", "v"],
-            words: ["@directory", "is a directory"]),
-        BadLine(
-            executable: "ps-server", arguments: ["--bind", "999.1.1.1", "--port", "1"],
-            words: ["999.1.1.1", "not an address"]),
-        BadLine(
-            executable: "ps-server", arguments: ["--port", "1", "--max-message-bytes=-5"],
-            words: ["--max-message-bytes"]),
-    ]
-
-    @Test("a bad command line exits below 128, not 0, with a message naming the option or file", arguments: badLines)
-    func badCommandLine(_ line: BadLine) throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        // Files the lines name: a CSV of 1e308 values, a CSV in Latin-1, and a directory.
-        let files = [
-            "@huge": dir.appendingPathComponent("huge.csv").path,
-            "@latin1": dir.appendingPathComponent("latin1.csv").path,
-            "@directory": dir.appendingPathComponent("a-directory").path,
-        ]
-        try ("t,v\n" + (0..<200).map { "\($0),1e308" }.joined(separator: "\n") + "\n").write(
-            toFile: files["@huge"]!, atomically: true, encoding: .utf8)
-        try Data(Array("t,v\n".utf8) + (0..<200).flatMap { Array("\($0),caf".utf8) + [0xE9, 0x0A] }).write(
-            to: URL(fileURLWithPath: files["@latin1"]!))
-        try FileManager.default.createDirectory(atPath: files["@directory"]!, withIntermediateDirectories: true)
-        let arguments = line.arguments.map { files[$0] ?? $0 }
-        let words = line.words.map { files[$0] ?? $0 }
-        // A line that were wrongly accepted must still end: a worker evaluates once, a server is stopped by the bound.
-        let extra =
-            line.executable == "worker"
-            ? ["--steps", "0", "--batch", "4", "--window", "6", "--horizon", "3", "--hidden", "8", "--hidden2", "5"]
-            : []
-        let (status, output) = try ProcessHarness.runToCompletion(
-            ProcessHarness.binDirectory.appendingPathComponent(line.executable).path, arguments + extra, seconds: 30)
-        #expect(status != 0 && status < 128, "exit status \(status): \(output.suffix(1500))")
-        for w in words { #expect(output.contains(w), "the message should name \(w): \(output.suffix(1500))") }
-        #expect(!output.contains("Fatal error"), "\(output.suffix(1500))")
-    }
-
-    @Test("the fuzzer's committed seed corpus is what FuzzServer --write-seeds writes, and replays without a crash")
-    func fuzzCorpus() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..")
-            .standardized
-        let corpus = root.appendingPathComponent("Tests/Fuzz/corpus").path
-        let binary = ProcessHarness.binDirectory.appendingPathComponent("FuzzServer").path
-        let fresh = FileManager.default.temporaryDirectory.appendingPathComponent("seeds-\(UUID().uuidString)").path
-        defer { try? FileManager.default.removeItem(atPath: fresh) }
-        let (wrote, out) = try ProcessHarness.runToCompletion(binary, ["--write-seeds", fresh], seconds: 30)
-        #expect(wrote == 0, "\(out)")
-        let names = try FileManager.default.contentsOfDirectory(atPath: fresh).sorted()
-        #expect(try FileManager.default.contentsOfDirectory(atPath: corpus).sorted() == names)
-        for n in names {
+        func flood() throws {
+            let h = try ProcessHarness()
+            let ckpt = h.directory.appendingPathComponent("ckpt").path
+            let (server, ps) = try h.startServer(
+                ["--mode", "async", "--learning-rate", "0.01", "--checkpoint-dir", ckpt, "--keep-serving"],
+                label: "ps-flood")
+            var args = Small.args(steps: 4000)
+            args[args.firstIndex(of: "--log-every")! + 1] = "50"
+            let workers = try (0..<2).map { i in
+                try h.start("worker", ["--ps", ps, "--task-index", "\(i)", "--num-workers", "2"] + args, label: "w\(i)")
+            }
+            try #require(waitTraining(h, workers, step: 50))
+            let pid = server.process.processIdentifier
+            var before = 0
+            let flood = try Flood(endpoint: "tcp://\(ps)", connections: 4, seed: 12)
+            let figures = try flood.run(messages: 10_000, seconds: 240, warmUp: 1000) { before = Self.residentKB(pid) ?? 0 }
+            let afterTraffic = Self.residentKB(pid) ?? 0
+            let stillTraining = workers.filter(\.process.isRunning).count
+            flood.close()
+            #expect(figures.sent == 10_000)
             #expect(
-                FileManager.default.contents(atPath: "\(fresh)/\(n)")
-                    == FileManager.default.contents(atPath: "\(corpus)/\(n)"),
-                "seed \(n) differs from the committed one: run FuzzServer --write-seeds Tests/Fuzz/corpus")
+                figures.replies == figures.sent, "every hostile message is answered; server: \(server.output.suffix(1500))")
+            #expect(server.process.isRunning, "the server stays up: \(server.output.suffix(2000))")
+            for (i, w) in workers.enumerated() {
+                #expect(h.wait(w, seconds: 240, "worker \(i)") == 0, "\(w.output.suffix(2000))")
+            }
+            #expect(server.process.isRunning)
+            let after = max(afterTraffic, Self.residentKB(pid) ?? 0)
+            #expect(
+                before > 0 && after - before < 20 * 1024, "server RSS \(before) kB after warm-up, \(after) kB at the end")
+            server.process.terminate()
+            #expect(h.wait(server, seconds: 30, "ps-server to stop on SIGTERM") == 0)
+            #expect(newestCheckpoints(ckpt).count == 1)
+            #expect(try Self.strangers(ckpt) == [], "only the seven variables and their optimizer slots are saved")
+            #expect(try Set(ClusterTests().checkpoint(ckpt).keys) == Set(ClusterTests.sevenNames))
+            print(
+                "hostile flood: \(figures.sent) messages (\(figures.frames) frames) from 4 connections, \(figures.replies) replies "
+                    + "(\(figures.errors) errors) in \(String(format: "%.1f", figures.seconds)) s, \(stillTraining) of 2 workers "
+                    + "still training at the end | server RSS \(before / 1024) MB after warm-up, \(after / 1024) MB at the end"
+            )
         }
-        let (status, output) = try ProcessHarness.runToCompletion(binary, [corpus], seconds: 60)
-        #expect(status == 0 && output.contains("no crash"), "\(output.suffix(2000))")
-        print("fuzz corpus: \(names.count) seeds up to date; \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
+
+        @Test("a client that sends 150 large pulls and never reads them does not slow 2 workers by more than 20%")
+        func slowReader() throws {
+            // Runs alternate, and the best of three of each is compared: on a shared 2-core machine a single pair
+            // mostly measures whatever else ran at the time (one pair here measured 23 s calm against 10 s hurt;
+            // two calm runs in a row differed by 25%). 1.2 is issue 12's bound.
+            var calm: [Double] = []
+            var hurt: [Double] = []
+            var ignored = true
+            for _ in 0..<3 {
+                calm.append(try slowReaderRun(withReader: false).0)
+                let (seconds, shunned) = try slowReaderRun(withReader: true)
+                hurt.append(seconds)
+                ignored = ignored && shunned
+            }
+            let (bestCalm, bestHurt) = (calm.min()!, hurt.min()!)
+            #expect(bestHurt <= bestCalm * 1.2, "workers trained in \(hurt) s beside the slow reader, \(calm) s without")
+            #expect(ignored, "the server stops answering the slow reader")
+            print(
+                String(
+                    format:
+                        "slow reader: workers trained in %.2f s without it, %.2f s with 150 unread pulls of 233 kB beside them (%+.0f%%; best of runs %@ and %@)",
+                    bestCalm, bestHurt, (bestHurt / bestCalm - 1) * 100, "\(calm)", "\(hurt)"))
+        }
+
+        /// Two workers (of a job of 3) train a larger model; with `withReader`, worker index 2 is a raw client that
+        /// asks for 150 pulls of every variable and never reads. Returns the workers' mean training time and
+        /// whether the server logged that it ignores the reader.
+        func slowReaderRun(withReader: Bool) throws -> (Double, Bool) {
+            let h = try ProcessHarness()
+            let (server, ps) = try h.startServer(["--mode", "async", "--keep-serving"], label: "ps-slow")
+            var args = Small.args(steps: 300)
+            args[args.firstIndex(of: "--hidden")! + 1] = "64"
+            args[args.firstIndex(of: "--hidden2")! + 1] = "64"
+            args[args.firstIndex(of: "--log-every")! + 1] = "10"
+            let workers = try (0..<2).map { i in
+                try h.start("worker", ["--ps", ps, "--task-index", "\(i)", "--num-workers", "3"] + args, label: "w\(i)")
+            }
+            var reader: RawWorker?
+            if withReader {
+                try #require(waitTraining(h, workers, step: 10))
+                let r = try RawWorker(endpoint: "tcp://\(ps)", index: 2, of: 3, receiveHighWaterMark: 1)
+                try r.hello()
+                let names = Integration.ClusterTests.sevenNames
+                _ = try r.waitForVariables(names, seconds: 30)
+                for k in 0..<150 { try r.send(.pull, step: UInt64(k), Body.encode(Names(names: names)), dontWait: true) }
+                reader = r
+            }
+            var seconds: [Double] = []
+            for (i, w) in workers.enumerated() {
+                #expect(h.wait(w, seconds: 240, "worker \(i)") == 0, "\(w.output.suffix(2000))")
+                seconds.append(Self.trainedSeconds(w.output) ?? .nan)
+            }
+            reader?.close()
+            let ignored = server.output.contains("ignoring a peer that stopped reading")
+            #expect(server.process.isRunning)
+            server.process.terminate()
+            #expect(h.wait(server, seconds: 30, "ps-server to stop") == 0)
+            return (seconds.reduce(0, +) / Double(seconds.count), ignored)
+        }
+
+        @Test("a push of 3e38 into the decoder kernel is refused as non-finite; the real worker still trains well")
+        func overflowingPush() throws {
+            let h = try ProcessHarness()
+            let ckpt = h.directory.appendingPathComponent("ckpt").path
+            let (server, ps) = try h.startServer(
+                ["--mode", "async", "--learning-rate", "0.01", "--num-workers", "2", "--checkpoint-dir", ckpt],
+                label: "ps-trap")
+            var args = Small.args(horizon: 5, steps: 600)
+            args[args.firstIndex(of: "--log-every")! + 1] = "20"
+            let worker = try h.start("worker", ["--ps", ps, "--task-index", "0", "--num-workers", "2"] + args, label: "w0")
+
+            // The raw client is worker 1 of 2: identity binding would refuse it as anyone else's index.
+            let raw = try RawWorker(endpoint: "tcp://\(ps)", index: 1, of: 2)
+            try #require(try raw.hello().header.kind == .welcome)
+            let names = Integration.ClusterTests.sevenNames
+            let values = try raw.waitForVariables(names, seconds: 60)
+            let model = try Seq2Seq(
+                ModelConfig(batch: 4, window: 6, horizon: 5, inputDim: 1, hidden: 8, hidden2: 5), graph: Graph(seed: 3))
+            let specs = model.variables.map {
+                VariableSpec(
+                    name: $0.name, shape: $0.shape, dtype: "float32", initializer: InitializerSpec(kind: "zeros"), seed: 3)
+            }
+            #expect(try raw.call(.register, Body.encode(Register(variables: specs))).header.kind == .registered)
+            let count = try #require(values[Self.decoderKernel]?.count)
+            let reply = try raw.call(
+                .push, step: 1, Body.encode(Names(names: [Self.decoderKernel])),
+                tensors: [[Float](repeating: 3e38, count: count)])
+            #expect(reply.header.kind == .error)
+            let error = try reply.decode(ErrorBody.self)
+            #expect(error.code == .nonFinite && error.message.contains(Self.decoderKernel), "\(error.message)")
+            let unchanged = try raw.pull([Self.decoderKernel])
+            #expect(unchanged[Self.decoderKernel]?.allSatisfy(\.isFinite) == true)
+            #expect(try raw.call(.done, Body.encode(Names(names: []))).header.kind == .goodbye)
+            raw.close()
+
+            #expect(h.wait(worker, seconds: 180, "worker 0") == 0, "\(worker.output.suffix(2000))")
+            #expect(
+                h.wait(server, seconds: 30, "ps-server to exit once both are done") == 0, "\(server.output.suffix(2000))")
+            let ratio = try #require(FaultTests.ratio(worker.output))
+            let untrained = try h.start("worker", Small.args(horizon: 5, steps: 0), label: "untrained")
+            #expect(h.wait(untrained, seconds: 60, "the untrained evaluation") == 0)
+            let before = try #require(FaultTests.ratio(untrained.output))
+            #expect(
+                ratio < 0.85 * before, "held-out ratio \(ratio) after training beside the refused push, \(before) untrained"
+            )
+            let saved = try ClusterTests().checkpoint(ckpt)
+            #expect(saved[Self.decoderKernel]?.scalars.allSatisfy(\.isFinite) == true)
+            print(
+                String(
+                    format: "trap: push of 3e38 into %@ refused (%@); worker 0 held-out ratio %.3f (untrained %.3f)",
+                    Self.decoderKernel, error.code.rawValue, ratio, before))
+        }
+
+        /// A bad command line: the executable, its arguments, and words its message must hold.
+        struct BadLine: CustomTestStringConvertible, Sendable {
+            let executable: String
+            let arguments: [String]
+            let words: [String]
+            var testDescription: String { "\(executable) \(arguments.joined(separator: " "))" }
+        }
+
+        static let badLines: [BadLine] = [
+            BadLine(executable: "worker", arguments: ["--ps", ""], words: ["--ps"]),
+            BadLine(executable: "worker", arguments: ["--ps", ","], words: ["--ps"]),
+            BadLine(executable: "worker", arguments: ["--timeout", "nan"], words: ["--timeout"]),
+            BadLine(executable: "worker", arguments: ["--timeout", "1e10"], words: ["--timeout"]),
+            BadLine(executable: "worker", arguments: ["--log-every", "0", "--logdir", "X"], words: ["--log-every"]),
+            BadLine(
+                executable: "ps-server", arguments: ["--port", "1", "--learning-rate", "inf"], words: ["--learning-rate"]),
+            BadLine(
+                executable: "ps-server", arguments: ["--port", "1", "--optimizer", "momentum", "--momentum", "nan"],
+                words: ["--momentum"]),
+            BadLine(
+                executable: "worker", arguments: ["--optimizer", "momentum", "--momentum", "nan"], words: ["--momentum"]),
+            BadLine(executable: "worker", arguments: ["--learning-rate", "nan"], words: ["--learning-rate"]),
+            BadLine(executable: "worker", arguments: ["--learning-rate", "inf"], words: ["--learning-rate"]),
+            BadLine(executable: "worker", arguments: ["--learning-rate", "-1"], words: ["--learning-rate"]),
+            BadLine(
+                executable: "worker", arguments: ["--data", "@huge", "--column", "v"], words: ["@huge", "'v'", "too large"]),
+            BadLine(executable: "ps-server", arguments: ["--port", "1", "--beta1", "1"], words: ["--beta1"]),
+            BadLine(executable: "ps-server", arguments: ["--port", "1", "--beta2=-1"], words: ["--beta2"]),
+            BadLine(
+                executable: "worker", arguments: ["--data", "@latin1", "--column", "v"], words: ["@latin1", "is not UTF-8"]),
+            BadLine(
+                executable: "worker", arguments: ["--data", "@directory", "--column", "v"],
+                words: ["@directory", "is a directory"]),
+            BadLine(
+                executable: "ps-server", arguments: ["--bind", "999.1.1.1", "--port", "1"],
+                words: ["999.1.1.1", "not an address"]),
+            BadLine(
+                executable: "ps-server", arguments: ["--port", "1", "--max-message-bytes=-5"],
+                words: ["--max-message-bytes"]),
+        ]
+
+        @Test("a bad command line exits below 128, not 0, with a message naming the option or file", arguments: badLines)
+        func badCommandLine(_ line: BadLine) throws {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            // Files the lines name: a CSV of 1e308 values, a CSV in Latin-1, and a directory.
+            let files = [
+                "@huge": dir.appendingPathComponent("huge.csv").path,
+                "@latin1": dir.appendingPathComponent("latin1.csv").path,
+                "@directory": dir.appendingPathComponent("a-directory").path,
+            ]
+            try ("t,v\n" + (0..<200).map { "\($0),1e308" }.joined(separator: "\n") + "\n").write(
+                toFile: files["@huge"]!, atomically: true, encoding: .utf8)
+            try Data(Array("t,v\n".utf8) + (0..<200).flatMap { Array("\($0),caf".utf8) + [0xE9, 0x0A] }).write(
+                to: URL(fileURLWithPath: files["@latin1"]!))
+            try FileManager.default.createDirectory(atPath: files["@directory"]!, withIntermediateDirectories: true)
+            let arguments = line.arguments.map { files[$0] ?? $0 }
+            let words = line.words.map { files[$0] ?? $0 }
+            // A line that were wrongly accepted must still end: a worker evaluates once, a server is stopped by the bound.
+            let extra =
+                line.executable == "worker"
+                ? ["--steps", "0", "--batch", "4", "--window", "6", "--horizon", "3", "--hidden", "8", "--hidden2", "5"]
+                : []
+            let (status, output) = try ProcessHarness.runToCompletion(
+                ProcessHarness.binDirectory.appendingPathComponent(line.executable).path, arguments + extra, seconds: 30)
+            #expect(status != 0 && status < 128, "exit status \(status): \(output.suffix(1500))")
+            for w in words { #expect(output.contains(w), "the message should name \(w): \(output.suffix(1500))") }
+            #expect(!output.contains("Fatal error"), "\(output.suffix(1500))")
+        }
+
+        @Test("the fuzzer's committed seed corpus is what FuzzServer --write-seeds writes, and replays without a crash")
+        func fuzzCorpus() throws {
+            let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..")
+                .standardized
+            let corpus = root.appendingPathComponent("Tests/Fuzz/corpus").path
+            let binary = ProcessHarness.binDirectory.appendingPathComponent("FuzzServer").path
+            let fresh = FileManager.default.temporaryDirectory.appendingPathComponent("seeds-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: fresh) }
+            let (wrote, out) = try ProcessHarness.runToCompletion(binary, ["--write-seeds", fresh], seconds: 30)
+            #expect(wrote == 0, "\(out)")
+            let names = try FileManager.default.contentsOfDirectory(atPath: fresh).sorted()
+            #expect(try FileManager.default.contentsOfDirectory(atPath: corpus).sorted() == names)
+            for n in names {
+                #expect(
+                    FileManager.default.contents(atPath: "\(fresh)/\(n)")
+                        == FileManager.default.contents(atPath: "\(corpus)/\(n)"),
+                    "seed \(n) differs from the committed one: run FuzzServer --write-seeds Tests/Fuzz/corpus")
+            }
+            let (status, output) = try ProcessHarness.runToCompletion(binary, [corpus], seconds: 60)
+            #expect(status == 0 && output.contains("no crash"), "\(output.suffix(2000))")
+            print("fuzz corpus: \(names.count) seeds up to date; \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
     }
 }
 
@@ -392,7 +395,7 @@ final class Flood {
     let context: Context
     let sockets: [Socket]
     var rng: SplitMix64
-    let names = ClusterTests.sevenNames
+    let names = Integration.ClusterTests.sevenNames
 
     init(endpoint: String, connections: Int, seed: UInt64) throws {
         let context = try Context()

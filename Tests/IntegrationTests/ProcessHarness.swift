@@ -1,6 +1,11 @@
 import Foundation
 import Testing
 
+/// Every suite of real processes, one after another: they share two cores, and tests that compare
+/// timings or wait on bounds must not compete with each other for them.
+@Suite("Real processes", .serialized)
+enum Integration {}
+
 /// Starts the real `ps-server` and `worker` executables on loopback, bounds every wait, and stops every
 /// process it started when it goes away.
 final class ProcessHarness {
