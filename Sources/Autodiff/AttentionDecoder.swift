@@ -1,4 +1,5 @@
 import BLAS
+import CKernels
 
 /// The whole attention decoder as one op (Luong et al. 2015, dot scores, input feeding): for t < H,
 ///
@@ -88,17 +89,7 @@ final class AttentionDecoderOp: Op {
                 rows: b, units: n, z: z, bias: bias, forgetBias: forgetBias, cPrev: cells + s * b * n,
                 saved: saved + s * b * 5 * n, c: cells + (s + 1) * b * n, h: chs + n, hStride: 2 * n,
                 h2: next + m, h2Stride: w)
-            let a = attention + s * b * t
-            for r in 0..<b {
-                let mem = memory + r * t * n
-                let hr = chs + r * 2 * n + n
-                let ar = a + r * t
-                for k in 0..<t { ar[k] = SequenceKernels.dot(mem + k * n, hr, n) }
-                SequenceKernels.softmax(ar, t)
-                let ctx = chs + r * 2 * n
-                ctx.update(repeating: 0, count: n)
-                for k in 0..<t { SequenceKernels.axpy(ar[k], mem + k * n, ctx, n) }
-            }
+            ck_attention_forward(b, t, n, memory, chs + n, 2 * n, attention + s * b * t, chs, 2 * n)
             // h̃_t = tanh([ctx_t, h_t] · W̃ + b̃), written into step t + 1's input rows.
             for r in 0..<b { (next + r * w).update(from: bTilde, count: m) }
             BLAS.sgemm(
@@ -151,28 +142,9 @@ final class AttentionDecoderOp: Op {
                 ldc: 2 * n)
             // Attention: d a = memory · d ctx (+ the output's own gradient); d scores through the softmax;
             // d h_t = (d[ctx, h])_h + memoryᵀ · d scores + the recurrent part from step t + 1.
-            for r in 0..<b {
-                let mem = memory + r * t * n
-                let ar = attention + (s * b + r) * t
-                let dar = dAttention + (s * b + r) * t
-                let dsr = ds + (s * b + r) * t
-                let dctx = dchs + r * 2 * n
-                var dotAll: Float = 0
-                for k in 0..<t {
-                    let da = SequenceKernels.dot(mem + k * n, dctx, n) + dar[k]
-                    dsr[k] = da
-                    dotAll += da * ar[k]
-                }
-                let dhr = dh + r * n
-                let dhFromNext = dxh + r * w + m
-                let dhDirect = dctx + n
-                for k in 0..<n { dhr[k] = dhDirect[k] + dhFromNext[k] }
-                for k in 0..<t {
-                    let g = ar[k] * (dsr[k] - dotAll)
-                    dsr[k] = g
-                    SequenceKernels.axpy(g, mem + k * n, dhr, n)
-                }
-            }
+            ck_attention_backward(
+                b, t, n, memory, attention + s * b * t, dAttention + s * b * t, dchs, 2 * n, dchs + n, 2 * n,
+                dxh + m, w, ds + s * b * t, dh)
             let dzs = dz + s * b * 4 * n
             SequenceKernels.gatesBackward(
                 rows: b, units: n, saved: saved + s * b * 5 * n, cPrev: cells + s * b * n, dc: dc, dh: dh, dz: dzs)
@@ -193,16 +165,7 @@ final class AttentionDecoderOp: Op {
             SequenceKernels.axpy(1, dxh + r * w + m, dEncoderH + r * n, n)
             SequenceKernels.axpy(1, dc + r * n, dEncoderC + r * n, n)
         }
-        for r in 0..<b {
-            for k in 0..<t {
-                let dst = dmemory + (r * t + k) * n
-                for s in 0..<h {
-                    let row = (s * b + r)
-                    SequenceKernels.axpy(attention[row * t + k], dch + row * 2 * n, dst, n)
-                    SequenceKernels.axpy(ds[row * t + k], ch + row * 2 * n + n, dst, n)
-                }
-            }
-        }
+        ck_memory_gradient(b, t, n, h, attention, ds, dch, ch + n, 2 * n, dmemory)
         // Every shared weight's gradient, summed over all steps in one product each (K = H·B).
         BLAS.sgemm(
             .transpose, .none, m: w, n: 4 * n, k: h * b, a: xh, lda: w, b: dz, ldb: 4 * n, beta: 1,

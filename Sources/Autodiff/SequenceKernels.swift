@@ -1,4 +1,6 @@
 import BLAS
+import Foundation
+import CKernels
 
 /// Pointer-level kernels shared by the whole-sequence ops (`LSTMSequenceOp`, `AttentionDecoderOp`):
 /// the LSTM gates with the bias folded in, their gradient written rather than added, and the small
@@ -6,6 +8,9 @@ import BLAS
 enum SequenceKernels {
     typealias Ptr = UnsafeMutablePointer<Float>
     typealias CPtr = UnsafePointer<Float>
+
+    /// Whether the gates run in `CKernels` (BENCH_SWIFT_GATES=1 keeps them in Swift, to compare).
+    static let useC = getenv("BENCH_SWIFT_GATES") == nil
 
     /// One LSTM step's elementwise part for `rows` rows of `n` units, from the pre-activations `z`
     /// ([rows, 4n], gate order i, j, f, o, without the bias) and `bias` [4n]:
@@ -16,6 +21,10 @@ enum SequenceKernels {
         rows: Int, units n: Int, z: CPtr, bias: CPtr, forgetBias: Float, cPrev: CPtr, saved: Ptr, c: Ptr,
         h: Ptr, hStride: Int, h2: Ptr?, h2Stride: Int
     ) {
+        if useC {
+            ck_lstm_gates_forward(rows, n, z, bias, forgetBias, cPrev, saved, c, h, hStride, h2, h2Stride)
+            return
+        }
         let fb = SIMD8<Float>(repeating: forgetBias)
         for r in 0..<rows {
             let zr = z + r * 4 * n
@@ -50,6 +59,10 @@ enum SequenceKernels {
     /// The gradient of `gatesForward`: from d h (`dh`, [rows, n]) and d c (`dc`, [rows, n], which is
     /// overwritten with d cPrev) to d z, written (not added) to `dz` ([rows, 4n]).
     static func gatesBackward(rows: Int, units n: Int, saved: CPtr, cPrev: CPtr, dc: Ptr, dh: CPtr, dz: Ptr) {
+        if useC {
+            ck_lstm_gates_backward(rows, n, saved, cPrev, dc, dh, dz)
+            return
+        }
         for r in 0..<rows {
             let s = saved + r * 5 * n
             let dzr = dz + r * 4 * n

@@ -175,3 +175,138 @@ void ck_lstm_gates_backward(ptrdiff_t rows, ptrdiff_t n, const float *saved, con
 #endif
     gates_backward_c(rows, n, saved, c_prev, dc, dh, dz);
 }
+
+// ---- attention ------------------------------------------------------------------------------------
+
+// Eight partial sums, so the compiler can keep them in one vector register without reassociating.
+static inline float dot(const float *x, const float *y, ptrdiff_t n) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    ptrdiff_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int l = 0; l < 8; l++) acc[l] += x[k + l] * y[k + l];
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; k < n; k++) s += x[k] * y[k];
+    return s;
+}
+
+// e^x without a libm call (the exp8 polynomial, one lane), so the softmax loop vectorises.
+static inline float fast_exp(float x) {
+    x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+    float k = rintf(x * 1.44269504f);
+    float r = x - k * 0.69314575f - k * 1.4286068e-6f;
+    float p = 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    union { int i; float f; } e = {((int)k + 127) << 23};
+    return p * e.f;
+}
+
+static inline void axpy(float alpha, const float *x, float *y, ptrdiff_t n) {
+    for (ptrdiff_t k = 0; k < n; k++) y[k] += alpha * x[k];
+}
+
+static inline void softmax(float *x, ptrdiff_t n) {
+    float mx = -INFINITY;
+    for (ptrdiff_t k = 0; k < n; k++) mx = x[k] > mx ? x[k] : mx;
+    float sum = 0;
+    for (ptrdiff_t k = 0; k < n; k++) {
+        x[k] = fast_exp(x[k] - mx);
+        sum += x[k];
+    }
+    float inv = 1.0f / sum;
+    for (ptrdiff_t k = 0; k < n; k++) x[k] *= inv;
+}
+
+#ifdef CK_X86
+CK_AVX2 static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+CK_AVX2 static inline float dot_avx2(const float *x, const float *y, ptrdiff_t n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    ptrdiff_t k = 0;
+    for (; k + 16 <= n; k += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + k + 8), _mm256_loadu_ps(y + k + 8), a1);
+    }
+    for (; k + 8 <= n; k += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k), a0);
+    float s = hsum8(_mm256_add_ps(a0, a1));
+    for (; k < n; k++) s += x[k] * y[k];
+    return s;
+}
+
+CK_AVX2 static inline void softmax_avx2(float *x, ptrdiff_t n) {
+    float mx = -INFINITY;
+    for (ptrdiff_t k = 0; k < n; k++) mx = x[k] > mx ? x[k] : mx;
+    __m256 m = _mm256_set1_ps(mx), acc = _mm256_setzero_ps();
+    ptrdiff_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + k), m));
+        _mm256_storeu_ps(x + k, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float sum = hsum8(acc);
+    for (; k < n; k++) {
+        x[k] = fast_exp(x[k] - mx);
+        sum += x[k];
+    }
+    __m256 inv = _mm256_set1_ps(1.0f / sum);
+    for (k = 0; k + 8 <= n; k += 8) _mm256_storeu_ps(x + k, _mm256_mul_ps(_mm256_loadu_ps(x + k), inv));
+    for (; k < n; k++) x[k] *= 1.0f / sum;
+}
+#endif
+
+#define CK_FN(name) name##_c
+#define CK_ATTR
+#define CK_DOT dot
+#define CK_SOFTMAX softmax
+#include "attention_body.h"
+#undef CK_FN
+#undef CK_ATTR
+#undef CK_DOT
+#undef CK_SOFTMAX
+#ifdef CK_X86
+#define CK_FN(name) name##_avx2
+#define CK_ATTR CK_AVX2
+#define CK_DOT dot_avx2
+#define CK_SOFTMAX softmax_avx2
+#include "attention_body.h"
+#undef CK_FN
+#undef CK_ATTR
+#undef CK_DOT
+#undef CK_SOFTMAX
+#endif
+
+void ck_attention_forward(ptrdiff_t b, ptrdiff_t t, ptrdiff_t n, const float *memory, const float *h, ptrdiff_t hs,
+                          float *a, float *ctx, ptrdiff_t cs) {
+#ifdef CK_X86
+    if (use_avx2()) return attention_forward_avx2(b, t, n, memory, h, hs, a, ctx, cs);
+#endif
+    attention_forward_c(b, t, n, memory, h, hs, a, ctx, cs);
+}
+
+void ck_attention_backward(ptrdiff_t b, ptrdiff_t t, ptrdiff_t n, const float *memory, const float *a,
+                           const float *da_out, const float *dctx, ptrdiff_t dcs, const float *dh_direct,
+                           ptrdiff_t dhds, const float *dh_next, ptrdiff_t dhns, float *ds, float *dh) {
+#ifdef CK_X86
+    if (use_avx2())
+        return attention_backward_avx2(b, t, n, memory, a, da_out, dctx, dcs, dh_direct, dhds, dh_next, dhns, ds, dh);
+#endif
+    attention_backward_c(b, t, n, memory, a, da_out, dctx, dcs, dh_direct, dhds, dh_next, dhns, ds, dh);
+}
+
+void ck_memory_gradient(ptrdiff_t b, ptrdiff_t t, ptrdiff_t n, ptrdiff_t steps, const float *a, const float *ds,
+                        const float *dctx, const float *h, ptrdiff_t rs, float *dmemory) {
+#ifdef CK_X86
+    if (use_avx2()) return memory_gradient_avx2(b, t, n, steps, a, ds, dctx, h, rs, dmemory);
+#endif
+    memory_gradient_c(b, t, n, steps, a, ds, dctx, h, rs, dmemory);
+}

@@ -40,8 +40,10 @@ struct WholeSequenceTests {
         }
     }
 
+    /// Within 1e-4 of the largest reference value, the goldens' tolerance: the two graphs round differently
+    /// (the whole-sequence ops sum in other orders, and their C kernels use libm or their own exp).
     func close(_ a: [Float], _ b: [Float]) -> Bool {
         let scale = max(b.map(abs).max() ?? 0, 1e-6)
-        return a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-5 * scale }
+        return a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-4 * scale }
     }
 }
