@@ -1,6 +1,6 @@
 import BLAS
-import Foundation
 import CKernels
+import Foundation
 
 /// Pointer-level kernels shared by the whole-sequence ops (`LSTMSequenceOp`, `AttentionDecoderOp`):
 /// the LSTM gates with the bias folded in, their gradient written rather than added, and the small

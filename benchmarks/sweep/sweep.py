@@ -8,8 +8,9 @@ Writes DIR/sweep.csv (one row per run) and DIR/sweep_<setting>.png (one plot per
 imports), and prints, per setting, the fitted growth of the time per step (a power law, the slope of
 log time against log setting, by least squares) for each side and how the ratio moves.
 
-Each point is one short run per side, ours and TensorFlow's interleaved; steps shrink as the step gets
-dearer so the whole sweep takes minutes. On a shared machine single points are noisy: read the trends.
+Each point is one run per side, ours and TensorFlow's interleaved, after 10 (ours) and 20 (TensorFlow's
+default) untimed warm-up steps; timed steps shrink as the step gets dearer (TensorFlow: 500 at the
+anchor, at least 60) so the whole sweep takes minutes. On a shared machine single points are noisy: read the trends.
 """
 import argparse, csv, json, math, os, subprocess, sys, time
 
@@ -58,17 +59,20 @@ for setting, values in SETTINGS.items():
     for v in values:
         cfg = dict(ANCHOR, **{setting: v})
         cost = relative_cost(cfg)
-        steps_ours = max(20, int(round(a.scale * 150 / cost)))
-        steps_tf = max(10, int(round(a.scale * 60 / cost)))
+        steps_ours = max(30, int(round(a.scale * 300 / cost)))
+        steps_tf = max(60, int(round(a.scale * 500 / cost)))
         flags = sum([[f"--{k}", str(cfg[k])] for k in ANCHOR], [])
-        ours, ours_rss = run([a.bench, "--steps", str(steps_ours), "--warmup", "5"] + flags)
+        ours, ours_rss = run([a.bench, "--steps", str(steps_ours), "--warmup", "10"] + flags)
         row = dict(setting=setting, value=v, **cfg, ours_steps=steps_ours,
                    ours_examples_per_s=round(ours["examples_per_s"], 1),
                    ours_cpu_examples_per_s=round(ours.get("cpu_examples_per_s", float("nan")), 1),
                    ours_peak_rss_mib=round(ours_rss, 1), tf_steps="", tf_examples_per_s="", tf_peak_rss_mib="",
                    ratio="")
         if a.tf:
-            theirs, tf_rss = run([a.tf, "tf_bench.py", "single", "--steps", str(steps_tf), "--warmup", "5"] + flags,
+            # TensorFlow runs its first seconds much slower than the rest, warm-up steps or not (80 steps
+            # after 20 or after 150 untimed ones: about 850-1,100 examples/s at the anchor; 500 steps:
+            # 1,750 on the same machine minutes apart), so its runs are kept to several seconds each.
+            theirs, tf_rss = run([a.tf, "tf_bench.py", "single", "--steps", str(steps_tf), "--warmup", "20"] + flags,
                                  cwd=anchors)
             row.update(tf_steps=steps_tf, tf_examples_per_s=round(theirs["examples_per_s"], 1),
                        tf_peak_rss_mib=round(tf_rss, 1),
