@@ -27,9 +27,11 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
         .target(name: "BLAS", dependencies: ["COpenBLAS"]),
+        // Hand-vectorised (AVX2 + FMA, chosen at run time) elementwise LSTM kernels in C.
+        .target(name: "CKernels"),
         .target(name: "Tensors"),
         .target(name: "VariableScopes", dependencies: ["Tensors"]),
-        .target(name: "Autodiff", dependencies: ["BLAS", "Tensors", "VariableScopes"]),
+        .target(name: "Autodiff", dependencies: ["BLAS", "CKernels", "Tensors", "VariableScopes"]),
         .target(name: "Model", dependencies: ["Autodiff", "Tensors", "VariableScopes"]),
         .target(name: "SafeTensors"),
         .target(name: "Datasets"),

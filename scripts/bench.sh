@@ -3,17 +3,24 @@
 # (batch 32, window 24, horizon 12, hidden 64, hidden2 64, Adam 1e-3, one thread per process).
 #
 #   scripts/bench.sh [--steps N] [--tf PYTHON]
+#   scripts/bench.sh --sweep [--tf PYTHON] [--scale F]
 #
 # PYTHON is an interpreter with tensorflow-cpu 2.21 and tf-keras (see benchmarks/anchors/README.md);
 # by default $TF_PYTHON, else tfref/bin/python beside the repository or in $HOME, else TensorFlow is skipped.
 # Prints: one process; 1 ps + 2 workers async and sync; bytes per step against the floor.
+# --sweep instead varies window, horizon, hidden and batch one at a time (benchmarks/sweep/sweep.py):
+# benchmarks/results/sweep.csv, one PNG per setting (matplotlib from PYTHON, else from python3 if it has
+# it), fitted growths and peak RSS in benchmarks/results/sweep_summary.txt; about 10-15 minutes with
+# TensorFlow on a 2-core machine (--scale multiplies the steps per point).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=500 tf="${TF_PYTHON:-}"
+steps=500 tf="${TF_PYTHON:-}" sweep=0 scale=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --steps) steps=$2; shift 2 ;;
         --tf) tf=$2; shift 2 ;;
+        --sweep) sweep=1; shift ;;
+        --scale) scale=$2; shift 2 ;;
         *) echo "bench.sh: unknown option $1" >&2; exit 64 ;;
     esac
 done
@@ -21,8 +28,14 @@ for candidate in ../tfref/bin/python "$HOME/tfref/bin/python"; do
     [ -z "$tf" ] && [ -x "$candidate" ] && tf=$candidate
 done
 scripts/setup.sh
-swift build -c release >&2
 bin=.build/release
+if [ $sweep = 1 ]; then
+    [ -n "$tf" ] || echo "bench.sh: no TensorFlow Python (--tf or TF_PYTHON): sweeping ours only" >&2
+    swift build -c release --product bench >&2
+    "${tf:-python3}" benchmarks/sweep/sweep.py --bench "$bin/bench" --tf "$tf" --out benchmarks/results --scale "$scale"
+    exit
+fi
+swift build -c release >&2
 export TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=3
 work=$(mktemp -d)
 pids=()

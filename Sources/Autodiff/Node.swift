@@ -40,6 +40,21 @@ public final class Node {
         ownsBuffers = false
     }
 
+    /// A view: `shape` elements of `parent`'s value and gradient from `offset` on, aliased, not copied.
+    /// Whatever adds into the view's gradient adds into the parent's, which the parent's op reads in its
+    /// backward pass (it runs after every consumer of the view, being created before them).
+    init(viewOf parent: Node, offset: Int, shape: [Int]) {
+        let n = elementCount(shape)
+        precondition(offset >= 0 && offset + n <= parent.count, "view of \(n) at \(offset) in \(parent.count)")
+        self.shape = shape
+        op = nil
+        inputs = [parent]
+        variable = nil
+        value = UnsafeMutableBufferPointer(start: parent.value.baseAddress! + offset, count: n)
+        grad = UnsafeMutableBufferPointer(start: parent.grad.baseAddress! + offset, count: n)
+        ownsBuffers = false
+    }
+
     deinit {
         if ownsBuffers {
             value.deallocate()

@@ -24,27 +24,81 @@ public final class Seq2Seq {
     public convenience init(_ config: ModelConfig, graph: Graph = Graph(), form: DenseVariableForm = .getVariable)
         throws
     {
-        try self.init(config, graph: graph, form: form, kernelScopeForStep: nil)
+        try self.init(config, graph: graph, form: form, kernelScopeForStep: nil, stepByStep: false)
     }
 
     /// - Parameter kernelScopeForStep: for tests only: wraps decoder step t's LSTM in its own `.auto`
     ///   scope so that each step gets its own kernel copy and its gradient is that step's alone.
+    /// - Parameter stepByStep: for tests only: builds the step-by-step graph even when every weight is
+    ///   shared, as the reference for the whole-sequence ops.
     init(
         _ config: ModelConfig, graph: Graph, form: DenseVariableForm = .getVariable,
-        kernelScopeForStep: ((Int) -> String)?
+        kernelScopeForStep: ((Int) -> String)?, stepByStep: Bool = false
     ) throws {
         self.config = config
         self.graph = graph
         let tape = Tape()
         self.tape = tape
-        let (B, T, H, D, N, M) = (
-            config.batch, config.window, config.horizon, config.inputDim, config.hidden, config.hidden2
-        )
-        let x = tape.placeholder([B, T, D])
+        let x = tape.placeholder([config.batch, config.window, config.inputDim])
         self.x = x
-        y = tape.placeholder([B, H])
-        let cell = LSTMCell(units: N)
+        y = tape.placeholder([config.batch, config.horizon])
+        let cell = LSTMCell(units: config.hidden)
 
+        if kernelScopeForStep == nil && form == .getVariable && !stepByStep {
+            (predictions, attention) = try Seq2Seq.buildShared(graph, tape, config, x: x, cell: cell)
+        } else {
+            (predictions, attention) = try Seq2Seq.buildStepByStep(
+                graph, tape, config, x: x, cell: cell, form: form, kernelScopeForStep: kernelScopeForStep)
+        }
+        loss = tape.meanSquaredError(predictions, y)
+    }
+
+    /// Every weight shared by every step (the seed's fixed form): the variables are got step by step under
+    /// the same scopes and reuse flags as the step-by-step graph (so names, order, reuse errors and
+    /// warnings are TensorFlow's), then the encoder and the decoder each run as one whole-sequence op.
+    static func buildShared(_ graph: Graph, _ tape: Tape, _ config: ModelConfig, x: Node, cell: LSTMCell) throws -> (
+        Node, [Node]
+    ) {
+        let (T, H, D, N, M) = (config.window, config.horizon, config.inputDim, config.hidden, config.hidden2)
+        var encoderWeights: [(kernel: Variable, bias: Variable)] = []
+        try graph.variableScope("encoder") { _ in
+            try graph.variableScope("rnn") { rnn in
+                for t in 0..<T {
+                    if t > 0 { rnn.reuseVariables() }
+                    encoderWeights.append(try cell.variables(graph, inputSize: D))
+                }
+            }
+        }
+        let (ek, eb) = encoderWeights[0]
+        precondition(encoderWeights.allSatisfy { $0.kernel === ek && $0.bias === eb }, "encoder steps share weights")
+        let encoder = tape.lstmSequence(x, kernel: tape.read(ek), bias: tape.read(eb), forgetBias: cell.forgetBias)
+
+        var decoderWeights: [[Variable]] = []
+        for t in 0..<H {
+            try graph.variableScope("lstm_cell_decoder", reuse: t > 0) { _ in
+                let (k, b) = try graph.variableScope("rnn") { _ in try cell.variables(graph, inputSize: M) }
+                let (wTilde, bTilde, wTarget) = try Seq2Seq.denseVariables(graph, N: N, M: M, form: .getVariable)
+                decoderWeights.append([k, b, wTilde, bTilde, wTarget])
+            }
+        }
+        let shared = decoderWeights[0]
+        precondition(
+            decoderWeights.allSatisfy { zip($0, shared).allSatisfy { $0 === $1 } }, "decoder steps share weights")
+        let decoder = tape.attentionDecoder(
+            encoder, horizon: H, kernel: tape.read(shared[0]), bias: tape.read(shared[1]),
+            wTilde: tape.read(shared[2]), bTilde: tape.read(shared[3]), wTarget: tape.read(shared[4]),
+            forgetBias: cell.forgetBias)
+        return (decoder.predictions, decoder.attention)
+    }
+
+    /// The step-by-step graph: one op per step's concatenation, affine map, gates, attention and dense
+    /// layers. Used when steps can have their own weights (the seed's original `.variable` form, or
+    /// per-step kernels in tests).
+    static func buildStepByStep(
+        _ graph: Graph, _ tape: Tape, _ config: ModelConfig, x: Node, cell: LSTMCell, form: DenseVariableForm,
+        kernelScopeForStep: ((Int) -> String)?
+    ) throws -> (Node, [Node]) {
+        let (B, T, H, N, M) = (config.batch, config.window, config.horizon, config.hidden, config.hidden2)
         // Encoder: static_rnn under "encoder", reusing the cell's variables after the first step.
         var state = LSTMCell.State(c: tape.constant(0, shape: [B, N]), h: tape.constant(0, shape: [B, N]))
         var outputs: [Node] = []
@@ -82,9 +136,7 @@ public final class Seq2Seq {
                 input = hTilde  // input feeding
             }
         }
-        predictions = tape.concatColumns(columns)
-        self.attention = attention
-        loss = tape.meanSquaredError(predictions, y)
+        return (tape.concatColumns(columns), attention)
     }
 
     /// `weights_tilde [2N, M]`, `bias_tilde [1, M]`, `weights_target [M, 1]` in the current scope.

@@ -105,6 +105,25 @@ struct FiniteDifferenceTests {
         }
     }
 
+    @Test("a whole LSTM layer: memory, final c and final h, to x, kernel and bias")
+    func lstmSequence() {
+        check([[2, 3, 2], [5, 12], [12]]) { t, x in
+            t.lstmSequence(x[0], kernel: x[1], bias: x[2], forgetBias: 1).node
+        }
+    }
+
+    @Test("a whole attention decoder: predictions and attention, to every weight and the encoder's input")
+    func attentionDecoder() {
+        // x [B 2, T 3, D 1]; N 3, M 2, H 3.
+        check([[2, 3, 1], [4, 12], [12], [5, 12], [12], [6, 2], [2], [2, 1]]) { t, x in
+            let encoder = t.lstmSequence(x[0], kernel: x[1], bias: x[2], forgetBias: 1)
+            return t.attentionDecoder(
+                encoder, horizon: 3, kernel: x[3], bias: x[4], wTilde: x[5], bTilde: x[6], wTarget: x[7],
+                forgetBias: 1
+            ).node
+        }
+    }
+
     @Test("a node used twice receives the sum of both uses' gradients")
     func fanOut() { check([[2, 3]]) { t, x in t.mul(t.tanh(x[0]), t.sigmoid(x[0])) } }
 
