@@ -259,7 +259,7 @@ extension Integration {
         @Test("an unreachable server is a clear error within the timeout, not a hang")
         func unreachable() throws {
             let h = try ProcessHarness()
-            var args = Small.args(steps: 5)
+            let args = Small.args(steps: 5)
             let w = try h.start("worker", ["--ps", "127.0.0.1:9", "--recovery-timeout", "1"] + args, label: "lonely")
             #expect(h.wait(w, seconds: 30, "the worker to give up") == 138)  // retryable: the server may come
             #expect(w.output.contains("lost ps 127.0.0.1:9 and could not reconnect within 1 s"), "\(w.output)")
