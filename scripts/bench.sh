@@ -45,14 +45,58 @@ rate() { sed -n 's/.*"examples_per_s": \([0-9.]*\).*/\1/p' "$1" | head -1; }
 ours_rate() { sed -n 's/^trained .*: \([0-9.]*\) examples\/s.*/\1/p' "$1" | head -1; }
 sum() { awk '{s += $1} END {printf "%.0f", s}'; }
 
-echo "== one process, $steps steps"
-$bin/bench --steps "$steps" | tee "$work/ours-single"
-ours_single=$(rate "$work/ours-single")
+median() { sort -n | awk '{v[NR] = $1} END {if (NR % 2) printf "%.0f", v[(NR + 1) / 2]; else printf "%.0f", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+echo "== one process, $steps steps, 3 interleaved pairs (ours, TensorFlow), one thread each"
+: > "$work/ours-singles"; : > "$work/tf-singles"
+for round in 1 2 3; do
+    $bin/bench --steps "$steps" --threads 1 | tee "$work/ours-single-$round"
+    rate "$work/ours-single-$round" >> "$work/ours-singles"
+    if [ -n "$tf" ]; then
+        (cd benchmarks/anchors && "$tf" tf_bench.py single --steps "$steps") 2>/dev/null | tee "$work/tf-single-$round"
+        rate "$work/tf-single-$round" >> "$work/tf-singles"
+    fi
+done
+ours_single=$(median < "$work/ours-singles")
 if [ -n "$tf" ]; then
-    (cd benchmarks/anchors && "$tf" tf_bench.py single --steps "$steps") 2>/dev/null | tee "$work/tf-single"
-    tf_single=$(rate "$work/tf-single")
-    awk -v a="$ours_single" -v b="$tf_single" 'BEGIN {printf "one process: ours %.0f examples/s, TensorFlow %.0f: %.2fx\n", a, b, a / b}'
+    tf_single=$(median < "$work/tf-singles")
+    awk -v a="$ours_single" -v b="$tf_single" 'BEGIN {printf "one process (medians of 3): ours %.0f examples/s, TensorFlow %.0f: %.2fx\n", a, b, a / b}'
+else
+    echo "one process (median of 3): ours $ours_single examples/s (no TensorFlow to compare)"
 fi
+echo "== our best thread count: 2 threads"
+$bin/bench --steps "$steps" --threads 2 | tee "$work/ours-2threads"
+
+# Cluster scaling: 1 ps + 2 async workers against twice one worker alone, same binary and data, 1,500 steps.
+cluster_rate() {  # workers extra-worker-flags... : prints the examples/s of all workers together
+    local n=$1; shift
+    local tag="c$n-$RANDOM"
+    $bin/ps-server --port 0 --port-file "$work/$tag.port" --mode async > "$work/$tag-ps.log" 2>&1 &
+    local ps=$!
+    for _ in $(seq 1 100); do [ -s "$work/$tag.port" ] && break; sleep 0.1; done
+    local ws=()
+    for i in $(seq 0 $((n - 1))); do
+        $bin/worker --ps 127.0.0.1:$(cat "$work/$tag.port") --task-index $i --num-workers $n --steps 1500 \
+            --scaling relative --log-every 100000 "$@" > "$work/$tag-w$i.log" 2>&1 &
+        ws+=($!)
+    done
+    wait "${ws[@]}" || { echo "a worker failed:" >&2; tail -n 5 "$work/$tag"-w*.log >&2; exit 1; }
+    wait "$ps" || true
+    for i in $(seq 0 $((n - 1))); do ours_rate "$work/$tag-w$i.log"; done | sum
+    grep -h "^traffic" "$work/$tag-w0.log" > "$work/last-traffic"
+}
+echo "== cluster scaling: 1 ps + 2 async workers against twice one worker alone, 1,500 steps each"
+for flags in "" "--prefetch"; do
+    alone=$(cluster_rate 1 $flags)
+    two=$(cluster_rate 2 $flags)
+    awk -v a="$alone" -v t="$two" -v f="${flags:-(no prefetch)}" \
+        'BEGIN {printf "%s: one worker alone %.0f examples/s; two workers %.0f in all; efficiency %.2f\n", f, a, t, t / (2 * a)}'
+done
+echo "== bytes per step: float32 and bfloat16 on the wire (1 ps + 1 worker)"
+for dtype in float32 bf16; do
+    cluster_rate 1 --wire-dtype $dtype > /dev/null
+    echo "$dtype: $(cat "$work/last-traffic")"
+done
 
 for mode in async sync; do
     echo "== 1 ps + 2 workers, $mode, $steps steps each"
