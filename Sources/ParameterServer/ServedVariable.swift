@@ -55,7 +55,8 @@ final class ServedVariable {
             stagedFirst.withUnsafeMutableBufferPointer { m in
                 stagedSecond.withUnsafeMutableBufferPointer { s in
                     OptimizerSlots.update(optimizer, step: t, value: v, first: m, second: s, gradient: gradient)
-                    return allFinite(v) && allFinite(m) && allFinite(s)
+                    return allFinite(UnsafeBufferPointer(v)) && allFinite(UnsafeBufferPointer(m))
+                        && allFinite(UnsafeBufferPointer(s))
                 }
             }
         }
@@ -74,15 +75,6 @@ final class ServedVariable {
             name: name, shape: shape, dtype: dtype, value: value, first: first, second: second, step: step,
             registeredBy: registeredBy)
     }
-}
-
-func allFinite(_ b: UnsafeMutableBufferPointer<Float>) -> Bool {
-    var ok = true
-    for x in b where !x.isFinite {
-        ok = false
-        break
-    }
-    return ok
 }
 
 func allFinite(_ b: UnsafeBufferPointer<Float>) -> Bool {

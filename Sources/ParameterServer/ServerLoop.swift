@@ -19,7 +19,7 @@ public final class ServerLoop {
     let clock: () -> Double
     var drops: [[UInt8]: Int] = [:]
     public var maxDrops = 8
-    /// Called after every turn with the core (metrics).
+    /// Called with the core at every tick (every 50 ms) and at the end (metrics), not on the request path.
     public var observe: ((ServerCore) -> Void)?
     public private(set) var lastCheckpoint: (path: String, seconds: Double, at: Double)?
 
@@ -54,6 +54,7 @@ public final class ServerLoop {
                     logger.warning("refused a peer at the door", metadata: ["peer.key": "\(r.key)", "peer.address": "\(r.address)"])
                 }
                 if !refused.isEmpty { core.countRefused(refused.count) }
+                observe?(core)
             }
             // Take every request that is waiting, then tick again.
             var budget = 64
@@ -72,7 +73,6 @@ public final class ServerLoop {
                 timeout = 0
                 if let reason = perform(core.receive(frames, from: peer, now: clock())) { exitReason = reason }
             }
-            observe?(core)
         }
         logger.info("stopping", metadata: ["reason": "\(exitReason ?? "")"])
         defer { transport.close(lingerSeconds: 2) }

@@ -35,3 +35,16 @@ public func readSmallTextFile(_ path: String, flag: String, hint: String = "", l
 public struct FileProblem: Error, CustomStringConvertible {
     public let description: String
 }
+
+/// What is wrong with `--metrics-port` and `--metrics-bind`, or nil: the port is 0...65535 and the address
+/// IPv4 (the HTTP endpoint binds IPv4 only).
+public func metricsOptionsProblem(port: Int?, bind: String?) -> String? {
+    if let port, !(0...65535).contains(port) { return "--metrics-port must be in 0...65535, got \(port)" }
+    if let bind {
+        var a = in_addr()
+        guard inet_pton(AF_INET, bind, &a) == 1 || bind == "localhost" else {
+            return "--metrics-bind: cannot bind \(bind): not an IPv4 address"
+        }
+    }
+    return nil
+}

@@ -59,7 +59,6 @@ public struct TrafficStats: Sendable {
     public var lateGradients = 0
     /// Steps whose exchange overlapped the next step (`prefetch`): each ran on values one step staler.
     public var prefetchedSteps = 0
-    public var pushSeconds: [Double] = []
     /// Bytes moved by joining (hello, register, the first pull), left out of the per-step figure.
     public var bytesAtStart = 0
     /// Steady-state traffic: what training steps moved, per step.
@@ -189,7 +188,6 @@ public final class RemoteExchange: ParameterExchange {
     }
 
     public func exchange(step: Int, variables: [Variable]) throws {
-        let started = Date()
         let prefetching = settings.prefetch && welcomes.allSatisfy { $0.mode == .async }
         // With prefetch, the last step's round is answered now, after this step's forward and backward ran
         // on the values it had: the pulled values land between two steps, never under a running one.
@@ -234,8 +232,6 @@ public final class RemoteExchange: ParameterExchange {
             try roundTrip(requests, what: "")
         }
         stats.steps += 1
-        stats.pushSeconds.append(Date().timeIntervalSince(started))
-        if stats.pushSeconds.count > 4096 { stats.pushSeconds.removeFirst(2048) }
     }
 
     public func finish(variables: [Variable]) throws {
@@ -445,23 +441,24 @@ public final class RemoteExchange: ParameterExchange {
             }
             if welcomes.count > i { welcomes[i] = welcome } else { welcomes.append(welcome) }
             labels[i] = welcome.resumeStep + 1
-            let specs = onServer[i].map { v -> VariableSpec in
-                var spec = VariableSpec(v, seed: settings.seed)
-                if settings.registerValues || stats.recoveries > 0 {
-                    spec.initializer = InitializerSpec(kind: "tensor", values: Array(v.value))
-                }
-                return spec
-            }
-            var register = [
-                request(
-                    i, .register, step: 0, body: Body.encode(Register(variables: specs)),
-                    what: "register \(specs.count) variables")
-            ]
-            send(register[0])
-            try awaitReplies(&register, server: i)
-            try apply(register[0])
+            try register(i, withValues: settings.registerValues, what: "register \(onServer[i].count) variables")
             return welcome
         }
+    }
+
+    /// Registers this worker's variables on server `i` (create-if-absent). With `withValues` the specs carry
+    /// the worker's current values, which a server that lacks a variable takes (a restore, or a server that
+    /// restarted without its checkpoint); otherwise it creates them from the seed as every worker would.
+    func register(_ i: Int, withValues: Bool, what: String) throws {
+        let specs = onServer[i].map { v -> VariableSpec in
+            var spec = VariableSpec(v, seed: settings.seed)
+            if withValues { spec.initializer = InitializerSpec(kind: "tensor", values: Array(v.value)) }
+            return spec
+        }
+        var register = [request(i, .register, step: 0, body: Body.encode(Register(variables: specs)), what: what)]
+        send(register[0])
+        try awaitReplies(&register, server: i)
+        try apply(register[0])
     }
 
     /// Reconnects to server `i` with exponential backoff until it answers hello, within the recovery timeout.
@@ -485,20 +482,7 @@ public final class RemoteExchange: ParameterExchange {
                 if restarted {
                     lost = lastUpdates[i] > welcome.updates ? lastUpdates[i] - welcome.updates : 0
                     stats.updatesLost += lost
-                    var register = [
-                        request(
-                            i, .register, step: 0,
-                            body: Body.encode(
-                                Register(
-                                    variables: onServer[i].map { v in
-                                        var spec = VariableSpec(v, seed: settings.seed)
-                                        spec.initializer = InitializerSpec(kind: "tensor", values: Array(v.value))
-                                        return spec
-                                    })), what: "register again after its restart")
-                    ]
-                    send(register[0])
-                    try awaitReplies(&register, server: i)
-                    try apply(register[0])
+                    try register(i, withValues: true, what: "register again after its restart")
                 }
                 if welcomes.count > i { welcomes[i] = welcome }
                 let seconds = Date().timeIntervalSince(since)

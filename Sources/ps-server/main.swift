@@ -110,13 +110,7 @@ struct PSServer: ParsableCommand {
         ] where !(1...hi).contains(v) {
             throw ValidationError("\(flag) must be in 1...\(hi), got \(v)")
         }
-        if let p = metricsPort { guard (0...65535).contains(p) else { throw ValidationError("--metrics-port must be in 0...65535, got \(p)") } }
-        if let b = metricsBind {
-            var a = in_addr()
-            guard inet_pton(AF_INET, b, &a) == 1 || b == "localhost" else {
-                throw ValidationError("--metrics-bind: cannot bind \(b): not an IPv4 address")
-            }
-        }
+        if let problem = metricsOptionsProblem(port: metricsPort, bind: metricsBind) { throw ValidationError(problem) }
         if curveAuthorizedKeys != nil && curveSecretFile == nil {
             throw ValidationError("--curve-authorized-keys needs --curve-secret-file (admission works on CURVE keys)")
         }

@@ -119,13 +119,7 @@ struct Worker: ParsableCommand {
         if let problem = OptimizerConfig(kind: optimizer, learningRate: learningRate, momentum: momentum).problem {
             throw ValidationError(problem)
         }
-        if let p = metricsPort { guard (0...65535).contains(p) else { throw ValidationError("--metrics-port must be in 0...65535, got \(p)") } }
-        if let b = metricsBind {
-            var a = in_addr()
-            guard inet_pton(AF_INET, b, &a) == 1 || b == "localhost" else {
-                throw ValidationError("--metrics-bind: cannot bind \(b): not an IPv4 address")
-            }
-        }
+        if let problem = metricsOptionsProblem(port: metricsPort, bind: metricsBind) { throw ValidationError(problem) }
         if curveSecretFile != nil && curveServerKey.isEmpty {
             throw ValidationError("--curve-secret-file needs --curve-server-key (the servers' public key)")
         }
