@@ -27,7 +27,7 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
         .target(name: "BLAS", dependencies: ["COpenBLAS"]),
-        // Hand-vectorised (AVX2 + FMA, chosen at run time) elementwise LSTM kernels in C.
+        // Hand-vectorised (AVX2 + FMA, chosen at run time) elementwise LSTM and optimizer kernels in C.
         .target(name: "CKernels"),
         .target(name: "Tensors"),
         .target(name: "VariableScopes", dependencies: ["Tensors"]),
@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "Model", dependencies: ["Autodiff", "Tensors", "VariableScopes"]),
         .target(name: "SafeTensors"),
         .target(name: "Datasets"),
-        .target(name: "Optimizers"),
+        .target(name: "Optimizers", dependencies: ["CKernels"]),
         .target(name: "ProcessSupport", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(name: "Exchange", dependencies: ["Optimizers", "VariableScopes"]),
         .target(

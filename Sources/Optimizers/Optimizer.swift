@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// The update rules, shared by in-process training and the parameter server, so that one process and
@@ -72,34 +73,65 @@ public final class OptimizerSlots {
         }
     }
 
-    /// One update of `value` and its slots, as step `step` (1 for the first). The server stages an update
-    /// with this on copies and keeps it only when every result is finite.
+    /// One update of `value` and its slots in place, as step `step` (1 for the first).
     public static func update(
         _ config: OptimizerConfig, step: Int, value: UnsafeMutableBufferPointer<Float>,
         first: UnsafeMutableBufferPointer<Float>, second: UnsafeMutableBufferPointer<Float>,
         gradient: UnsafeBufferPointer<Float>
     ) {
-        let lr = config.learningRate
+        _ = update(
+            config, step: step, value: UnsafeBufferPointer(value), first: UnsafeBufferPointer(first),
+            second: UnsafeBufferPointer(second), gradient: gradient, scale: 1, valueOut: value, firstOut: first,
+            secondOut: second)
+    }
+
+    /// One update as step `step`, out of place: reads the state and `gradient` × `scale`, writes the new state
+    /// to the outputs (which may be the inputs themselves). Slots the rule does not use (both for sgd, the
+    /// second for momentum) are neither read nor written.
+    ///
+    /// The parameter server stages updates this way and keeps one only when every value and slot it wrote
+    /// is finite, which the result tells: one pass, no copies, no second scan.
+    /// - Returns: whether every output written is finite.
+    public static func update(
+        _ config: OptimizerConfig, step: Int, value: UnsafeBufferPointer<Float>, first: UnsafeBufferPointer<Float>,
+        second: UnsafeBufferPointer<Float>, gradient: UnsafeBufferPointer<Float>, scale: Float,
+        valueOut: UnsafeMutableBufferPointer<Float>, firstOut: UnsafeMutableBufferPointer<Float>,
+        secondOut: UnsafeMutableBufferPointer<Float>
+    ) -> Bool {
+        let n = value.count
+        precondition(gradient.count == n && valueOut.count == n, "optimizer buffer size mismatch")
+        let kind: Int32
+        var rate = config.learningRate
+        var p1: Float = 0
         switch config.kind {
         case .sgd:
-            for k in 0..<value.count { value[k] -= lr * gradient[k] }
+            kind = 0
         case .momentum:
-            let mu = config.momentum
-            for k in 0..<value.count {
-                first[k] = mu * first[k] + gradient[k]
-                value[k] -= lr * first[k]
-            }
+            precondition(first.count == n && firstOut.count == n, "optimizer slot size mismatch")
+            kind = 1
+            p1 = config.momentum
         case .adam:
-            let (b1, b2, eps) = (config.beta1, config.beta2, config.epsilon)
+            precondition(
+                first.count == n && firstOut.count == n && second.count == n && secondOut.count == n,
+                "optimizer slot size mismatch")
+            kind = 2
+            p1 = config.beta1
+            // Bias correction folded into the step size, as TensorFlow does.
             let t = Double(step)
-            let lrT = Float(Double(lr) * (1 - pow(Double(b2), t)).squareRoot() / (1 - pow(Double(b1), t)))
-            for k in 0..<value.count {
-                let g = gradient[k]
-                first[k] = b1 * first[k] + (1 - b1) * g
-                second[k] = b2 * second[k] + (1 - b2) * g * g
-                value[k] -= lrT * first[k] / (second[k].squareRoot() + eps)
-            }
+            rate = Float(
+                Double(config.learningRate) * (1 - pow(Double(config.beta2), t)).squareRoot()
+                    / (1 - pow(Double(config.beta1), t)))
         }
+        guard n > 0 else { return true }
+        return ck_optimizer_update(
+            kind, n, rate, p1, config.beta2, config.epsilon, scale, value.baseAddress, first.baseAddress,
+            second.baseAddress, gradient.baseAddress, valueOut.baseAddress, firstOut.baseAddress,
+            secondOut.baseAddress) != 0
+    }
+
+    /// Whether every element of `x` is finite.
+    public static func allFinite(_ x: UnsafeBufferPointer<Float>) -> Bool {
+        x.isEmpty || ck_all_finite(x.count, x.baseAddress) != 0
     }
 }
 

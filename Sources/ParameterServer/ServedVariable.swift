@@ -45,28 +45,37 @@ final class ServedVariable {
     /// Bytes held: the value and two slots.
     var bytes: Int { value.count * 12 }
 
-    /// Computes the update from `gradient` into the staging buffers; returns whether all of it is finite.
-    func stage(_ optimizer: OptimizerConfig, gradient: UnsafeBufferPointer<Float>) -> Bool {
-        stagedValue = value
-        stagedFirst = first
-        stagedSecond = second
-        let t = step + 1
-        return stagedValue.withUnsafeMutableBufferPointer { v in
-            stagedFirst.withUnsafeMutableBufferPointer { m in
-                stagedSecond.withUnsafeMutableBufferPointer { s in
-                    OptimizerSlots.update(optimizer, step: t, value: v, first: m, second: s, gradient: gradient)
-                    return allFinite(UnsafeBufferPointer(v)) && allFinite(UnsafeBufferPointer(m))
-                        && allFinite(UnsafeBufferPointer(s))
+    /// Computes the update from `gradient` × `scale` into the staging buffers, in one pass that reads the
+    /// state once and writes the new state beside it (no copies); returns whether all of it is finite.
+    func stage(_ optimizer: OptimizerConfig, gradient: UnsafeBufferPointer<Float>, scale: Float = 1) -> Bool {
+        let n = value.count
+        // Allocated once; afterwards they are the buffers the last commit swapped out. One still shared with a
+        // reply in flight is copied by copy-on-write before it is written, so the reply stays intact.
+        if stagedValue.count != n { stagedValue = [Float](repeating: 0, count: n) }
+        if optimizer.kind != .sgd, stagedFirst.count != n { stagedFirst = [Float](repeating: 0, count: n) }
+        if optimizer.kind == .adam, stagedSecond.count != n { stagedSecond = [Float](repeating: 0, count: n) }
+        return value.withUnsafeBufferPointer { v in
+            first.withUnsafeBufferPointer { m in
+                second.withUnsafeBufferPointer { s in
+                    stagedValue.withUnsafeMutableBufferPointer { vOut in
+                        stagedFirst.withUnsafeMutableBufferPointer { mOut in
+                            stagedSecond.withUnsafeMutableBufferPointer { sOut in
+                                OptimizerSlots.update(
+                                    optimizer, step: step + 1, value: v, first: m, second: s, gradient: gradient,
+                                    scale: scale, valueOut: vOut, firstOut: mOut, secondOut: sOut)
+                            }
+                        }
+                    }
                 }
             }
         }
     }
 
-    /// Makes the staged update the variable's state.
-    func commit() {
+    /// Makes the staged update the variable's state: swaps in what `stage` wrote under `optimizer`.
+    func commit(_ optimizer: OptimizerConfig) {
         swap(&value, &stagedValue)
-        swap(&first, &stagedFirst)
-        swap(&second, &stagedSecond)
+        if optimizer.kind != .sgd { swap(&first, &stagedFirst) }
+        if optimizer.kind == .adam { swap(&second, &stagedSecond) }
         step += 1
     }
 
@@ -77,7 +86,4 @@ final class ServedVariable {
     }
 }
 
-func allFinite(_ b: UnsafeBufferPointer<Float>) -> Bool {
-    for x in b where !x.isFinite { return false }
-    return true
-}
+func allFinite(_ b: UnsafeBufferPointer<Float>) -> Bool { OptimizerSlots.allFinite(b) }

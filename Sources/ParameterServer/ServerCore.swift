@@ -55,6 +55,11 @@ public final class ServerCore {
     var bucket: [UInt32: [String: [Float]]] = [:]
     /// Pulls waiting for their step.
     var deferred: [(peer: Peer, header: Header, names: [String])] = []
+    /// Each worker names the same variables in every push and pull: the last body it sent and the names it
+    /// held, checked, so that a body identical to the last one is not parsed and checked again.
+    var namesSeen: [UInt32: (body: [UInt8], names: [String], registered: Int)] = [:]
+    /// The body of each worker's last values reply (the names it carries), reused while the names are the same.
+    var valuesBodies: [UInt32: (names: [String], body: [UInt8])] = [:]
     /// Peers that stopped reading their replies: ignored from now on.
     var shunned: Set<[UInt8]> = []
     var lastCheckpointAt: Double
@@ -525,7 +530,7 @@ public final class ServerCore {
             var staged: [ServedVariable] = []
             for (name, frame) in zip(names, tensors) {
                 let v = variables[name]!
-                let ok = withGradient(frame, scale: scale) { v.stage(config.optimizer, gradient: $0) }
+                let ok = frame.withUnsafeBytes { v.stage(config.optimizer, gradient: $0.bindMemory(to: Float.self), scale: scale ?? 1) }
                 guard ok else {
                     counters.nonFiniteRefused += 1
                     throw ErrorBody(
@@ -536,7 +541,7 @@ public final class ServerCore {
                 }
                 staged.append(v)
             }
-            for v in staged { v.commit() }
+            for v in staged { v.commit(config.optimizer) }
             updates += 1
             w.lastPushRequest = m.header.requestID
             w.lastPushedStep = max(w.lastPushedStep, step)
@@ -615,7 +620,7 @@ public final class ServerCore {
             }
         }
         if finite {
-            for v in staged { v.commit() }
+            for v in staged { v.commit(config.optimizer) }
             updates += 1
         } else {
             counters.nonFiniteRefused += 1
@@ -678,6 +683,13 @@ public final class ServerCore {
 
     /// The names of a pull or push: bounded, distinct, and registered here.
     func checkedNames(_ m: Envelope) throws -> [String] {
+        let index = m.header.workerID
+        // Variables are never removed, so names checked against as many registered variables still pass.
+        if let seen = namesSeen[index], seen.registered == order.count,
+            m.body.withUnsafeBytes({ $0.elementsEqual(seen.body) })
+        {
+            return seen.names
+        }
         let names = try m.decode(Names.self, limit: 1 << 22).names
         guard names.count <= config.limits.maxNamesPerRequest else {
             throw limitError("a \(m.header.kind) names \(names.count) variables", config.limits.maxNamesPerRequest, "--max-names-per-request")
@@ -695,6 +707,7 @@ public final class ServerCore {
                 )
             }
         }
+        if workers[index] != nil { namesSeen[index] = (m.body.bytes, names, order.count) }
         return names
     }
 
@@ -730,15 +743,6 @@ public final class ServerCore {
         return norm > Double(c) ? Float(Double(c) / norm) : nil
     }
 
-    func withGradient<R>(_ frame: Frame, scale: Float?, _ body: (UnsafeBufferPointer<Float>) -> R) -> R {
-        frame.withUnsafeBytes { raw in
-            let g = raw.bindMemory(to: Float.self)
-            guard let s = scale else { return body(g) }
-            let scaled = g.map { $0 * s }
-            return scaled.withUnsafeBufferPointer(body)
-        }
-    }
-
     // MARK: - Replies
 
     func replyHeader(_ kind: MessageKind, to request: Header) -> Header {
@@ -757,7 +761,14 @@ public final class ServerCore {
         workers[header.workerID]?.updatesAtLastPull = updates
         var h = replyHeader(.values, to: header)
         h.step = config.mode == .sync ? syncStep : updates
-        return .send(Envelope.frames(h, Names(names: names), tensors: frames), to: peer)
+        let body: [UInt8]
+        if let last = valuesBodies[header.workerID], last.names == names {
+            body = last.body
+        } else {
+            body = Body.encode(Names(names: names))
+            valuesBodies[header.workerID] = (names, body)
+        }
+        return .send(Envelope.frames(h, body: body, tensors: frames), to: peer)
     }
 
     func errorReply(_ error: ErrorBody, _ peer: Peer, _ requestID: UInt64, _ workerID: UInt32) -> Effect {

@@ -121,7 +121,11 @@ public final class RemoteExchange: ParameterExchange {
     public let incarnation = UInt64.random(in: 1...UInt64.max)
     var placement: Placement?
     /// Variables on each server, in a fixed order.
-    var onServer: [[Variable]] = []
+    var onServer: [[Variable]] = [] {
+        didSet { namesBodies = onServer.map { vars in Body.encode(Names(names: vars.map(\.name))) } }
+    }
+    /// The body naming each server's variables, the same in every push and pull: encoded once.
+    var namesBodies: [[UInt8]] = []
     var incarnations: [UInt64?]
     /// The last update count each server reported, to count what a restart lost.
     var lastUpdates: [UInt64]
@@ -219,7 +223,7 @@ public final class RemoteExchange: ParameterExchange {
             let label = welcomes[i].mode == .sync ? labels[i] : UInt64(step)
             requests.append(
                 request(
-                    i, .push, step: label, body: Body.encode(Names(names: vars.map(\.name))), tensors: frames,
+                    i, .push, step: label, body: namesBodies[i], tensors: frames,
                     what: "acknowledge the gradients of step \(step)"))
         }
         for i in servers.indices { requests.append(pullRequest(i, step: step + 1)) }
@@ -278,7 +282,7 @@ public final class RemoteExchange: ParameterExchange {
 
     func pullRequest(_ i: Int, step: Int) -> Request {
         request(
-            i, .pull, step: UInt64(step), body: Body.encode(Names(names: onServer[i].map(\.name))),
+            i, .pull, step: UInt64(step), body: namesBodies[i],
             what: "send the variables for step \(step)")
     }
 

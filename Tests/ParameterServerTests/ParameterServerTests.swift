@@ -240,6 +240,34 @@ struct ParameterServerTests {
         #expect(d.push(0, step: 3, ["a": [.nan, 1], "b": [1, 1]]).errors.first?.code == .nonFinite)
     }
 
+    @Test("a refused push leaves Adam's slots as they were: the next updates match a server that never saw it")
+    func refusedPushLeavesSlots() {
+        let config = Driver.config(.async) { $0.optimizer = OptimizerConfig(kind: .adam, learningRate: 0.1) }
+        let (a, b) = (Driver(config), Driver(config))
+        for d in [a, b] { d.form(1, [spec("a", [9]), spec("b", [9])]) }
+        let g = (0..<9).map { Float($0) - 4 }
+        for d in [a, b] { _ = d.push(0, step: 1, ["a": g, "b": g]) }
+        var poisoned = g
+        poisoned[8] = 3e38  // finite, but its square overflows the second slot
+        #expect(a.push(0, step: 2, ["a": g, "b": poisoned]).errors.first?.code == .nonFinite)
+        for d in [a, b] { _ = d.push(0, step: 2, ["a": g.reversed(), "b": g]) }
+        #expect(a.core.value(of: "a") == b.core.value(of: "a") && a.core.value(of: "b") == b.core.value(of: "b"))
+    }
+
+    @Test("a worker's name list is parsed once and reused only for the same bytes; a changed list is checked again")
+    func namesReused() {
+        let d = Driver(Driver.config(.async))
+        d.form(1, w2)
+        #expect(d.pull(0, step: 1, ["w"]).kinds == [.values])
+        #expect(d.pull(0, step: 1, ["w"]).kinds == [.values])
+        #expect(d.pull(0, step: 1, ["w", "w"]).errors.first?.code == .malformed)
+        #expect(d.pull(0, step: 1, ["nope"]).errors.first?.code == .unknownVariable)
+        #expect(d.push(0, step: 1, ["w": [1, 1]]).kinds == [.pushed])
+        #expect(d.push(0, step: 2, ["w": [1, 1, 1]]).errors.first?.code == .wrongTensorSize)
+        #expect(d.push(0, step: 3, ["w": [1, 1]]).kinds == [.pushed])
+        #expect(d.core.value(of: "w") == [-1, -1])
+    }
+
     @Test("--clip-norm scales a push to the global norm over its variables, as clip_by_global_norm")
     func clipNorm() {
         let d = Driver(Driver.config(.async) { $0.clipNorm = 1 })

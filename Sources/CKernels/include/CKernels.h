@@ -33,6 +33,19 @@ void ck_attention_backward(ptrdiff_t b, ptrdiff_t t, ptrdiff_t n, const float *m
 void ck_memory_gradient(ptrdiff_t b, ptrdiff_t t, ptrdiff_t n, ptrdiff_t steps, const float *a, const float *ds,
                         const float *dctx, const float *h, ptrdiff_t rs, float *dmemory);
 
+/// One optimizer update of n elements, out of place: reads value, first, second and grad and writes
+/// value_out, first_out, second_out (each may be the same buffer as its input, for an update in place).
+/// kind 0 is sgd (value only), 1 momentum (value, first), 2 Adam (all three); lr is Adam's bias-corrected
+/// step size. grad is multiplied by scale first (1 for no clipping). Every product and sum is rounded as
+/// written (no fused multiply-add), so the vector and portable paths give the same bits.
+/// Returns 1 when every output written is finite, 0 otherwise: the server keeps an update only then.
+int ck_optimizer_update(int kind, ptrdiff_t n, float lr, float momentum_or_beta1, float beta2, float epsilon,
+                        float scale, const float *value, const float *first, const float *second, const float *grad,
+                        float *value_out, float *first_out, float *second_out);
+
+/// Whether all n floats are finite (no NaN, no infinity).
+int ck_all_finite(ptrdiff_t n, const float *x);
+
 /// Whether the AVX2 + FMA kernels are in use (else portable C with libm).
 int ck_vectorised(void);
 
