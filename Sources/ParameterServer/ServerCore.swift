@@ -491,7 +491,7 @@ public final class ServerCore {
         if m.header.requestID <= w.lastPushRequest || m.header.requestID == w.pendingPushRequest {
             counters.duplicatePushes += 1
             return .send(
-                Envelope.frames(replyHeader(.pushed, to: m.header), Pushed(outcome: .applied, duplicate: true)), to: peer)
+                Envelope.frames(replyHeader(.pushed, to: m.header), body: Pushed(outcome: .applied, duplicate: true).body), to: peer)
         }
         // Validate every frame first: a push is applied whole or not at all.
         let dtype = w.wireDType
@@ -511,8 +511,9 @@ public final class ServerCore {
                 frame.withUnsafeBytes { src in wide.withUnsafeMutableBufferPointer { BFloat16.decode(src, into: $0) } }
                 tensors[k] = Frame(floats: wide)
             }
-            let finite = tensors[k].withUnsafeBytes { allFinite($0.bindMemory(to: Float.self)) }
-            guard finite else {
+            // Async: the update's own pass finds a non-finite gradient (it makes the update non-finite) and
+            // names it then. Sync keeps gradients for later, so they are checked now.
+            guard config.mode == .async || tensors[k].withUnsafeBytes({ allFinite($0.bindMemory(to: Float.self)) }) else {
                 counters.nonFiniteRefused += 1
                 throw ErrorBody(
                     code: .nonFinite,
@@ -533,6 +534,13 @@ public final class ServerCore {
                 let ok = frame.withUnsafeBytes { v.stage(config.optimizer, gradient: $0.bindMemory(to: Float.self), scale: scale ?? 1) }
                 guard ok else {
                     counters.nonFiniteRefused += 1
+                    if let k = tensors.indices.first(where: { k in
+                        !tensors[k].withUnsafeBytes { allFinite($0.bindMemory(to: Float.self)) }
+                    }) {
+                        throw ErrorBody(
+                            code: .nonFinite,
+                            message: "ps \(config.name): gradient for \(names[k]) holds NaN or infinity; nothing was applied")
+                    }
                     throw ErrorBody(
                         code: .nonFinite,
                         message:
@@ -564,7 +572,7 @@ public final class ServerCore {
             }
         }
         workers[index] = w
-        return .send(Envelope.frames(replyHeader(.pushed, to: m.header), Pushed(outcome: outcome)), to: peer)
+        return .send(Envelope.frames(replyHeader(.pushed, to: m.header), body: Pushed(outcome: outcome).body), to: peer)
     }
 
     // MARK: - Sync and staleness

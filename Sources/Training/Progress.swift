@@ -16,17 +16,21 @@ final class Progress {
     }
 
     func update(step: Int, loss: Float, examplesPerSecond: Double, elapsed: Double) {
-        let eta = Double(total - step) * elapsed / Double(max(step, 1))
-        let line = String(
-            format: "step %d/%d  loss %.5f  %.0f examples/s  ETA %@", step, total, loss, examplesPerSecond,
-            Progress.duration(eta))
+        // Formatted only when shown: this runs every step, and formatting costs more than a small step's
+        // bookkeeping should.
+        func line() -> String {
+            let eta = Double(total - step) * elapsed / Double(max(step, 1))
+            return String(
+                format: "step %d/%d  loss %.5f  %.0f examples/s  ETA %@", step, total, loss, examplesPerSecond,
+                Progress.duration(eta))
+        }
         if isTerminal {
             if Date().timeIntervalSince(lastDraw) > 0.1 || step == total {
-                FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
+                FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line()).utf8))
                 lastDraw = Date()
             }
         } else if step % every == 0 || step == total {
-            output(line)
+            output(line())
         }
     }
 

@@ -68,6 +68,17 @@ public struct TrainingReport: Sendable {
     public let bestValidationMSE: Double?
     /// Whether `patience` ended the run before `steps`.
     public let stoppedEarly: Bool
+    /// Where the steps' time went, summed over the steps.
+    public var times = StepTimes()
+
+    /// One line on where a step's time went: computing, and exchanging with the servers (sending, and
+    /// waiting for their replies) or applying the optimizer in this process.
+    public var timeSummary: String {
+        let n = Double(max(steps, 1))
+        return String(
+            format: "per step: forward %.2f ms, backward %.2f ms, exchange %.2f ms", 1000 * times.forward / n,
+            1000 * times.backward / n, 1000 * times.exchange / n)
+    }
 
     /// One line on early stopping, or nil when it was off.
     public var earlyStoppingSummary: String? {
@@ -184,7 +195,8 @@ public final class Trainer {
         return TrainingReport(
             steps: step - firstStep, finalLoss: loss,
             examplesPerSecond: Double((step - firstStep) * batch) / max(seconds, 1e-9), seconds: seconds,
-            resumedAt: firstStep, bestStep: best?.step, bestValidationMSE: best?.mse, stoppedEarly: stoppedEarly)
+            resumedAt: firstStep, bestStep: best?.step, bestValidationMSE: best?.mse, stoppedEarly: stoppedEarly,
+            times: times)
     }
 
     /// One training step on the training windows `indices`: fill the batch, forward, backward, then hand

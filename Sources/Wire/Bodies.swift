@@ -76,6 +76,22 @@ public struct Pushed: Codable, Sendable, Equatable {
         self.outcome = outcome
         self.duplicate = duplicate
     }
+
+    /// The encoded body. A server sends one acknowledgement per push and there are four of them, so each is
+    /// encoded once per process.
+    public var body: [UInt8] {
+        switch (outcome, duplicate) {
+        case (.applied, false): return Pushed.bodies.applied
+        case (.applied, true): return Pushed.bodies.appliedDuplicate
+        case (.late, false): return Pushed.bodies.late
+        case (.late, true): return Pushed.bodies.lateDuplicate
+        }
+    }
+
+    private static let bodies = (
+        applied: Body.encode(Pushed(outcome: .applied)), appliedDuplicate: Body.encode(Pushed(outcome: .applied, duplicate: true)),
+        late: Body.encode(Pushed(outcome: .late)), lateDuplicate: Body.encode(Pushed(outcome: .late, duplicate: true))
+    )
 }
 
 /// What a server needs to create a variable exactly as every worker would.

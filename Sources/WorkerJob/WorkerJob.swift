@@ -195,6 +195,7 @@ public enum WorkerJob {
                 String(
                     format: "trained %d steps in %.1f s: %.0f examples/s, final loss %.5f", report.steps, report.seconds,
                     report.examplesPerSecond, report.finalLoss))
+            emitLine(report.timeSummary)
             if let summary = report.earlyStoppingSummary { emitLine(summary) }
             if let remote {
                 let floor = 2 * m.variables.map(\.byteCount).reduce(0, +)

@@ -144,6 +144,8 @@ public final class RemoteExchange: ParameterExchange {
     /// With bfloat16 on the wire or prefetch: one send buffer per variable that gradients are narrowed or
     /// copied into. Frames point into it, and it is not written again until every reply has arrived.
     var narrow: [ObjectIdentifier: UnsafeMutableRawBufferPointer] = [:]
+    /// The last push acknowledgement decoded, by its bytes.
+    var lastAcknowledgement: (body: [UInt8], pushed: Pushed)?
     /// With prefetch: the round the last `exchange` sent, answered at the next one.
     var inFlight: [Request]?
 
@@ -386,7 +388,15 @@ public final class RemoteExchange: ParameterExchange {
         }
         switch r.kind {
         case .push:
-            if let p = try? reply.decode(Pushed.self), p.outcome == .late { stats.lateGradients += 1 }
+            // Acknowledgements repeat: a body identical to the last one decoded means the same thing.
+            let pushed: Pushed?
+            if let last = lastAcknowledgement, reply.body.withUnsafeBytes({ $0.elementsEqual(last.body) }) {
+                pushed = last.pushed
+            } else {
+                pushed = try? reply.decode(Pushed.self)
+                lastAcknowledgement = pushed.map { (reply.body.bytes, $0) }
+            }
+            if pushed?.outcome == .late { stats.lateGradients += 1 }
         case .pull:
             let vars = onServer[i]
             guard reply.tensors.count == vars.count else {
