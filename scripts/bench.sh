@@ -3,24 +3,26 @@
 # (batch 32, window 24, horizon 12, hidden 64, hidden2 64, Adam 1e-3, one thread per process).
 #
 #   scripts/bench.sh [--steps N] [--tf PYTHON]
-#   scripts/bench.sh --sweep [--tf PYTHON] [--scale F]
+#   scripts/bench.sh --sweep [--tf PYTHON] [--scale F] [--only SETTING,...]
 #
 # PYTHON is an interpreter with tensorflow-cpu 2.21 and tf-keras (see benchmarks/anchors/README.md);
 # by default $TF_PYTHON, else tfref/bin/python beside the repository or in $HOME, else TensorFlow is skipped.
 # Prints: one process; 1 ps + 2 workers async and sync; bytes per step against the floor.
-# --sweep instead varies window, horizon, hidden and batch one at a time (benchmarks/sweep/sweep.py):
+# --sweep instead varies window, horizon, hidden and batch one at a time, and workers 1-4 (1 ps; ours with and without
+# --prefetch, and TensorFlow's ps/worker), with benchmarks/sweep/sweep.py (--only SETTING,... reruns some, keeping the rest):
 # benchmarks/results/sweep.csv, one PNG per setting (matplotlib from PYTHON, else from python3 if it has
 # it), fitted growths and peak RSS in benchmarks/results/sweep_summary.txt; about 10-15 minutes with
 # TensorFlow on a 2-core machine (--scale multiplies the steps per point).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=500 tf="${TF_PYTHON:-}" sweep=0 scale=1
+steps=500 tf="${TF_PYTHON:-}" sweep=0 scale=1 only=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --steps) steps=$2; shift 2 ;;
         --tf) tf=$2; shift 2 ;;
         --sweep) sweep=1; shift ;;
         --scale) scale=$2; shift 2 ;;
+        --only) only=$2; shift 2 ;;
         *) echo "bench.sh: unknown option $1" >&2; exit 64 ;;
     esac
 done
@@ -31,8 +33,9 @@ scripts/setup.sh
 bin=.build/release
 if [ $sweep = 1 ]; then
     [ -n "$tf" ] || echo "bench.sh: no TensorFlow Python (--tf or TF_PYTHON): sweeping ours only" >&2
-    swift build -c release --product bench >&2
-    "${tf:-python3}" benchmarks/sweep/sweep.py --bench "$bin/bench" --tf "$tf" --out benchmarks/results --scale "$scale"
+    swift build -c release >&2
+    "${tf:-python3}" benchmarks/sweep/sweep.py --bench "$bin/bench" --tf "$tf" --out benchmarks/results --scale "$scale" \
+        --only "$only"
     exit
 fi
 swift build -c release >&2
@@ -64,8 +67,24 @@ if [ -n "$tf" ]; then
 else
     echo "one process (median of 3): ours $ours_single examples/s (no TensorFlow to compare)"
 fi
-echo "== our best thread count: 2 threads"
-$bin/bench --steps "$steps" --threads 2 | tee "$work/ours-2threads"
+echo "== 2 threads each (this machine has 2 cores): 3 interleaved pairs"
+: > "$work/ours-2t"; : > "$work/tf-2t"
+for round in 1 2 3; do
+    $bin/bench --steps "$steps" --threads 2 | tee "$work/ours-2threads-$round"
+    rate "$work/ours-2threads-$round" >> "$work/ours-2t"
+    if [ -n "$tf" ]; then
+        (cd benchmarks/anchors && "$tf" tf_bench.py single --steps "$steps" --threads 2) 2>/dev/null | tee "$work/tf-2threads-$round"
+        rate "$work/tf-2threads-$round" >> "$work/tf-2t"
+    fi
+done
+ours_2t=$(median < "$work/ours-2t")
+if [ -n "$tf" ]; then
+    tf_2t=$(median < "$work/tf-2t")
+    tf_best=$(printf '%s\n%s\n' "$tf_single" "$tf_2t" | sort -n | tail -1)
+    awk -v a="$ours_2t" -v b="$tf_2t" -v c="$tf_best" 'BEGIN {printf "2 threads (medians of 3): ours %.0f examples/s, TensorFlow %.0f: %.2fx; against TensorFlow at its best thread count (%.0f): %.2fx\n", a, b, a / b, c, a / c}'
+else
+    echo "2 threads (median of 3): ours $ours_2t examples/s"
+fi
 
 # Cluster scaling: 1 ps + 2 async workers against twice one worker alone, same binary and data, 1,500 steps.
 cluster_rate() {  # workers extra-worker-flags... : prints the examples/s of all workers together
@@ -84,13 +103,24 @@ cluster_rate() {  # workers extra-worker-flags... : prints the examples/s of all
     wait "$ps" || true
     for i in $(seq 0 $((n - 1))); do ours_rate "$work/$tag-w$i.log"; done | sum
     grep -h "^traffic" "$work/$tag-w0.log" > "$work/last-traffic"
+    grep -h "^per step" "$work/$tag-w0.log" > "$work/last-times"
 }
-echo "== cluster scaling: 1 ps + 2 async workers against twice one worker alone, 1,500 steps each"
+echo "== cluster scaling: 1 ps + 2 async workers against twice one worker alone, 1,500 steps each, 3 interleaved pairs"
 for flags in "" "--prefetch"; do
-    alone=$(cluster_rate 1 $flags)
-    two=$(cluster_rate 2 $flags)
+    : > "$work/alone"; : > "$work/two"
+    for round in 1 2 3; do
+        cluster_rate 1 $flags >> "$work/alone"
+        cp "$work/last-times" "$work/alone-times"
+        cluster_rate 2 $flags >> "$work/two"
+        cp "$work/last-times" "$work/two-times"
+        awk -v a="$(tail -n 1 "$work/alone")" -v t="$(tail -n 1 "$work/two")" \
+            'BEGIN {printf "  pair: alone %.0f, two %.0f in all: %.2f\n", a, t, t / (2 * a)}'
+    done
+    alone=$(median < "$work/alone")
+    two=$(median < "$work/two")
     awk -v a="$alone" -v t="$two" -v f="${flags:-(no prefetch)}" \
-        'BEGIN {printf "%s: one worker alone %.0f examples/s; two workers %.0f in all; efficiency %.2f\n", f, a, t, t / (2 * a)}'
+        'BEGIN {printf "%s: one worker alone %.0f examples/s; two workers %.0f in all (medians of 3); efficiency %.2f\n", f, a, t, t / (2 * a)}'
+    echo "  worker 0, last pair: alone $(cat "$work/alone-times"); two $(cat "$work/two-times")"
 done
 echo "== bytes per step: float32 and bfloat16 on the wire (1 ps + 1 worker)"
 for dtype in float32 bf16; do
@@ -118,10 +148,10 @@ s=[socket.socket() for _ in range(3)]
 [x.bind(("127.0.0.1",0)) for x in s]
 print(*[x.getsockname()[1] for x in s])')
         flag=""; [ $mode = sync ] && flag="--sync"
-        (cd benchmarks/anchors && "$tf" tf_bench.py ps --task 0 --ps 127.0.0.1:$p0 --workers 127.0.0.1:$p1,127.0.0.1:$p2 $flag) > /dev/null 2>&1 &
+        (cd benchmarks/anchors && "$tf" tf_cluster_bench.py ps --task 0 --ps 127.0.0.1:$p0 --workers 127.0.0.1:$p1,127.0.0.1:$p2 $flag) > /dev/null 2>&1 &
         pids+=($!)
         for i in 0 1; do
-            (cd benchmarks/anchors && timeout 300 "$tf" tf_bench.py worker --task $i --ps 127.0.0.1:$p0 --workers 127.0.0.1:$p1,127.0.0.1:$p2 \
+            (cd benchmarks/anchors && timeout 300 "$tf" tf_cluster_bench.py worker --task $i --ps 127.0.0.1:$p0 --workers 127.0.0.1:$p1,127.0.0.1:$p2 \
                 --steps "$steps" $flag) > "$work/tf-w$i-$mode" 2>/dev/null &
             pids+=($!)
         done
@@ -130,6 +160,13 @@ print(*[x.getsockname()[1] for x in s])')
         if [ -n "$(rate "$work/tf-w0-$mode")" ] && [ -n "$(rate "$work/tf-w1-$mode")" ]; then
             theirs=$(for i in 0 1; do rate "$work/tf-w$i-$mode"; done | sum)
             echo "TensorFlow: $theirs examples/s in all"
+            awk -v a="$ours" -v b="$theirs" 'BEGIN {if (b > 0) printf "ratio: %.2fx\n", a / b}'
+        elif [ $mode = sync ] && [ -n "$(rate "$work/tf-w0-$mode")" ]; then
+            # SyncReplicasOptimizer: when the chief stops, the other worker's session ends on a closed queue
+            # before it prints. Every step takes one batch from each worker, so all of them together make
+            # 2 x the chief's rate.
+            theirs=$(awk -v r="$(rate "$work/tf-w0-$mode")" 'BEGIN {printf "%.0f", 2 * r}')
+            echo "TensorFlow: $theirs examples/s in all (2 x the chief's rate: the other worker's session ends when the chief's does)"
             awk -v a="$ours" -v b="$theirs" 'BEGIN {if (b > 0) printf "ratio: %.2fx\n", a / b}'
         else
             echo "TensorFlow: a worker did not finish within 300 s; its last lines:"
