@@ -110,8 +110,10 @@ for flags in "" "--prefetch"; do
     : > "$work/alone"; : > "$work/two"
     for round in 1 2 3; do
         cluster_rate 1 $flags >> "$work/alone"
+        echo >> "$work/alone"
         cp "$work/last-times" "$work/alone-times"
         cluster_rate 2 $flags >> "$work/two"
+        echo >> "$work/two"
         cp "$work/last-times" "$work/two-times"
         awk -v a="$(tail -n 1 "$work/alone")" -v t="$(tail -n 1 "$work/two")" \
             'BEGIN {printf "  pair: alone %.0f, two %.0f in all: %.2f\n", a, t, t / (2 * a)}'
