@@ -365,13 +365,14 @@ public final class ServerCore {
         }
         numWorkers = hello.numWorkers
         workers[index]!.wireDType = dtype
+        workers[index]!.packed = hello.packed == true
         if scaling == nil { scaling = hello.scaling }
         if firstHelloAt == nil { firstHelloAt = now }
         let welcome = Welcome(
             server: config.name, mode: config.mode, staleness: config.staleness,
             optimizer: config.optimizer.description, backupWorkers: config.backupWorkers, updates: updates,
             resumeStep: config.mode == .sync ? syncStep : workers[index]!.lastPushedStep, wireDType: dtype,
-            scaling: scaling)
+            scaling: scaling, packed: hello.packed == true ? true : nil)
         return .send(Envelope.frames(replyHeader(.welcome, to: m.header), welcome), to: peer)
     }
 
@@ -483,10 +484,8 @@ public final class ServerCore {
     func push(_ m: Envelope, peer: Peer) throws -> Effect {
         let names = try checkedNames(m)
         let index = m.header.workerID
-        guard names.count == m.tensors.count else {
-            throw WireError.tensorCountMismatch(header: Int(m.header.tensorCount), frames: m.tensors.count, names: names.count)
-        }
         var w = workers[index]!
+        let received = try tensorFrames(m, names: names, packed: w.packed, dtype: w.wireDType)
         // Exactly once: a re-sent push (same incarnation, a request id already handled) changes nothing.
         if m.header.requestID <= w.lastPushRequest || m.header.requestID == w.pendingPushRequest {
             counters.duplicatePushes += 1
@@ -495,8 +494,8 @@ public final class ServerCore {
         }
         // Validate every frame first: a push is applied whole or not at all.
         let dtype = w.wireDType
-        var tensors = Array(m.tensors)
-        for (k, (name, frame)) in zip(names, m.tensors).enumerated() {
+        var tensors = received
+        for (k, (name, frame)) in zip(names, received).enumerated() {
             let v = variables[name]!
             guard frame.count == v.value.count * dtype.size else {
                 throw ErrorBody(
@@ -573,6 +572,42 @@ public final class ServerCore {
         }
         workers[index] = w
         return .send(Envelope.frames(replyHeader(.pushed, to: m.header), body: Pushed(outcome: outcome).body), to: peer)
+    }
+
+    /// A push's tensors, one per name: the frames as sent, or cut out of the one packed frame (views, no
+    /// copy) when the worker packs them. The packed frame must hold exactly the named variables' bytes.
+    func tensorFrames(_ m: Envelope, names: [String], packed: Bool, dtype: WireDType) throws -> [Frame] {
+        guard packed, !names.isEmpty else {
+            guard names.count == m.tensors.count else {
+                throw WireError.tensorCountMismatch(header: Int(m.header.tensorCount), frames: m.tensors.count, names: names.count)
+            }
+            return Array(m.tensors)
+        }
+        guard m.tensors.count == 1, let frame = m.tensors.first else {
+            throw ErrorBody(
+                code: .malformed,
+                message:
+                    "ps \(config.name): this worker packs its tensors, so a \(m.header.kind) carries them in one frame, not \(m.tensors.count)"
+            )
+        }
+        // Sizes are of registered variables, each within --max-total-bytes: the sum cannot overflow.
+        let sizes = names.map { variables[$0]!.value.count * dtype.size }
+        let total = sizes.reduce(0, +)
+        guard frame.count == total else {
+            throw ErrorBody(
+                code: .wrongTensorSize,
+                message:
+                    "ps \(config.name): the packed gradients for \(names.count) variables have \(frame.count) bytes; they need \(total) as \(dtype.rawValue)"
+            )
+        }
+        var frames: [Frame] = []
+        frames.reserveCapacity(names.count)
+        var offset = 0
+        for size in sizes {
+            frames.append(frame.slice(offset..<offset + size))
+            offset += size
+        }
+        return frames
     }
 
     // MARK: - Sync and staleness
@@ -761,10 +796,24 @@ public final class ServerCore {
     /// unchanged until sent). Its step is the server's update count (sync: its step).
     func values(_ peer: Peer, header: Header, names: [String]) -> Effect {
         let frames: [Frame]
-        if workers[header.workerID]?.wireDType == .bf16 {
+        let worker = workers[header.workerID]
+        switch (worker?.wireDType == .bf16, worker?.packed == true) {
+        case (true, false):
             frames = names.map { Frame(BFloat16.bytes(variables[$0]!.value)) }
-        } else {
+        case (false, false):
             frames = names.map { Frame(floats: variables[$0]!.value) }
+        case (true, true):
+            var all = [UInt8]()
+            all.reserveCapacity(names.reduce(0) { $0 + variables[$1]!.value.count * 2 })
+            for n in names { all += BFloat16.bytes(variables[n]!.value) }
+            frames = names.isEmpty ? [] : [Frame(all)]
+        case (false, true):
+            // One copy of the values into one frame: it saves more in system calls and wake-ups than the
+            // copy costs.
+            var all = [Float]()
+            all.reserveCapacity(names.reduce(0) { $0 + variables[$1]!.value.count })
+            for n in names { all += variables[n]!.value }
+            frames = names.isEmpty ? [] : [Frame(floats: all)]
         }
         workers[header.workerID]?.updatesAtLastPull = updates
         var h = replyHeader(.values, to: header)
@@ -809,6 +858,8 @@ struct WorkerRecord {
     var lastPushedStep: UInt64
     /// How this worker's tensors cross the wire.
     var wireDType: WireDType = .float32
+    /// Whether they travel packed, one frame per message (`Hello.packed`).
+    var packed = false
     /// The server's update count when this worker last got values: a push's staleness counts from it.
     var updatesAtLastPull: UInt64 = 0
 }

@@ -17,11 +17,19 @@ public struct Hello: Codable, Sendable, Equatable {
     /// The data scaling this worker trains with (`--scaling`): every worker of a job must use the same, and
     /// the servers record it in their checkpoints.
     public var scaling: String?
-    public init(workerName: String, numWorkers: Int, wireDType: WireDType? = nil, scaling: String? = nil) {
+    /// Whether this worker can send and take a message's tensors packed into one frame, back to back in the
+    /// order the body names them (absent: one frame per tensor). One frame costs fewer system calls and
+    /// wake-ups per message than seven; a server that does not know the field answers without it, and the
+    /// worker then sends a frame per tensor.
+    public var packed: Bool?
+    public init(
+        workerName: String, numWorkers: Int, wireDType: WireDType? = nil, scaling: String? = nil, packed: Bool? = nil
+    ) {
         self.workerName = workerName
         self.numWorkers = numWorkers
         self.wireDType = wireDType
         self.scaling = scaling
+        self.packed = packed
     }
 }
 
@@ -43,11 +51,15 @@ public struct Welcome: Codable, Sendable, Equatable {
     public var wireDType: WireDType?
     /// The job's scaling as the server recorded it.
     public var scaling: String?
+    /// Whether this worker's pushes and values travel packed (see `Hello.packed`): true only when it asked.
+    public var packed: Bool?
 
     public init(
         server: String, mode: SyncMode, staleness: Int?, optimizer: String, backupWorkers: Int = 0,
-        updates: UInt64 = 0, resumeStep: UInt64 = 0, wireDType: WireDType? = nil, scaling: String? = nil
+        updates: UInt64 = 0, resumeStep: UInt64 = 0, wireDType: WireDType? = nil, scaling: String? = nil,
+        packed: Bool? = nil
     ) {
+        self.packed = packed
         self.wireDType = wireDType
         self.scaling = scaling
         self.server = server

@@ -40,6 +40,18 @@ public struct Frame: @unchecked Sendable {
         }
     }
 
+    /// The bytes in `range` as a frame of their own: a view that keeps the same owner for a received frame
+    /// (no copy), a copy otherwise. The caller checks the range against `count` first.
+    public func slice(_ range: Range<Int>) -> Frame {
+        precondition(range.lowerBound >= 0 && range.upperBound <= count, "frame slice out of bounds")
+        switch storage {
+        case .external(let p, let owner):
+            return Frame(external: UnsafeRawBufferPointer(rebasing: p[range]), owner: owner)
+        case .bytes, .floats:
+            return Frame(withUnsafeBytes { Array($0[range]) })
+        }
+    }
+
     /// A copy of the bytes (tests and small frames).
     public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 }

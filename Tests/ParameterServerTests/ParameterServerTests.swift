@@ -268,6 +268,48 @@ struct ParameterServerTests {
         #expect(d.core.value(of: "w") == [-1, -1])
     }
 
+    @Test("a packing worker sends a push's tensors in one frame and gets values in one; others keep a frame each")
+    func packedTensors() {
+        let d = Driver(Driver.config(.async))
+        let specs = [spec("a", [2]), spec("b", [3])]
+        let hello = d.request(.hello, worker: 0, body: Body.encode(Hello(workerName: "w0", numWorkers: 2, packed: true)))
+        #expect(try! hello.replies[0].1.decode(Welcome.self).packed == true)
+        #expect(try! d.hello(1, of: 2).replies[0].1.decode(Welcome.self).packed == nil)
+        _ = d.register(0, specs)
+        // Names in the body's order; the frame holds a's 2 floats then b's 3.
+        let packed = d.request(.push, worker: 0, step: 1, body: Body.encode(Names(names: ["b", "a"])), tensors: [[1, 2, 3, 4, 5]])
+        #expect(packed.kinds == [.pushed])
+        #expect(d.core.value(of: "b") == [-0.5, -1, -1.5] && d.core.value(of: "a") == [-2, -2.5])
+        let values = d.pull(0, step: 2, ["a", "b"])
+        #expect(values.values() == [[-2, -2.5, -0.5, -1, -1.5]])
+        #expect(d.pull(1, step: 2, ["a", "b"]).values() == [[-2, -2.5], [-0.5, -1, -1.5]])
+        // A packed frame of the wrong size, or a frame per tensor from a packing worker, changes nothing.
+        let short = d.request(.push, worker: 0, step: 2, body: Body.encode(Names(names: ["a", "b"])), tensors: [[1, 2, 3, 4]])
+        #expect(short.errors.first?.code == .wrongTensorSize)
+        #expect(short.errors.first?.message.contains("16 bytes; they need 20") == true)
+        let split = d.request(.push, worker: 0, step: 2, body: Body.encode(Names(names: ["a", "b"])), tensors: [[1, 2], [3, 4, 5]])
+        #expect(split.errors.first?.code == .malformed)
+        #expect(d.core.value(of: "a") == [-2, -2.5])
+        #expect(d.push(1, step: 1, ["a": [2, 2], "b": [0, 0, 0]]).kinds == [.pushed])
+        #expect(d.core.value(of: "a") == [-3, -3.5])
+    }
+
+    @Test("packed bf16: one frame of 2 bytes per value each way; the server keeps float32")
+    func packedBF16() {
+        let d = Driver(Driver.config(.async) { $0.wireDTypes = [.float32, .bf16] })
+        _ = d.request(.hello, worker: 0, body: Body.encode(Hello(workerName: "w0", numWorkers: 1, wireDType: .bf16, packed: true)))
+        _ = d.register(0, [spec("a", [2]), spec("b", [1])])
+        let grads: [Float] = [1, 2, 4]
+        var bytes = [UInt8](repeating: 0, count: 6)
+        grads.withUnsafeBufferPointer { g in bytes.withUnsafeMutableBytes { BFloat16.encode(g, into: $0) } }
+        let h = Header(kind: .push, workerID: 0, requestID: 50, step: 1, incarnation: 1000)
+        let push = d.core.receive(Envelope.frames(h, body: Body.encode(Names(names: ["a", "b"])), tensors: [Frame(bytes)]), from: Driver.peer(0), now: d.now)
+        #expect(push.kinds == [.pushed])
+        #expect(d.core.value(of: "a") == [-0.5, -1] && d.core.value(of: "b") == [-2])
+        let reply = d.pull(0, step: 2, ["a", "b"]).replies[0].1
+        #expect(reply.tensors.count == 1 && reply.tensors.first!.count == 6)
+    }
+
     @Test("--clip-norm scales a push to the global norm over its variables, as clip_by_global_norm")
     func clipNorm() {
         let d = Driver(Driver.config(.async) { $0.clipNorm = 1 })

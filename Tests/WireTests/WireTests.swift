@@ -112,3 +112,22 @@ struct BFloat16Tests {
         for (a, b) in zip(values, back) { #expect(abs(a - b) <= abs(a) / 128) }  // 8 significant bits
     }
 }
+
+@Suite("Frame slices")
+struct FrameSliceTests {
+    @Test("a slice of a received frame is a view of the same bytes with the same owner; of an owned one, a copy")
+    func slices() {
+        final class Owner {}
+        let owner = Owner()
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: 12, alignment: 16)
+        defer { storage.deallocate() }
+        for k in 0..<12 { storage[k] = UInt8(k) }
+        let frame = Frame(external: UnsafeRawBufferPointer(storage), owner: owner)
+        let view = frame.slice(4..<12)
+        #expect(view.bytes == Array(4..<12))
+        view.withUnsafeBytes { #expect($0.baseAddress == UnsafeRawPointer(storage.baseAddress! + 4)) }
+        if case .external(_, let kept) = view.storage { #expect(kept === owner) } else { Issue.record("not a view") }
+        let owned = Frame([9, 8, 7, 6]).slice(1..<3)
+        #expect(owned.bytes == [8, 7])
+    }
+}

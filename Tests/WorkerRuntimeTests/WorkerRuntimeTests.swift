@@ -72,16 +72,20 @@ struct WorkerRuntimeTests {
         return g
     }
 
-    @Test("a worker's exchange trains against the real server rules: pull, push, done")
-    func exchange() throws {
+    @Test(
+        "a worker's exchange trains against the real server rules: pull, push, done; tensors packed in one frame or one frame each",
+        arguments: [true, false])
+    func exchange(packed: Bool) throws {
         let server = InProcessServer(ServerConfig(name: "ps", optimizer: OptimizerConfig(kind: .sgd, learningRate: 1)))
         defer { server.shutdown() }
         let g = try graph()
         let initial = g.trainableVariables.map { Array($0.value) }
+        var settings = RemoteSettings(taskIndex: 0, numWorkers: 1, seed: 3)
+        settings.packed = packed
         let remote = try RemoteExchange(
-            servers: ["in-process:1"], transports: [server.hub.client()],
-            settings: RemoteSettings(taskIndex: 0, numWorkers: 1, seed: 3), logger: Logger(label: "w"))
+            servers: ["in-process:1"], transports: [server.hub.client()], settings: settings, logger: Logger(label: "w"))
         #expect(try remote.start(variables: g.trainableVariables) == 0)
+        #expect(remote.packedWith == [packed])
         for v in g.trainableVariables {
             #expect(Array(v.value) == initial[g.trainableVariables.firstIndex { $0 === v }!])  // the server's values match
             for k in 0..<v.count { v.gradient[k] = 1 }
