@@ -91,6 +91,17 @@ enum Seeds {
         seeds.append(("valid-resent-push", start + push(0, id: 4, step: 1) + push(0, id: 4, step: 1)))
         seeds.append(("valid-curve-peer", hello(3, of: 4) + register(3) + push(3, id: 3, step: 1)))
         seeds.append(("valid-lost-worker", start + tick(255) + tick(255) + push(1, id: 4, step: 1) + tick(1)))
+        // A packing worker: one frame for all the gradients, values back in one.
+        let packedHello = message(
+            .hello, peer: 0, id: 1, body: encode(Hello(workerName: "seed packed", numWorkers: 1, packed: true)))
+        let packedGradients = [[Float](repeating: 0.01, count: model.reduce(0) { $0 + ($1.count ?? 0) })]
+        seeds.append(
+            (
+                "valid-packed",
+                packedHello + register(0) + pull(0, id: 3, step: 1)
+                    + message(.push, peer: 0, id: 4, step: 1, body: names(model.map(\.name)), tensors: packedGradients)
+                    + pull(0, id: 5, step: 2)
+            ))
 
         // Malformed and hostile, each after a proper start.
         seeds.append(("bad-register-overflow", start + register(0, [spec("huge", [1 << 62, 4])], id: 9)))
@@ -183,6 +194,17 @@ enum Seeds {
         seeds.append(
             ("bad-body-json", start + FuzzScript.encode(peer: 0, frames: [header, Array("{\"names\": [1, {}]".utf8)])))
         seeds.append(("bad-no-hello", push(2, id: 1, step: 1)))
+        seeds.append(
+            (
+                "bad-packed-size",
+                packedHello + register(0)
+                    + message(.push, peer: 0, id: 3, step: 1, body: names(model.map(\.name)), tensors: [[1, 2, 3]])
+            ))
+        seeds.append(
+            (
+                "bad-packed-split",
+                packedHello + register(0) + push(0, id: 3, step: 1)
+            ))
         return seeds
     }
 
