@@ -59,6 +59,9 @@ public struct ServerLimits: Sendable, Equatable {
     public var maxNameLength = 1024
     /// Pulls one worker may have waiting at once.
     public var maxDeferredPerWorker = 4
+    /// The largest frame the transport takes (`--max-message-bytes`), told to packing workers so that they
+    /// never pack more into one frame.
+    public var maxFrameBytes = 256 << 20
 
     public init() {}
 }

@@ -366,13 +366,15 @@ public final class ServerCore {
         numWorkers = hello.numWorkers
         workers[index]!.wireDType = dtype
         workers[index]!.packed = hello.packed == true
+        workers[index]!.maxFrameBytes = hello.maxFrameBytes.map { max(0, $0) } ?? Int.max
         if scaling == nil { scaling = hello.scaling }
         if firstHelloAt == nil { firstHelloAt = now }
         let welcome = Welcome(
             server: config.name, mode: config.mode, staleness: config.staleness,
             optimizer: config.optimizer.description, backupWorkers: config.backupWorkers, updates: updates,
             resumeStep: config.mode == .sync ? syncStep : workers[index]!.lastPushedStep, wireDType: dtype,
-            scaling: scaling, packed: hello.packed == true ? true : nil)
+            scaling: scaling, packed: hello.packed == true ? true : nil,
+            maxFrameBytes: hello.packed == true ? config.limits.maxFrameBytes : nil)
         return .send(Envelope.frames(replyHeader(.welcome, to: m.header), welcome), to: peer)
     }
 
@@ -575,9 +577,11 @@ public final class ServerCore {
     }
 
     /// A push's tensors, one per name: the frames as sent, or cut out of the one packed frame (views, no
-    /// copy) when the worker packs them. The packed frame must hold exactly the named variables' bytes.
+    /// copy) when a packing worker sent one frame for several names (it sends a frame each when the packed
+    /// frame would pass this server's frame limit). The packed frame must hold exactly the named
+    /// variables' bytes.
     func tensorFrames(_ m: Envelope, names: [String], packed: Bool, dtype: WireDType) throws -> [Frame] {
-        guard packed, !names.isEmpty else {
+        guard packed, names.count > 1, m.tensors.count != names.count else {
             guard names.count == m.tensors.count else {
                 throw WireError.tensorCountMismatch(header: Int(m.header.tensorCount), frames: m.tensors.count, names: names.count)
             }
@@ -587,7 +591,7 @@ public final class ServerCore {
             throw ErrorBody(
                 code: .malformed,
                 message:
-                    "ps \(config.name): this worker packs its tensors, so a \(m.header.kind) carries them in one frame, not \(m.tensors.count)"
+                    "ps \(config.name): a \(m.header.kind) naming \(names.count) variables carries \(m.tensors.count) tensor frames; a packing worker sends one frame for all or one per variable"
             )
         }
         // Sizes are of registered variables, each within --max-total-bytes: the sum cannot overflow.
@@ -797,7 +801,12 @@ public final class ServerCore {
     func values(_ peer: Peer, header: Header, names: [String]) -> Effect {
         let frames: [Frame]
         let worker = workers[header.workerID]
-        switch (worker?.wireDType == .bf16, worker?.packed == true) {
+        let size = worker?.wireDType.size ?? 4
+        // Packed only when it fits the worker's frame limit; otherwise a frame per tensor, which it also takes.
+        let pack =
+            worker?.packed == true && names.count > 1
+            && names.reduce(0) { $0 + variables[$1]!.value.count * size } <= worker!.maxFrameBytes
+        switch (worker?.wireDType == .bf16, pack) {
         case (true, false):
             frames = names.map { Frame(BFloat16.bytes(variables[$0]!.value)) }
         case (false, false):
@@ -806,14 +815,14 @@ public final class ServerCore {
             var all = [UInt8]()
             all.reserveCapacity(names.reduce(0) { $0 + variables[$1]!.value.count * 2 })
             for n in names { all += BFloat16.bytes(variables[n]!.value) }
-            frames = names.isEmpty ? [] : [Frame(all)]
+            frames = [Frame(all)]
         case (false, true):
             // One copy of the values into one frame: it saves more in system calls and wake-ups than the
             // copy costs.
             var all = [Float]()
             all.reserveCapacity(names.reduce(0) { $0 + variables[$1]!.value.count })
             for n in names { all += variables[n]!.value }
-            frames = names.isEmpty ? [] : [Frame(floats: all)]
+            frames = [Frame(floats: all)]
         }
         workers[header.workerID]?.updatesAtLastPull = updates
         var h = replyHeader(.values, to: header)
@@ -858,8 +867,10 @@ struct WorkerRecord {
     var lastPushedStep: UInt64
     /// How this worker's tensors cross the wire.
     var wireDType: WireDType = .float32
-    /// Whether they travel packed, one frame per message (`Hello.packed`).
+    /// Whether they may travel packed, one frame per message (`Hello.packed`), and the largest frame the
+    /// worker takes: values are packed only up to it.
     var packed = false
+    var maxFrameBytes = Int.max
     /// The server's update count when this worker last got values: a push's staleness counts from it.
     var updatesAtLastPull: UInt64 = 0
 }

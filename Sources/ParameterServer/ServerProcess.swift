@@ -73,6 +73,7 @@ public enum ServerProcess {
             let transport: ZeroMQServerTransport
             var settings = ZeroMQServerSettings(endpoint: launch.endpoint)
             settings.maxMessageBytes = launch.maxMessageBytes
+            config.limits.maxFrameBytes = Int(launch.maxMessageBytes)
             settings.curveSecretKey = launch.curveSecretKey
             settings.admission = admission
             do {

@@ -22,9 +22,13 @@ public struct Hello: Codable, Sendable, Equatable {
     /// wake-ups per message than seven; a server that does not know the field answers without it, and the
     /// worker then sends a frame per tensor.
     public var packed: Bool?
+    /// With `packed`: the largest frame this worker takes; a server packs values only up to it.
+    public var maxFrameBytes: Int?
     public init(
-        workerName: String, numWorkers: Int, wireDType: WireDType? = nil, scaling: String? = nil, packed: Bool? = nil
+        workerName: String, numWorkers: Int, wireDType: WireDType? = nil, scaling: String? = nil, packed: Bool? = nil,
+        maxFrameBytes: Int? = nil
     ) {
+        self.maxFrameBytes = maxFrameBytes
         self.workerName = workerName
         self.numWorkers = numWorkers
         self.wireDType = wireDType
@@ -52,14 +56,19 @@ public struct Welcome: Codable, Sendable, Equatable {
     /// The job's scaling as the server recorded it.
     public var scaling: String?
     /// Whether this worker's pushes and values travel packed (see `Hello.packed`): true only when it asked.
+    /// Either side packs a message only when it fits the other's `maxFrameBytes`, and sends a frame per
+    /// tensor otherwise; both take either form.
     public var packed: Bool?
+    /// With `packed`: the largest frame this server takes (its `--max-message-bytes`).
+    public var maxFrameBytes: Int?
 
     public init(
         server: String, mode: SyncMode, staleness: Int?, optimizer: String, backupWorkers: Int = 0,
         updates: UInt64 = 0, resumeStep: UInt64 = 0, wireDType: WireDType? = nil, scaling: String? = nil,
-        packed: Bool? = nil
+        packed: Bool? = nil, maxFrameBytes: Int? = nil
     ) {
         self.packed = packed
+        self.maxFrameBytes = maxFrameBytes
         self.wireDType = wireDType
         self.scaling = scaling
         self.server = server
@@ -246,7 +255,7 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
         case .tensorCountMismatch(let h, let f, let n):
             return n < 0
                 ? "header announces \(h) tensors, message carries \(f) tensor frames"
-                : "header announces \(h) tensors, message carries \(f) tensor frames for \(n) variable names"
+                : "the body names \(n) variables but the message carries \(f) tensor frames (one per variable, or one packed frame from a worker that offered packed in hello)"
         }
     }
 

@@ -143,6 +143,8 @@ public enum WorkerJob {
                 context = ctx
                 let transports: [ClientTransport] = try job.servers.enumerated().map { i, s in
                     var settings = ZeroMQClientSettings(server: s)
+                    // The limit servers are told in hello is this connection's own.
+                    settings.maxMessageBytes = Int64(job.remote.maxFrameBytes)
                     if !job.curveServerKeys.isEmpty {
                         settings.curveServerKey = job.curveServerKeys.count == 1 ? job.curveServerKeys[0] : job.curveServerKeys[i]
                         settings.curveKeyPair = job.curveKeyPair

@@ -98,6 +98,9 @@ public struct RemoteSettings: Sendable {
     /// Offer to send and take each message's tensors packed in one frame (`Hello.packed`); a server that
     /// agrees gets them so, others a frame per tensor.
     public var packed = true
+    /// The largest frame this worker's connections take (its ZeroMQ message limit), told to servers so
+    /// that they pack values only up to it.
+    public var maxFrameBytes = 256 << 20
 
     public init(taskIndex: Int, numWorkers: Int, seed: UInt64) {
         self.taskIndex = taskIndex
@@ -220,10 +223,12 @@ public final class RemoteExchange: ParameterExchange {
         for i in servers.indices {
             let vars = onServer[i]
             let frames: [Frame]
-            if packedWith[i] {
-                // One frame for all of this server's gradients: copied (or narrowed) back to back.
-                let size = settings.wireDType.size
-                let buffer = packedBuffer(i, bytes: vars.reduce(0) { $0 + $1.count * size })
+            let size = settings.wireDType.size
+            let packedBytes = vars.reduce(0) { $0 + $1.count * size }
+            if packedWith[i], vars.count > 1, packedBytes <= welcomes[i].maxFrameBytes ?? Int.max {
+                // One frame for all of this server's gradients: copied (or narrowed) back to back. Past the
+                // server's frame limit, a frame per tensor instead (it takes both).
+                let buffer = packedBuffer(i, bytes: packedBytes)
                 var offset = 0
                 for v in vars {
                     let slot = UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<offset + v.count * size])
@@ -234,7 +239,7 @@ public final class RemoteExchange: ParameterExchange {
                     }
                     offset += v.count * size
                 }
-                frames = vars.isEmpty ? [] : [Frame(external: UnsafeRawBufferPointer(buffer), owner: nil)]
+                frames = [Frame(external: UnsafeRawBufferPointer(buffer), owner: nil)]
             } else if settings.wireDType == .bf16 {
                 frames = vars.map { v in
                     let buffer = stagingBuffer(for: v, bytes: v.count * 2)
@@ -440,9 +445,11 @@ public final class RemoteExchange: ParameterExchange {
         case .pull:
             let vars = onServer[i]
             let size = settings.wireDType.size
-            if packedWith[i], !vars.isEmpty {
+            // Packed (one frame for several variables) or a frame each: a server packs only what fits this
+            // worker's frame limit.
+            if packedWith[i], vars.count > 1, reply.tensors.count == 1 {
                 let total = vars.reduce(0) { $0 + $1.count * size }
-                guard reply.tensors.count == 1, let frame = reply.tensors.first, frame.count == total else {
+                guard let frame = reply.tensors.first, frame.count == total else {
                     throw RemoteError.unexpectedReply(
                         server: servers[i], what: "pull (packed)",
                         got: "\(reply.tensors.count) frames of \(reply.tensors.reduce(0) { $0 + $1.count }) bytes for \(total)")
@@ -491,7 +498,7 @@ public final class RemoteExchange: ParameterExchange {
                 Hello(
                     workerName: "worker \(settings.taskIndex) (pid \(getpid()), \(ProcessInfo.processInfo.hostName))",
                     numWorkers: settings.numWorkers, wireDType: settings.wireDType, scaling: settings.scaling,
-                    packed: settings.packed ? true : nil)),
+                    packed: settings.packed ? true : nil, maxFrameBytes: settings.packed ? settings.maxFrameBytes : nil)),
             what: "answer hello")
     }
 

@@ -287,11 +287,26 @@ struct ParameterServerTests {
         let short = d.request(.push, worker: 0, step: 2, body: Body.encode(Names(names: ["a", "b"])), tensors: [[1, 2, 3, 4]])
         #expect(short.errors.first?.code == .wrongTensorSize)
         #expect(short.errors.first?.message.contains("16 bytes; they need 20") == true)
-        let split = d.request(.push, worker: 0, step: 2, body: Body.encode(Names(names: ["a", "b"])), tensors: [[1, 2], [3, 4, 5]])
-        #expect(split.errors.first?.code == .malformed)
+        let three = d.request(.push, worker: 0, step: 2, body: Body.encode(Names(names: ["a", "b"])), tensors: [[1], [2], [3, 4, 5]])
+        #expect(three.errors.first?.code == .malformed)
         #expect(d.core.value(of: "a") == [-2, -2.5])
         #expect(d.push(1, step: 1, ["a": [2, 2], "b": [0, 0, 0]]).kinds == [.pushed])
         #expect(d.core.value(of: "a") == [-3, -3.5])
+        // A packing worker may also send a frame per tensor (what it does past the server's frame limit).
+        #expect(d.push(0, step: 2, ["a": [2, 2], "b": [0, 0, 0]]).kinds == [.pushed])
+        #expect(d.core.value(of: "a") == [-4, -4.5])
+    }
+
+    @Test("frame limits: a server packs values only up to the worker's limit and tells its own in the welcome")
+    func packedLimits() {
+        let d = Driver(Driver.config(.async) { $0.limits.maxFrameBytes = 4096 })
+        let hello = d.request(
+            .hello, worker: 0, body: Body.encode(Hello(workerName: "w0", numWorkers: 1, packed: true, maxFrameBytes: 16)))
+        #expect(try! hello.replies[0].1.decode(Welcome.self).maxFrameBytes == 4096)
+        _ = d.register(0, [spec("a", [2]), spec("b", [3])])
+        // 20 bytes packed would pass the worker's 16: a frame per tensor.
+        #expect(d.pull(0, step: 1, ["a", "b"]).values().map(\.count) == [2, 3])
+        #expect(d.pull(0, step: 1, ["a"]).values().map(\.count) == [2])
     }
 
     @Test("packed bf16: one frame of 2 bytes per value each way; the server keeps float32")

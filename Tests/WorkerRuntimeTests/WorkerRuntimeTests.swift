@@ -96,6 +96,26 @@ struct WorkerRuntimeTests {
         #expect(remote.stats.steps == 1)
     }
 
+    @Test("past a server's frame limit a packing worker sends a frame per tensor, and still trains")
+    func packedPastTheLimit() throws {
+        var config = ServerConfig(name: "ps", optimizer: OptimizerConfig(kind: .sgd, learningRate: 1))
+        config.limits.maxFrameBytes = 16  // dense/kernel alone is 24 bytes
+        let server = InProcessServer(config)
+        defer { server.shutdown() }
+        let g = try graph()
+        let initial = g.trainableVariables.map { Array($0.value) }
+        var settings = RemoteSettings(taskIndex: 0, numWorkers: 1, seed: 3)
+        settings.maxFrameBytes = 16
+        let remote = try RemoteExchange(
+            servers: ["in-process:1"], transports: [server.hub.client()], settings: settings, logger: Logger(label: "w"))
+        _ = try remote.start(variables: g.trainableVariables)
+        #expect(remote.packedWith == [true])
+        for v in g.trainableVariables { for k in 0..<v.count { v.gradient[k] = 2 } }
+        try remote.exchange(step: 1, variables: g.trainableVariables)
+        for (v, before) in zip(g.trainableVariables, initial) { #expect(Array(v.value) == before.map { $0 - 2 }) }
+        try remote.finish(variables: g.trainableVariables)
+    }
+
     @Test("restore with servers: registration carries the worker's values; a server holding a variable keeps its own")
     func restoreRegisters() throws {
         let server = InProcessServer(ServerConfig(name: "ps", optimizer: OptimizerConfig(kind: .sgd, learningRate: 1)))
