@@ -551,7 +551,8 @@ public final class ServerCore {
                 staged.append(v)
             }
             for v in staged { v.commit(config.optimizer) }
-            updates += 1
+            // A push naming nothing changes nothing, and is not counted as an update.
+            if !staged.isEmpty { updates += 1 }
             w.lastPushRequest = m.header.requestID
             w.lastPushedStep = max(w.lastPushedStep, step)
         case .sync:

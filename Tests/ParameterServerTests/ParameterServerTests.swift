@@ -266,6 +266,10 @@ struct ParameterServerTests {
         #expect(d.push(0, step: 2, ["w": [1, 1, 1]]).errors.first?.code == .wrongTensorSize)
         #expect(d.push(0, step: 3, ["w": [1, 1]]).kinds == [.pushed])
         #expect(d.core.value(of: "w") == [-1, -1])
+        // A push naming nothing is acknowledged, changes nothing and is not counted as an update.
+        let updates = d.core.updates
+        #expect(d.push(0, step: 4, [:]).kinds == [.pushed])
+        #expect(d.core.updates == updates && d.core.value(of: "w") == [-1, -1])
     }
 
     @Test("a packing worker sends a push's tensors in one frame and gets values in one; others keep a frame each")
