@@ -180,8 +180,16 @@ final class FuzzState {
             default: ok = false
             }
             if !ok { fatalError("the server emitted a \(e.header.kind) reply whose body does not decode") }
-            if e.header.kind == .values, let names = try? e.decode(Names.self).names, names.count != e.tensors.count {
-                fatalError("a values reply names \(names.count) variables but carries \(e.tensors.count) tensors")
+            if e.header.kind == .values, let names = try? e.decode(Names.self).names {
+                // A frame per variable, or (to a packing worker) one frame for several: 4 or 2 bytes per value.
+                let counts = names.map { core.value(of: $0)?.count ?? -1 }
+                let fits = { (bytes: Int, values: Int) in bytes == 4 * values || bytes == 2 * values }
+                let perTensor = names.count == e.tensors.count && zip(e.tensors, counts).allSatisfy { fits($0.count, $1) }
+                let packed = names.count > 1 && e.tensors.count == 1 && fits(e.tensors.first!.count, counts.reduce(0, +))
+                if counts.contains(-1) || !(perTensor || packed) {
+                    fatalError(
+                        "a values reply names \(names.count) variables of \(counts) values but carries frames of \(e.tensors.map(\.count)) bytes")
+                }
             }
         }
     }
