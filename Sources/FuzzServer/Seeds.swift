@@ -91,9 +91,10 @@ enum Seeds {
         seeds.append(("valid-resent-push", start + push(0, id: 4, step: 1) + push(0, id: 4, step: 1)))
         seeds.append(("valid-curve-peer", hello(3, of: 4) + register(3) + push(3, id: 3, step: 1)))
         seeds.append(("valid-lost-worker", start + tick(255) + tick(255) + push(1, id: 4, step: 1) + tick(1)))
-        // A packing worker: one frame for all the gradients, values back in one.
+        // A packing worker: one frame for all the gradients, values back in one. Two workers, as in the other
+        // seeds, so that the replay's long-lived server (its worker count fixed at 2) takes this hello too.
         let packedHello = message(
-            .hello, peer: 0, id: 1, body: encode(Hello(workerName: "seed packed", numWorkers: 1, packed: true)))
+            .hello, peer: 0, id: 1, body: encode(Hello(workerName: "seed packed", numWorkers: 2, packed: true)))
         let packedGradients = [[Float](repeating: 0.01, count: model.reduce(0) { $0 + ($1.count ?? 0) })]
         seeds.append(
             (
