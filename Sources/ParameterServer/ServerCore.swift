@@ -800,30 +800,28 @@ public final class ServerCore {
     /// The values reply: the variables' current arrays, shared with the frames (copy-on-write keeps them
     /// unchanged until sent). Its step is the server's update count (sync: its step).
     func values(_ peer: Peer, header: Header, names: [String]) -> Effect {
-        let frames: [Frame]
         let worker = workers[header.workerID]
-        let size = worker?.wireDType.size ?? 4
+        let bf16 = worker?.wireDType == .bf16
+        let values = names.map { variables[$0]!.value }
+        let count = values.reduce(0) { $0 + $1.count }
         // Packed only when it fits the worker's frame limit; otherwise a frame per tensor, which it also takes.
-        let pack =
-            worker?.packed == true && names.count > 1
-            && names.reduce(0) { $0 + variables[$1]!.value.count * size } <= worker!.maxFrameBytes
-        switch (worker?.wireDType == .bf16, pack) {
-        case (true, false):
-            frames = names.map { Frame(BFloat16.bytes(variables[$0]!.value)) }
-        case (false, false):
-            frames = names.map { Frame(floats: variables[$0]!.value) }
-        case (true, true):
-            var all = [UInt8]()
-            all.reserveCapacity(names.reduce(0) { $0 + variables[$1]!.value.count * 2 })
-            for n in names { all += BFloat16.bytes(variables[n]!.value) }
-            frames = [Frame(all)]
-        case (false, true):
-            // One copy of the values into one frame: it saves more in system calls and wake-ups than the
-            // copy costs.
-            var all = [Float]()
-            all.reserveCapacity(names.reduce(0) { $0 + variables[$1]!.value.count })
-            for n in names { all += variables[n]!.value }
-            frames = [Frame(floats: all)]
+        let frames: [Frame]
+        if let worker, worker.packed, names.count > 1, count * worker.wireDType.size <= worker.maxFrameBytes {
+            // One copy of the values into one frame saves more in system calls and wake-ups than it costs;
+            // reserved first, so the copy never regrows its buffer.
+            if bf16 {
+                var all = [UInt8]()
+                all.reserveCapacity(2 * count)
+                for v in values { all += BFloat16.bytes(v) }
+                frames = [Frame(all)]
+            } else {
+                var all = [Float]()
+                all.reserveCapacity(count)
+                for v in values { all += v }
+                frames = [Frame(floats: all)]
+            }
+        } else {
+            frames = values.map { bf16 ? Frame(BFloat16.bytes($0)) : Frame(floats: $0) }
         }
         workers[header.workerID]?.updatesAtLastPull = updates
         var h = replyHeader(.values, to: header)

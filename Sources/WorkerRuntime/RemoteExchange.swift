@@ -231,27 +231,16 @@ public final class RemoteExchange: ParameterExchange {
                 let buffer = packedBuffer(i, bytes: packedBytes)
                 var offset = 0
                 for v in vars {
-                    let slot = UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<offset + v.count * size])
-                    if settings.wireDType == .bf16 {
-                        BFloat16.encode(UnsafeBufferPointer(v.gradient), into: slot)
-                    } else {
-                        slot.copyMemory(from: UnsafeRawBufferPointer(v.gradient))
-                    }
+                    put(v, into: UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<offset + v.count * size]))
                     offset += v.count * size
                 }
                 frames = [Frame(external: UnsafeRawBufferPointer(buffer), owner: nil)]
-            } else if settings.wireDType == .bf16 {
+            } else if settings.wireDType == .bf16 || prefetching {
+                // Narrowed, or (prefetch) copied: the next backward pass writes the gradient buffers while
+                // this push may still be on its way.
                 frames = vars.map { v in
-                    let buffer = stagingBuffer(for: v, bytes: v.count * 2)
-                    BFloat16.encode(UnsafeBufferPointer(v.gradient), into: buffer)
-                    return Frame(external: UnsafeRawBufferPointer(buffer), owner: nil)
-                }
-            } else if prefetching {
-                // The next backward pass writes the gradient buffers while this push may still be on its
-                // way: send a copy.
-                frames = vars.map { v in
-                    let buffer = stagingBuffer(for: v, bytes: v.count * 4)
-                    buffer.copyMemory(from: UnsafeRawBufferPointer(v.gradient))
+                    let buffer = stagingBuffer(for: v, bytes: v.count * size)
+                    put(v, into: buffer)
                     return Frame(external: UnsafeRawBufferPointer(buffer), owner: nil)
                 }
             } else {
@@ -293,6 +282,24 @@ public final class RemoteExchange: ParameterExchange {
         let b = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes, alignment: 16)
         narrow[ObjectIdentifier(v)] = b
         return b
+    }
+
+    /// `v`'s gradient in the wire dtype, into `slot` (narrowed to bfloat16, or copied).
+    func put(_ v: Variable, into slot: UnsafeMutableRawBufferPointer) {
+        if settings.wireDType == .bf16 {
+            BFloat16.encode(UnsafeBufferPointer(v.gradient), into: slot)
+        } else {
+            slot.copyMemory(from: UnsafeRawBufferPointer(v.gradient))
+        }
+    }
+
+    /// Pulled values in the wire dtype, into `v` (widened from bfloat16, or copied).
+    func take(_ bytes: UnsafeRawBufferPointer, into v: Variable) {
+        if settings.wireDType == .bf16 {
+            BFloat16.decode(bytes, into: v.value)
+        } else {
+            UnsafeMutableRawBufferPointer(v.value).copyMemory(from: bytes)
+        }
     }
 
     /// Server `i`'s packed send buffer, of `bytes`.
@@ -457,12 +464,7 @@ public final class RemoteExchange: ParameterExchange {
                 frame.withUnsafeBytes { all in
                     var offset = 0
                     for v in vars {
-                        let src = UnsafeRawBufferPointer(rebasing: all[offset..<offset + v.count * size])
-                        if settings.wireDType == .bf16 {
-                            BFloat16.decode(src, into: v.value)
-                        } else {
-                            UnsafeMutableRawBufferPointer(v.value).copyMemory(from: src)
-                        }
+                        take(UnsafeRawBufferPointer(rebasing: all[offset..<offset + v.count * size]), into: v)
                         offset += v.count * size
                     }
                 }
@@ -475,11 +477,7 @@ public final class RemoteExchange: ParameterExchange {
                     guard frame.count == v.count * size else {
                         throw RemoteError.unexpectedReply(server: servers[i], what: "pull of \(v.name)", got: "\(frame.count) bytes")
                     }
-                    if settings.wireDType == .bf16 {
-                        frame.withUnsafeBytes { src in BFloat16.decode(src, into: v.value) }
-                    } else {
-                        frame.withUnsafeBytes { src in UnsafeMutableRawBufferPointer(v.value).copyMemory(from: src) }
-                    }
+                    frame.withUnsafeBytes { take($0, into: v) }
                 }
             }
             lastUpdates[i] = reply.header.step

@@ -76,6 +76,14 @@ def free_ports(n):
     return ports
 
 
+def stop(procs):
+    """Kills whatever of procs still runs (a failed run leaves nothing behind)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def ours_cluster(n, steps, extra=()):
     """1 ps-server + n async workers of ours; the examples/s of all workers together."""
     import tempfile, re
@@ -83,6 +91,7 @@ def ours_cluster(n, steps, extra=()):
         port_file = os.path.join(tmp, "port")
         ps = subprocess.Popen([os.path.join(bindir, "ps-server"), "--port", "0", "--port-file", port_file, "--mode", "async"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        workers = []
         try:
             for _ in range(100):
                 if os.path.exists(port_file) and open(port_file).read().strip():
@@ -103,10 +112,7 @@ def ours_cluster(n, steps, extra=()):
             ps.wait(timeout=30)
             return total
         finally:
-            for proc in [ps]:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            stop([ps] + workers)
 
 
 def tf_cluster(n, steps):
@@ -132,10 +138,7 @@ def tf_cluster(n, steps):
             total += json.loads(lines[-1])["examples_per_s"]
         return total
     finally:
-        for proc in [ps] + workers:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        stop([ps] + workers)
 
 
 rows = []
