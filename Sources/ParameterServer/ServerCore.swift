@@ -335,10 +335,23 @@ public final class ServerCore {
                 }
                 w.peer = peer
                 w.lastSeen = now
-                w.status = .active
+                // A lost worker is back; a finished one stays finished.
+                if w.status == .lost { w.status = .active }
                 workers[index] = w
                 logger.info("worker reconnected", metadata: ["worker.index": "\(index)", "worker.name": "\(w.name)"])
             } else {
+                if w.status == .done {
+                    // Its training is complete and counted; a new process would train the index twice. Told, so a
+                    // restart policy stops restarting it.
+                    logger.info(
+                        "refused a hello for a finished task index",
+                        metadata: ["worker.index": "\(index)", "worker.name": "\(hello.workerName)", "was": "\(w.name)"])
+                    throw ErrorBody(
+                        code: .indexDone,
+                        message:
+                            "ps \(config.name): task index \(index) finished its training (\(w.name) said done at step \(w.lastPushedStep)); \(hello.workerName) has nothing left to do"
+                    )
+                }
                 if w.status == .active, w.peer != nil, w.peer?.id != peer.id, now - w.lastSeen < config.takeoverAfter {
                     counters.identityRefused += 1
                     throw ErrorBody(

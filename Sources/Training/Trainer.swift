@@ -116,6 +116,7 @@ public final class Trainer {
     public let exchange: ParameterExchange
     public let shard: [Int]
     private let progress: Progress
+    private let output: (String) -> Void
     private let events: EventWriter?
     /// Set (from a signal handler's queue) to stop after the current step: the worker then says it is
     /// done to its servers and reports, instead of vanishing mid-step.
@@ -141,6 +142,7 @@ public final class Trainer {
             throw TrainingError.emptyShard(windows: dataset.train.count, workers: options.numWorkers)
         }
         progress = Progress(total: options.steps, every: options.logEvery, output: output)
+        self.output = output
         events = try options.logdir.map { try EventWriter(directory: $0, suffix: ".worker\(options.taskIndex)") }
     }
 
@@ -150,6 +152,8 @@ public final class Trainer {
     public func train() throws -> TrainingReport {
         let variables = model.variables
         let resumed = try exchange.start(variables: variables)
+        // Said at once, not only in the report: whoever restarted this worker learns where it picks up.
+        if resumed > 0 { output("resumed from the servers' step \(resumed) of this task") }
         var sampler = BatchSampler(shard: shard, seed: options.seed, taskIndex: options.taskIndex)
         let batch = model.config.batch
         var indices = [Int](repeating: 0, count: batch)

@@ -188,6 +188,8 @@ public struct ErrorBody: Codable, Sendable, Equatable, Error, CustomStringConver
         case unsupported
         /// The worker's settings disagree with the job's (its data scaling, say).
         case settingsConflict
+        /// This task index finished its training (it said done); a new process for it has nothing left to do.
+        case indexDone
     }
 
     public var code: Code

@@ -230,6 +230,10 @@ public enum WorkerJob {
             logger.error("\(e)")
             if case .fileNotFound = e { return .noInput }
             return .dataError
+        } catch RemoteError.alreadyDone(let server, let message) {
+            // Not a failure: the task is complete. Exit 0, so that a restart policy does not start it again.
+            logger.warning("\(RemoteError.alreadyDone(server: server, message: message))")
+            return .success
         } catch let e as RemoteError {
             logger.error("\(e)")
             if case .refused(_, _, let body) = e, body.code == .unsupportedVersion { return .failure }

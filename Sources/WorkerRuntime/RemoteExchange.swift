@@ -7,7 +7,12 @@ import Wire
 
 /// Why talking to the parameter servers failed; each case names the server and what was awaited.
 public enum RemoteError: Error, CustomStringConvertible {
-    case timeout(server: String, position: Int, of: Int, waitingFor: String, seconds: Double)
+    /// A reply took longer than `--timeout`; `answering` says whether the server still answered pings lately.
+    case timeout(server: String, position: Int, of: Int, waitingFor: String, seconds: Double, answering: Bool)
+    /// Nothing at all came back from a server this worker has never reached (it is not running, or not yet).
+    case noAnswer(server: String, position: Int, of: Int, seconds: Double, hint: String)
+    /// The servers say this task index finished its training: nothing is left for this process to do.
+    case alreadyDone(server: String, message: String)
     case refused(server: String, what: String, error: ErrorBody)
     case lost(server: String, seconds: Double, attempts: Int, hint: String)
     case keyRefused(server: String, reason: String)
@@ -16,11 +21,19 @@ public enum RemoteError: Error, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .timeout(let s, let i, let n, let w, let secs):
+        case .timeout(let s, let i, let n, let w, let secs, let answering):
+            return String(
+                format: "timed out after %.0f s waiting for ps %@ (%d of %d servers) to %@; %@", secs, s, i, n, w,
+                answering
+                    ? "it answers pings, so it is alive but slow (a sync step waiting for other workers?)"
+                    : "it has not answered pings either (is it still running?)")
+        case .noAnswer(let s, let i, let n, let secs, let hint):
             return String(
                 format:
-                    "timed out after %.0f s waiting for ps %@ (%d of %d servers) to %@; it answers pings, so it is alive but slow (a sync step waiting for other workers?)",
-                secs, s, i, n, w)
+                    "no answer from ps %@ (%d of %d servers) within %.0f s (--timeout): no server is running there, or it is not reachable, or the job's servers have already finished and exited%@; it may yet come back, so this exit is retryable",
+                s, i, n, secs, hint)
+        case .alreadyDone(_, let message):
+            return "nothing to do: \(message)"
         case .refused(let s, let w, let e):
             return "ps \(s) refused \(w): \(e.message)"
         case .lost(let s, let secs, let n, let hint):
@@ -40,8 +53,8 @@ public enum RemoteError: Error, CustomStringConvertible {
     /// Whether trying again later may succeed (a lost peer) rather than never (a refusal, a conflict).
     public var isRetryable: Bool {
         switch self {
-        case .lost, .timeout: return true
-        case .refused, .keyRefused, .unexpectedReply, .badEndpoint: return false
+        case .lost, .timeout, .noAnswer: return true
+        case .refused, .keyRefused, .unexpectedReply, .badEndpoint, .alreadyDone: return false
         }
     }
 }
@@ -380,7 +393,16 @@ public final class RemoteExchange: ParameterExchange {
         while let open = requests.firstIndex(where: { $0.reply == nil }) {
             let now = Date()
             if let refusal = transports[i].refusal { throw RemoteError.keyRefused(server: servers[i], reason: refusal) }
-            if now.timeIntervalSince(lastHeard) > settings.lostAfter {
+            // A server never reached (its first hello) is not "lost": there is nothing to reconnect to. It gets
+            // --timeout to answer, and then the worker says that nothing answered.
+            let everHeard = incarnations[i] != nil
+            if !everHeard && now > deadline {
+                throw RemoteError.noAnswer(
+                    server: servers[i], position: i + 1, of: servers.count, seconds: settings.timeout,
+                    hint: settings.usesCurve
+                        ? "; with CURVE, a --curve-server-key that is not this server's public key looks like this" : "")
+            }
+            if everHeard && now.timeIntervalSince(lastHeard) > settings.lostAfter {
                 try recover(i, because: "no word for \(String(format: "%.1f", settings.lostAfter)) s", since: lastHeard)
                 for r in requests where r.reply == nil { send(r) }
                 (lastHeard, lastPing, deadline) = (Date(), Date(), Date().addingTimeInterval(settings.timeout))
@@ -389,7 +411,7 @@ public final class RemoteExchange: ParameterExchange {
             if now > deadline {
                 throw RemoteError.timeout(
                     server: servers[i], position: i + 1, of: servers.count, waitingFor: requests[open].what,
-                    seconds: settings.timeout)
+                    seconds: settings.timeout, answering: now.timeIntervalSince(lastHeard) <= 2 * settings.heartbeat + 0.5)
             }
             if now.timeIntervalSince(lastHeard) >= settings.heartbeat && now.timeIntervalSince(lastPing) >= settings.heartbeat {
                 send(request(i, .ping, step: 0, body: Body.encode(Names(names: [])), what: "answer a ping"))
@@ -509,6 +531,8 @@ public final class RemoteExchange: ParameterExchange {
             send(hello[0])
             do {
                 try awaitReplies(&hello, server: i)
+            } catch RemoteError.refused(_, _, let e) where e.code == .indexDone {
+                throw RemoteError.alreadyDone(server: servers[i], message: e.message)
             } catch RemoteError.refused(_, _, let e) where e.code == .indexTaken && Date() < deadline {
                 logger.warning("task index still held by an earlier process; retrying", metadata: ["ps": "\(servers[i])"])
                 Thread.sleep(forTimeInterval: 1)

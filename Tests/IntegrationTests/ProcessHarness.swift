@@ -18,6 +18,8 @@ final class ProcessHarness {
 
     let directory: URL
     private var processes: [Process] = []
+    /// Every process started, by label, so that a failed wait can show all of their output.
+    private var started: [(label: String, running: Running)] = []
 
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-\(UUID().uuidString)")
@@ -57,7 +59,9 @@ final class ProcessHarness {
         p.standardError = try FileHandle(forWritingTo: err)
         try p.run()
         processes.append(p)
-        return Running(process: p, stdout: out, stderr: err)
+        let r = Running(process: p, stdout: out, stderr: err)
+        started.append((label, r))
+        return r
     }
 
     /// Starts a server on a free port and returns it with its `host:port` once it listens (10 s at most).
@@ -124,8 +128,23 @@ final class ProcessHarness {
             Thread.sleep(forTimeInterval: 0.02)
         }
         if condition(r.output) { return true }
-        Issue.record("waited \(seconds) s for \(what); output: \(r.output.suffix(2000))")
+        Issue.record("waited \(seconds) s for \(what)\n\(everyOutput())")
         return false
+    }
+
+    /// The last lines of every process this harness started (servers' logs included), for failure messages.
+    func everyOutput(lastBytes: Int = 2500) -> String {
+        started.map { "--- \($0.label) (\($0.running.process.isRunning ? "running" : "exited"))\n\(String($0.running.output.suffix(lastBytes)))" }
+            .joined(separator: "\n")
+    }
+
+    /// Waits (bounded) for a process to exit and expects `status`; on anything else records an issue with every
+    /// process's output.
+    func expectExit(_ r: Running, _ status: Int32, seconds: Double, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let got = wait(r, seconds: seconds, what)
+        if let got, got != status {
+            Issue.record("\(what) exited with \(got), expected \(status)\n\(everyOutput())", sourceLocation: sourceLocation)
+        }
     }
 
     /// Waits for a process to exit, at most `seconds`; returns its status, or nil (and kills it) on timeout.
@@ -134,7 +153,7 @@ final class ProcessHarness {
         let deadline = Date().addingTimeInterval(seconds)
         while r.process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
         if r.process.isRunning {
-            Issue.record("timed out after \(seconds) s waiting for \(what); output: \(r.output.suffix(2000))")
+            Issue.record("timed out after \(seconds) s waiting for \(what)\n\(everyOutput())")
             r.process.terminate()
             return nil
         }
@@ -144,6 +163,9 @@ final class ProcessHarness {
 
 /// The small model every integration test trains: fast even in a debug build.
 enum Small {
+    /// Steps for a worker that trains until a test stops it by signal: a run's length is never a test's timer.
+    static let untilStopped = 100_000_000
+
     static func args(horizon: Int = 3, steps: Int, seed: Int = 3) -> [String] {
         [
             "--batch", "4", "--window", "6", "--horizon", "\(horizon)", "--hidden", "8", "--hidden2", "5",

@@ -381,6 +381,22 @@ struct ParameterServerTests {
         #expect(try e.replies[0].1.decode(Welcome.self).resumeStep == 7)
     }
 
+    @Test("a hello for a finished task index from a new process is refused as done; the same process is welcomed")
+    func doneIndex() throws {
+        let d = Driver(Driver.config(.async) { $0.keepServing = true })
+        d.form(2, w2)
+        _ = d.push(1, step: 9, ["w": [1, 1]])
+        #expect(d.done(1).kinds == [.goodbye])
+        let late = d.hello(1, of: 2, incarnation: 99, peer: Peer(id: Array("new".utf8)))
+        let error = try #require(late.errors.first)
+        #expect(error.code == .indexDone)
+        #expect(error.message.contains("task index 1 finished its training") && error.message.contains("step 9"), "\(error.message)")
+        #expect(d.core.workerCounts.done == 1)
+        // The process that said done may still say hello again (a reconnect): nothing changes for it.
+        #expect(d.hello(1, of: 2).kinds == [.welcome])
+        #expect(d.core.workerCounts.done == 1)
+    }
+
     @Test("a shunned peer (one that stopped reading) is ignored from then on")
     func shun() {
         let d = Driver(Driver.config(.async))
