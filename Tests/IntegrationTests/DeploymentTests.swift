@@ -30,7 +30,9 @@ extension Integration {
                 "/bin/bash", [script, "--bin", bin, "--steps", "3000", "--link-down", "3", "--timeout", "240"], seconds: 300)
             #expect(s2 == 0, "\(t2.suffix(3000))")
             let linkDown = t2.split(separator: "\n").first { $0.hasPrefix("link-down:") } ?? ""
-            #expect(!linkDown.isEmpty, "\(t2.suffix(3000))")
+            // The outage hit training (it starts at the first progress line, thousands of steps before the end) and
+            // training went on after the link came back.
+            #expect(linkDown.contains("training resumed"), "\(t2.suffix(3000))")
             print("namespace job: \(summary)")
             print("namespace job, server 0's link down: \(linkDown)")
         }
