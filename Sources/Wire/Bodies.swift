@@ -84,8 +84,11 @@ public struct Welcome: Codable, Sendable, Equatable {
 /// `.pushed` body: what became of a gradient.
 public struct Pushed: Codable, Sendable, Equatable {
     public enum Outcome: String, Codable, Sendable {
-        /// Applied now (async), or counted towards its sync step.
+        /// Applied now (async).
         case applied
+        /// Sync: queued for its step, which is applied once enough workers have pushed. Nothing is applied
+        /// yet: a server that crashes before the step loses it (the step then goes on without it).
+        case queued
         /// A sync step that was already applied without it (a backup worker's late gradient): dropped.
         case late
     }
@@ -106,11 +109,14 @@ public struct Pushed: Codable, Sendable, Equatable {
         case (.applied, true): return Pushed.bodies.appliedDuplicate
         case (.late, false): return Pushed.bodies.late
         case (.late, true): return Pushed.bodies.lateDuplicate
+        case (.queued, false): return Pushed.bodies.queued
+        case (.queued, true): return Pushed.bodies.queuedDuplicate
         }
     }
 
     private static let bodies = (
         applied: Body.encode(Pushed(outcome: .applied)), appliedDuplicate: Body.encode(Pushed(outcome: .applied, duplicate: true)),
+        queued: Body.encode(Pushed(outcome: .queued)), queuedDuplicate: Body.encode(Pushed(outcome: .queued, duplicate: true)),
         late: Body.encode(Pushed(outcome: .late)), lateDuplicate: Body.encode(Pushed(outcome: .late, duplicate: true))
     )
 }
@@ -167,7 +173,20 @@ public struct Names: Codable, Sendable, Equatable {
     public init(names: [String]) { self.names = names }
 }
 
-/// `.error` body: a stable code and a message for a person.
+/// `.values` body: the names the tensors carry, in order, and (sync) what became of this worker's recent
+/// gradients that the server could not apply.
+public struct ValuesBody: Codable, Sendable, Equatable {
+    public var names: [String]
+    /// Sync steps this worker contributed to that were dropped because their averaged gradient would have made
+    /// a variable or its optimizer state non-finite, since the last values it got (absent: none).
+    public var droppedSteps: Int?
+    public init(names: [String], droppedSteps: Int? = nil) {
+        self.names = names
+        self.droppedSteps = droppedSteps
+    }
+}
+
+/// `.error` body: a stable code, a message for a person, and whether trying again can succeed.
 public struct ErrorBody: Codable, Sendable, Equatable, Error, CustomStringConvertible {
     public enum Code: String, Codable, Sendable {
         case malformed, unsupportedVersion, unknownVariable, shapeConflict, dtypeConflict, wrongTensorSize,
@@ -190,14 +209,30 @@ public struct ErrorBody: Codable, Sendable, Equatable, Error, CustomStringConver
         case settingsConflict
         /// This task index finished its training (it said done); a new process for it has nothing left to do.
         case indexDone
+
+        /// Whether the same worker can go on after this refusal: a refused push is skipped (the next step's
+        /// gradient may be fine), a connection the server no longer knows is bound again by a hello, a held
+        /// index may be freed. Everything else is a conflict or a bug that trying again cannot fix.
+        public var isRetryable: Bool {
+            switch self {
+            case .nonFinite, .wrongIdentity, .indexTaken: return true
+            default: return false
+            }
+        }
     }
 
     public var code: Code
     public var message: String
-    public init(code: Code, message: String) {
+    /// Whether trying again can succeed (absent in older servers' replies: the code's own `isRetryable`).
+    public var retryable: Bool?
+    public init(code: Code, message: String, retryable: Bool? = nil) {
         self.code = code
         self.message = message
+        self.retryable = retryable ?? code.isRetryable
     }
+
+    /// Whether the worker may go on after this refusal.
+    public var canRetry: Bool { retryable ?? code.isRetryable }
 
     public var description: String { message }
 }

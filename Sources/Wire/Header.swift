@@ -26,11 +26,15 @@ public enum MessageKind: UInt8, Sendable, CaseIterable {
     /// worker → server: I am alive (sent while a reply is slow in coming). Reply: `.pong`.
     case ping = 12
     case pong = 13
+    /// worker → server, from a connection of its own, every second whatever the worker is doing: this process
+    /// (task index and incarnation in the header) is alive. Accepted from any connection whose incarnation
+    /// (and CURVE key) match the index's; it is what `--worker-timeout` and takeover count. Reply: `.pong`.
+    case heartbeat = 14
 
     /// Whether servers take this kind (the others are replies).
     public var isRequest: Bool {
         switch self {
-        case .hello, .register, .pull, .push, .done, .ping: return true
+        case .hello, .register, .pull, .push, .done, .ping, .heartbeat: return true
         case .welcome, .registered, .values, .pushed, .goodbye, .error, .pong: return false
         }
     }

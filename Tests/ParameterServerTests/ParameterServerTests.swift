@@ -390,7 +390,7 @@ struct ParameterServerTests {
         let late = d.hello(1, of: 2, incarnation: 99, peer: Peer(id: Array("new".utf8)))
         let error = try #require(late.errors.first)
         #expect(error.code == .indexDone)
-        #expect(error.message.contains("task index 1 finished its training") && error.message.contains("step 9"), "\(error.message)")
+        #expect(error.message.contains("task index 1 finished its training"), "\(error.message)")
         #expect(d.core.workerCounts.done == 1)
         // The process that said done may still say hello again (a reconnect): nothing changes for it.
         #expect(d.hello(1, of: 2).kinds == [.welcome])

@@ -75,7 +75,7 @@ struct WireTests {
     @Test("requests and replies are told apart by kind; ping and pong are a pair")
     func kinds() {
         let requests = MessageKind.allCases.filter(\.isRequest)
-        #expect(Set(requests) == [.hello, .register, .pull, .push, .done, .ping])
+        #expect(Set(requests) == [.hello, .register, .pull, .push, .done, .ping, .heartbeat])
         #expect(!MessageKind.pong.isRequest && !MessageKind.error.isRequest)
     }
 
