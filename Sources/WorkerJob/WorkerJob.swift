@@ -141,7 +141,7 @@ public enum WorkerJob {
             if !job.servers.isEmpty {
                 let ctx = try Context()
                 context = ctx
-                let transports: [ClientTransport] = try job.servers.enumerated().map { i, s in
+                let clientSettings: [ZeroMQClientSettings] = job.servers.enumerated().map { i, s in
                     var settings = ZeroMQClientSettings(server: s)
                     // The limit servers are told in hello is this connection's own.
                     settings.maxMessageBytes = Int64(job.remote.maxFrameBytes)
@@ -149,13 +149,18 @@ public enum WorkerJob {
                         settings.curveServerKey = job.curveServerKeys.count == 1 ? job.curveServerKeys[0] : job.curveServerKeys[i]
                         settings.curveKeyPair = job.curveKeyPair
                     }
-                    return try ZeroMQClientTransport(settings, context: ctx)
+                    return settings
                 }
+                let transports: [ClientTransport] = try clientSettings.map { try ZeroMQClientTransport($0, context: ctx) }
                 var settings = job.remote
                 settings.registerValues = job.restore != nil
                 settings.usesCurve = !job.curveServerKeys.isEmpty
                 settings.scaling = scalingLabel(choice)
-                let r = try RemoteExchange(servers: job.servers, transports: transports, settings: settings, logger: logger)
+                // The heartbeat thread's own connections, made on that thread (a socket belongs to one thread),
+                // with the same keys: servers bind a heartbeat to the process by its incarnation and key.
+                let r = try RemoteExchange(
+                    servers: job.servers, transports: transports, settings: settings, logger: logger,
+                    heartbeatTransports: { try clientSettings.map { try ZeroMQClientTransport($0, context: ctx) } })
                 remote = r
                 exchange = r
             } else {
@@ -236,6 +241,8 @@ public enum WorkerJob {
             return .success
         } catch let e as RemoteError {
             logger.error("\(e)")
+            // Too large for the connection: a setting to change, not a peer to retry or a refusal.
+            if case .tooLarge = e { return .failure }
             if case .refused(_, _, let body) = e, body.code == .unsupportedVersion { return .failure }
             return e.isRetryable ? .peerLost : .refused
         } catch let e as Checkpoints.Error {

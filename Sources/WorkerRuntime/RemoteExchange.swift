@@ -5,142 +5,28 @@ import Transport
 import VariableScopes
 import Wire
 
-/// Why talking to the parameter servers failed; each case names the server and what was awaited.
-public enum RemoteError: Error, CustomStringConvertible {
-    /// A reply took longer than `--timeout`; `answering` says whether the server still answered pings lately.
-    case timeout(server: String, position: Int, of: Int, waitingFor: String, seconds: Double, answering: Bool)
-    /// Nothing at all came back from a server this worker has never reached (it is not running, or not yet).
-    case noAnswer(server: String, position: Int, of: Int, seconds: Double, hint: String)
-    /// The servers say this task index finished its training: nothing is left for this process to do.
-    case alreadyDone(server: String, message: String)
-    case refused(server: String, what: String, error: ErrorBody)
-    case lost(server: String, seconds: Double, attempts: Int, hint: String)
-    case keyRefused(server: String, reason: String)
-    case unexpectedReply(server: String, what: String, got: String)
-    case badEndpoint(String)
-
-    public var description: String {
-        switch self {
-        case .timeout(let s, let i, let n, let w, let secs, let answering):
-            return String(
-                format: "timed out after %.0f s waiting for ps %@ (%d of %d servers) to %@; %@", secs, s, i, n, w,
-                answering
-                    ? "it answers pings, so it is alive but slow (a sync step waiting for other workers?)"
-                    : "it has not answered pings either (is it still running?)")
-        case .noAnswer(let s, let i, let n, let secs, let hint):
-            return String(
-                format:
-                    "no answer from ps %@ (%d of %d servers) within %.0f s (--timeout): no server is running there, or it is not reachable, or the job's servers have already finished and exited%@; it may yet come back, so this exit is retryable",
-                s, i, n, secs, hint)
-        case .alreadyDone(_, let message):
-            return "nothing to do: \(message)"
-        case .refused(let s, let w, let e):
-            return "ps \(s) refused \(w): \(e.message)"
-        case .lost(let s, let secs, let n, let hint):
-            return String(
-                format:
-                    "lost ps %@ and could not reconnect within %.0f s (%d attempts): is ps-server running there and reachable? (--recovery-timeout)%@",
-                s, secs, n, hint)
-        case .keyRefused(let s, let r):
-            return "ps \(s): \(r)"
-        case .unexpectedReply(let s, let w, let g):
-            return "ps \(s) answered \(w) with \(g)"
-        case .badEndpoint(let e):
-            return "'\(e)' is not host:port"
-        }
-    }
-
-    /// Whether trying again later may succeed (a lost peer) rather than never (a refusal, a conflict).
-    public var isRetryable: Bool {
-        switch self {
-        case .lost, .timeout, .noAnswer: return true
-        case .refused, .keyRefused, .unexpectedReply, .badEndpoint, .alreadyDone: return false
-        }
-    }
-}
-
-/// Worker-side traffic and recovery counters.
-public struct TrafficStats: Sendable {
-    public var bytesSent = 0
-    public var bytesReceived = 0
-    public var steps = 0
-    /// Servers lost and found again, and the updates they had applied after their last checkpoint.
-    public var recoveries = 0
-    public var updatesLost: UInt64 = 0
-    public var recoverySeconds = 0.0
-    /// Sync gradients that arrived after their step was applied without them.
-    public var lateGradients = 0
-    /// Steps whose exchange overlapped the next step (`prefetch`): each ran on values one step staler.
-    public var prefetchedSteps = 0
-    /// Bytes moved by joining (hello, register, the first pull), left out of the per-step figure.
-    public var bytesAtStart = 0
-    /// Steady-state traffic: what training steps moved, per step.
-    public var bytesPerStep: Double {
-        steps == 0 ? 0 : Double(bytesSent + bytesReceived - bytesAtStart) / Double(steps)
-    }
-    public init() {}
-}
-
-/// How a worker talks to its servers.
-public struct RemoteSettings: Sendable {
-    public var taskIndex: Int
-    public var numWorkers: Int
-    /// The graph seed: servers create variables from it exactly as every worker does.
-    public var seed: UInt64
-    /// Seconds a live (pinging) server may take to answer one request.
-    public var timeout: Double = 60
-    /// Seconds between pings while a reply is slow.
-    public var heartbeat: Double = 1
-    /// Seconds without any word from a server before it is counted lost and reconnected.
-    public var lostAfter: Double = 4
-    /// Seconds to keep reconnecting to a lost server before giving up.
-    public var recoveryTimeout: Double = 300
-    /// Register with the worker's current values (after `--restore`): a server that does not hold a
-    /// variable yet takes them; one that does keeps its own.
-    public var registerValues = false
-    /// Whether the connections use CURVE (for the hint when a server never answers).
-    public var usesCurve = false
-    /// How tensors cross the wire (`--wire-dtype`).
-    public var wireDType: WireDType = .float32
-    /// Async only: send step k's push and pull and return at once; step k + 1 then runs on the values
-    /// it has (one step staler) while the servers work, and the replies are taken in at the next exchange.
-    public var prefetch = false
-    /// The data scaling this worker trains with, announced in hello so that servers hold every worker of a
-    /// job to one and record it.
-    public var scaling: String?
-    /// Offer to send and take each message's tensors packed in one frame (`Hello.packed`); a server that
-    /// agrees gets them so, others a frame per tensor.
-    public var packed = true
-    /// The largest frame this worker's connections take (its ZeroMQ message limit), told to servers so
-    /// that they pack values only up to it.
-    public var maxFrameBytes = 256 << 20
-
-    public init(taskIndex: Int, numWorkers: Int, seed: UInt64) {
-        self.taskIndex = taskIndex
-        self.numWorkers = numWorkers
-        self.seed = seed
-    }
-}
-
-/// Pushes gradients to and pulls variables from parameter servers, over any `ClientTransport`.
+/// Pushes gradients to and pulls variables from parameter servers, over any `ClientTransport`: placement,
+/// fan-out to every server at once, prefetch, and recovery.
 ///
 /// Each step sends, to every server at once, the push of step k's gradients and the pull for step k + 1,
-/// then waits for both replies from each. With a server that takes packed tensors (all current ones),
-/// a push's gradients are copied back to back into one send buffer and travel as one frame, and the values
-/// come back as one: a 233 KB copy costs less than the system calls and wake-ups of a frame per tensor.
-/// Otherwise gradient frames borrow the variables' gradient buffers (no copy). Either way the memory sent
-/// is not written again until every reply, hence every send, is complete.
+/// then waits for both replies from each (`GradientStager` owns the memory a push travels in).
 ///
-/// A server that stops answering (no reply and no pong for `lostAfter`) or comes back with a new
-/// incarnation is recovered: reconnect with exponential backoff, hello, register again (create-if-absent),
-/// then re-send the unanswered requests with their original ids, so a push is applied once.
+/// Recovery, bounded: a server that stops answering on this connection (no reply and no pong for
+/// `lostAfter`), comes back with a new incarnation, or no longer knows this connection (`wrongIdentity`:
+/// libzmq reconnected after a pause) is recovered without recursion: reconnect with exponential backoff,
+/// hello (the same incarnation proves it is the same process), register again after a restart
+/// (create-if-absent), then re-send the unanswered requests with their original ids, so a push is applied
+/// once. One deadline (`recoveryTimeout`) covers every recovery of one round of requests, so a server that
+/// keeps restarting ends the worker (exit 138) instead of looping.
+///
+/// Liveness is separate: a `Heartbeat` thread tells the servers this process is alive whatever it is doing.
 public final class RemoteExchange: ParameterExchange {
     public let servers: [String]
     let settings: RemoteSettings
     let logger: Logger
-    let transports: [ClientTransport]
+    let connections: [ServerConnection]
     /// This process's incarnation: servers tell a re-sent request from a new process by it.
-    public let incarnation = UInt64.random(in: 1...UInt64.max)
+    public let incarnation: UInt64
     var placement: Placement?
     /// Variables on each server, in a fixed order.
     var onServer: [[Variable]] = [] {
@@ -148,55 +34,54 @@ public final class RemoteExchange: ParameterExchange {
     }
     /// The body naming each server's variables, the same in every push and pull: encoded once.
     var namesBodies: [[UInt8]] = []
-    var incarnations: [UInt64?]
-    /// The last update count each server reported, to count what a restart lost.
-    var lastUpdates: [UInt64]
-    /// Sync: the step label of the next push to each server (its step + 1).
-    var labels: [UInt64]
     var nextRequest: UInt64 = 1
-    /// When the current round's requests went out.
-    var sentAt = Date()
+    /// When the current round's requests went out (monotonic).
+    var sentAt = MonotonicClock.now()
     public private(set) var stats = TrafficStats()
     /// The welcome of each server (mode, optimizer).
-    public private(set) var welcomes: [Welcome] = []
+    public var welcomes: [Welcome] { connections.compactMap(\.welcome) }
     /// Called with each recovery's description (metrics, logs).
     public var onRecovery: ((String) -> Void)?
     /// Called with each reply's latency in seconds, by request kind (metrics).
     public var onLatency: ((MessageKind, Double) -> Void)?
-    /// With bfloat16 on the wire or prefetch: one send buffer per variable that gradients are narrowed or
-    /// copied into. Frames point into it, and it is not written again until every reply has arrived.
-    var narrow: [ObjectIdentifier: UnsafeMutableRawBufferPointer] = [:]
+    let stager: GradientStager
     /// The last push acknowledgement decoded, by its bytes.
     var lastAcknowledgement: (body: [UInt8], pushed: Pushed)?
-    /// Per server: whether it agreed to packed tensors.
-    var packedWith: [Bool]
-    /// Per server, when packed: the one send buffer its pushes' gradients are copied (or narrowed) into,
-    /// back to back. Like `narrow`, it is not written again until every reply has arrived.
-    var packedBuffers: [Int: UnsafeMutableRawBufferPointer] = [:]
+    /// Pushes refused in a row.
+    var refusedInARow = 0
     /// With prefetch: the round the last `exchange` sent, answered at the next one.
     var inFlight: [Request]?
-
-    deinit {
-        for b in narrow.values { b.deallocate() }
-        for b in packedBuffers.values { b.deallocate() }
-    }
+    let heartbeat: Heartbeat?
 
     /// - Parameters:
     ///   - servers: `host:port` of each parameter server, in the same order on every worker.
     ///   - transports: one connection per server, in the same order.
-    public init(servers: [String], transports: [ClientTransport], settings: RemoteSettings, logger: Logger) throws {
+    ///   - heartbeatTransports: makes the heartbeat thread's own connections (one per server, same order);
+    ///     nil sends no heartbeats (servers then see only requests).
+    public init(
+        servers: [String], transports: [ClientTransport], settings: RemoteSettings, logger: Logger,
+        heartbeatTransports: (@Sendable () throws -> [ClientTransport])? = nil
+    ) throws {
         guard !servers.isEmpty, servers.count == transports.count else {
             throw RemoteError.badEndpoint("\(servers.count) servers for \(transports.count) connections")
         }
         self.servers = servers
-        self.transports = transports
         self.settings = settings
         self.logger = logger
-        incarnations = Array(repeating: nil, count: servers.count)
-        lastUpdates = Array(repeating: 0, count: servers.count)
-        labels = Array(repeating: 1, count: servers.count)
-        packedWith = Array(repeating: false, count: servers.count)
+        connections = zip(servers, transports).enumerated().map { i, pair in
+            ServerConnection(endpoint: pair.0, position: i, count: servers.count, transport: pair.1)
+        }
+        stager = GradientStager(dtype: settings.wireDType)
+        let incarnation = UInt64.random(in: 1...UInt64.max)
+        self.incarnation = incarnation
+        heartbeat = heartbeatTransports.map { make in
+            Heartbeat(
+                servers: servers.count, taskIndex: UInt32(settings.taskIndex), incarnation: incarnation, interval: settings.heartbeat,
+                logger: logger, makeTransports: make)
+        }
     }
+
+    deinit { heartbeat?.stop() }
 
     /// Checks `host:port` strings: a host and a port in 1...65535.
     public static func checkEndpoints(_ servers: [String]) throws {
@@ -214,12 +99,25 @@ public final class RemoteExchange: ParameterExchange {
         let placement = Placement(variables: variables, servers: servers.count)
         self.placement = placement
         onServer = servers.indices.map { i in variables.filter { placement.owner[$0.name] == i } }
+        // A tensor that cannot cross this worker's connection in one frame would make libzmq drop the
+        // connection on every values reply: a named, permanent error now, not a reconnect loop later.
+        for (i, vars) in onServer.enumerated() {
+            for v in vars where v.count * settings.wireDType.size > settings.maxFrameBytes {
+                throw RemoteError.tooLarge(
+                    server: servers[i], variable: v.name, bytes: v.count * settings.wireDType.size, limit: settings.maxFrameBytes)
+            }
+        }
         var resume: UInt64 = 0
-        for i in servers.indices {
-            let welcome = try join(i, deadline: Date().addingTimeInterval(settings.timeout))
+        for c in connections {
+            let welcome = try join(c, deadline: MonotonicClock.now() + settings.timeout)
             resume = max(resume, welcome.resumeStep)
         }
-        try roundTrip(servers.indices.map { i in pullRequest(i, step: Int(resume) + 1) }, what: "send the variables")
+        heartbeat?.start()
+        // Steps are Ints on this side: a server's step past them is a lie, not a step.
+        guard resume < UInt64(Int.max / 2) else {
+            throw RemoteError.unexpectedReply(server: servers[0], what: "hello", got: "a welcome resuming at step \(resume)")
+        }
+        try roundTrip(connections.map { pullRequest($0.position, step: Int(resume) + 1) })
         stats.bytesAtStart = stats.bytesSent + stats.bytesReceived
         return Int(resume)
     }
@@ -233,46 +131,22 @@ public final class RemoteExchange: ParameterExchange {
             try complete(previous)
         }
         var requests: [Request] = []
-        for i in servers.indices {
-            let vars = onServer[i]
-            let frames: [Frame]
-            let size = settings.wireDType.size
-            let packedBytes = vars.reduce(0) { $0 + $1.count * size }
-            if packedWith[i], vars.count > 1, packedBytes <= welcomes[i].maxFrameBytes ?? Int.max {
-                // One frame for all of this server's gradients: copied (or narrowed) back to back. Past the
-                // server's frame limit, a frame per tensor instead (it takes both).
-                let buffer = packedBuffer(i, bytes: packedBytes)
-                var offset = 0
-                for v in vars {
-                    put(v, into: UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<offset + v.count * size]))
-                    offset += v.count * size
-                }
-                frames = [Frame(external: UnsafeRawBufferPointer(buffer), owner: nil)]
-            } else if settings.wireDType == .bf16 || prefetching {
-                // Narrowed, or (prefetch) copied: the next backward pass writes the gradient buffers while
-                // this push may still be on its way.
-                frames = vars.map { v in
-                    let buffer = stagingBuffer(for: v, bytes: v.count * size)
-                    put(v, into: buffer)
-                    return Frame(external: UnsafeRawBufferPointer(buffer), owner: nil)
-                }
-            } else {
-                frames = vars.map { v in Frame(external: UnsafeRawBufferPointer(v.gradient), owner: nil) }
-            }
-            let label = welcomes[i].mode == .sync ? labels[i] : UInt64(step)
+        for c in connections {
+            let frames = stager.frames(
+                onServer[c.position], server: c.position, packed: c.packed, maxFrameBytes: c.welcome?.maxFrameBytes ?? Int.max,
+                copy: prefetching)
+            let label = c.welcome?.mode == .sync ? c.label : UInt64(step)
             requests.append(
-                request(
-                    i, .push, step: label, body: namesBodies[i], tensors: frames,
-                    what: "acknowledge the gradients of step \(step)"))
+                request(c.position, .push, step: label, body: namesBodies[c.position], tensors: frames, what: "acknowledge the gradients of step \(step)"))
         }
-        for i in servers.indices { requests.append(pullRequest(i, step: step + 1)) }
+        for c in connections { requests.append(pullRequest(c.position, step: step + 1)) }
         if prefetching {
             for r in requests { send(r) }
-            sentAt = Date()
+            sentAt = MonotonicClock.now()
             inFlight = requests
             stats.prefetchedSteps += 1
         } else {
-            try roundTrip(requests, what: "")
+            try roundTrip(requests)
         }
         stats.steps += 1
     }
@@ -283,46 +157,10 @@ public final class RemoteExchange: ParameterExchange {
             try complete(previous)
         }
         try roundTrip(
-            servers.indices.map {
-                request($0, .done, step: 0, body: Body.encode(Names(names: [])), what: "acknowledge that this worker is done")
-            }, what: "")
-    }
-
-    /// A send buffer of `bytes` for `v`'s gradient (narrowed to bfloat16, or copied for prefetch).
-    func stagingBuffer(for v: Variable, bytes: Int) -> UnsafeMutableRawBufferPointer {
-        if let b = narrow[ObjectIdentifier(v)], b.count == bytes { return b }
-        narrow[ObjectIdentifier(v)]?.deallocate()
-        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes, alignment: 16)
-        narrow[ObjectIdentifier(v)] = b
-        return b
-    }
-
-    /// `v`'s gradient in the wire dtype, into `slot` (narrowed to bfloat16, or copied).
-    func put(_ v: Variable, into slot: UnsafeMutableRawBufferPointer) {
-        if settings.wireDType == .bf16 {
-            BFloat16.encode(UnsafeBufferPointer(v.gradient), into: slot)
-        } else {
-            slot.copyMemory(from: UnsafeRawBufferPointer(v.gradient))
-        }
-    }
-
-    /// Pulled values in the wire dtype, into `v` (widened from bfloat16, or copied).
-    func take(_ bytes: UnsafeRawBufferPointer, into v: Variable) {
-        if settings.wireDType == .bf16 {
-            BFloat16.decode(bytes, into: v.value)
-        } else {
-            UnsafeMutableRawBufferPointer(v.value).copyMemory(from: bytes)
-        }
-    }
-
-    /// Server `i`'s packed send buffer, of `bytes`.
-    func packedBuffer(_ i: Int, bytes: Int) -> UnsafeMutableRawBufferPointer {
-        if let b = packedBuffers[i], b.count == bytes { return b }
-        packedBuffers[i]?.deallocate()
-        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes, 1), alignment: 16)
-        let sized = UnsafeMutableRawBufferPointer(rebasing: b[0..<bytes])
-        packedBuffers[i] = sized
-        return sized
+            connections.map {
+                request($0.position, .done, step: 0, body: Body.encode(Names(names: [])), what: "acknowledge that this worker is done")
+            })
+        heartbeat?.stop()
     }
 
     // MARK: - Requests
@@ -339,38 +177,25 @@ public final class RemoteExchange: ParameterExchange {
         var reply: Envelope?
     }
 
-    func request(
-        _ server: Int, _ kind: MessageKind, step: UInt64, body: [UInt8], tensors: [Frame] = [], what: String
-    ) -> Request {
+    func request(_ server: Int, _ kind: MessageKind, step: UInt64, body: [UInt8], tensors: [Frame] = [], what: String) -> Request {
         let id = nextRequest
         nextRequest += 1
         return Request(server: server, kind: kind, id: id, step: step, body: body, tensors: tensors, what: what)
     }
 
     func pullRequest(_ i: Int, step: Int) -> Request {
-        request(
-            i, .pull, step: UInt64(step), body: namesBodies[i],
-            what: "send the variables for step \(step)")
+        request(i, .pull, step: UInt64(step), body: namesBodies[i], what: "send the variables for step \(step)")
     }
 
     func send(_ r: Request) {
-        let header = Header(
-            kind: r.kind, workerID: UInt32(settings.taskIndex), requestID: r.id, step: r.step, incarnation: incarnation)
-        let frames = Envelope.frames(header, body: r.body, tensors: r.tensors)
-        stats.bytesSent += frames.reduce(0) { $0 + $1.count }
-        do {
-            try transports[r.server].send(frames)
-        } catch {
-            // The reply's bounded wait notices, and recovery re-sends.
-            logger.debug("send failed", metadata: ["ps.endpoint": "\(servers[r.server])", "error": "\(error)"])
-        }
+        let header = Header(kind: r.kind, workerID: UInt32(settings.taskIndex), requestID: r.id, step: r.step, incarnation: incarnation)
+        stats.bytesSent += connections[r.server].send(Envelope.frames(header, body: r.body, tensors: r.tensors), logger: logger)
     }
 
-    /// Sends every request, then waits for every reply, recovering lost servers on the way; applies the
-    /// replies (values into the variables, labels, counters).
-    func roundTrip(_ requests: [Request], what: String) throws {
+    /// Sends every request, then waits for every reply, recovering lost servers on the way; applies the replies.
+    func roundTrip(_ requests: [Request]) throws {
         for r in requests { send(r) }
-        sentAt = Date()
+        sentAt = MonotonicClock.now()
         try complete(requests)
     }
 
@@ -378,76 +203,105 @@ public final class RemoteExchange: ParameterExchange {
     func complete(_ requests: [Request]) throws {
         var byServer: [Int: [Request]] = [:]
         for r in requests { byServer[r.server, default: []].append(r) }
-        for i in servers.indices {
-            guard var pending = byServer[i] else { continue }
-            try awaitReplies(&pending, server: i)
+        for c in connections {
+            guard var pending = byServer[c.position] else { continue }
+            try awaitReplies(&pending, on: c)
             for r in pending { try apply(r) }
         }
     }
 
-    /// Waits for the replies to `requests` (all to server `i`).
-    func awaitReplies(_ requests: inout [Request], server i: Int) throws {
-        var lastHeard = Date()
-        var lastPing = Date()
-        var deadline = Date().addingTimeInterval(settings.timeout)
+    /// Waits for the replies to `requests` (all to `c`). A live server gets `timeout` to answer; a silent,
+    /// restarted or forgetful one is recovered, and one deadline covers all of this wait's recoveries.
+    func awaitReplies(_ requests: inout [Request], on c: ServerConnection) throws {
+        var lastHeard = MonotonicClock.now()
+        var lastPing = lastHeard
+        var deadline = lastHeard + settings.timeout
+        var recoveryDeadline: Double?
+        var recoveries = 0
         while let open = requests.firstIndex(where: { $0.reply == nil }) {
-            let now = Date()
-            if let refusal = transports[i].refusal { throw RemoteError.keyRefused(server: servers[i], reason: refusal) }
-            // A server never reached (its first hello) is not "lost": there is nothing to reconnect to. It gets
-            // --timeout to answer, and then the worker says that nothing answered.
-            let everHeard = incarnations[i] != nil
-            if !everHeard && now > deadline {
-                throw RemoteError.noAnswer(
-                    server: servers[i], position: i + 1, of: servers.count, seconds: settings.timeout,
-                    hint: settings.usesCurve
-                        ? "; with CURVE, a --curve-server-key that is not this server's public key looks like this" : "")
-            }
-            if everHeard && now.timeIntervalSince(lastHeard) > settings.lostAfter {
-                try recover(i, because: "no word for \(String(format: "%.1f", settings.lostAfter)) s", since: lastHeard)
-                for r in requests where r.reply == nil { send(r) }
-                (lastHeard, lastPing, deadline) = (Date(), Date(), Date().addingTimeInterval(settings.timeout))
-                continue
-            }
-            if now > deadline {
+            let now = MonotonicClock.now()
+            var trouble: (why: String, reconnect: Bool)?
+            if !c.everHeard {
+                // A server never reached is not "lost": there is nothing to reconnect to. It gets --timeout to
+                // answer, and then the worker says that nothing answered.
+                if now > deadline {
+                    throw RemoteError.noAnswer(
+                        server: c.endpoint, position: c.position + 1, of: c.count, seconds: settings.timeout,
+                        hint: settings.usesCurve ? "; with CURVE, a --curve-server-key that is not this server's public key looks like this" : "")
+                }
+            } else if now - lastHeard > settings.lostAfter {
+                let beating = (heartbeat?.lastHeard(c.position) ?? -Double.infinity) > lastHeard
+                trouble = (
+                    "no word on this connection for \(String(format: "%.1f", settings.lostAfter)) s"
+                        + (beating ? " (it answers heartbeats: the connection was replaced)" : ""), true
+                )
+            } else if now > deadline {
                 throw RemoteError.timeout(
-                    server: servers[i], position: i + 1, of: servers.count, waitingFor: requests[open].what,
-                    seconds: settings.timeout, answering: now.timeIntervalSince(lastHeard) <= 2 * settings.heartbeat + 0.5)
+                    server: c.endpoint, position: c.position + 1, of: c.count, waitingFor: requests[open].what,
+                    seconds: settings.timeout, answering: now - lastHeard <= 2 * settings.heartbeat + 0.5)
             }
-            if now.timeIntervalSince(lastHeard) >= settings.heartbeat && now.timeIntervalSince(lastPing) >= settings.heartbeat {
-                send(request(i, .ping, step: 0, body: Body.encode(Names(names: [])), what: "answer a ping"))
-                lastPing = now
+            if trouble == nil {
+                if c.everHeard, now - lastHeard >= settings.heartbeat, now - lastPing >= settings.heartbeat {
+                    // Keeps this connection's silence meaningful while a reply is slow (a sync step waiting).
+                    send(request(c.position, .ping, step: 0, body: Body.encode(Names(names: [])), what: "answer a ping"))
+                    lastPing = now
+                }
+                if let reply = try c.receive(timeout: min(0.25, settings.heartbeat / 2), bytes: &stats.bytesReceived) {
+                    if let known = c.incarnation, known != reply.header.incarnation {
+                        trouble = ("it restarted (new incarnation)", true)
+                    } else {
+                        c.incarnation = reply.header.incarnation
+                        lastHeard = MonotonicClock.now()
+                        if let k = requests.firstIndex(where: { $0.id == reply.header.requestID && $0.reply == nil }) {
+                            if reply.header.kind == .error {
+                                let e = try reply.decode(ErrorBody.self)
+                                if e.code == .wrongIdentity && e.canRetry {
+                                    trouble = ("it no longer knows this connection (\(e.message))", false)
+                                } else if requests[k].kind == .push && e.code == .nonFinite && e.canRetry {
+                                    // Skipped and counted; too many in a row end the worker.
+                                    try refusedPush(e, server: c.endpoint)
+                                    requests[k].reply = reply
+                                } else {
+                                    throw RemoteError.refused(server: c.endpoint, what: requests[k].what, error: e)
+                                }
+                            } else {
+                                requests[k].reply = reply
+                                onLatency?(requests[k].kind, MonotonicClock.now() - sentAt)
+                            }
+                        } else if reply.header.kind == .error, let e = try? reply.decode(ErrorBody.self), e.code == .wrongIdentity {
+                            // A ping (or a late request) refused: this connection is no longer bound.
+                            trouble = ("it no longer knows this connection (\(e.message))", false)
+                        }
+                    }
+                }
             }
-            guard let frames = try transports[i].receive(timeout: min(0.25, settings.heartbeat / 2)) else { continue }
-            stats.bytesReceived += frames.reduce(0) { $0 + $1.count }
-            let reply: Envelope
-            do {
-                reply = try Envelope(frames: frames[...])
-            } catch {
-                throw RemoteError.unexpectedReply(server: servers[i], what: requests[open].what, got: "a malformed message (\(error))")
-            }
-            if let known = incarnations[i], known != reply.header.incarnation {
-                try recover(i, because: "it restarted (new incarnation)", since: lastHeard)
+            if let (why, reconnect) = trouble {
+                let limit = recoveryDeadline ?? now + settings.recoveryTimeout
+                recoveryDeadline = limit
+                try recover(c, because: why, reconnect: reconnect, since: lastHeard, until: limit, recoveries: recoveries)
+                recoveries += 1
                 for r in requests where r.reply == nil { send(r) }
-                (lastHeard, lastPing, deadline) = (Date(), Date(), Date().addingTimeInterval(settings.timeout))
-                continue
+                lastHeard = MonotonicClock.now()
+                lastPing = lastHeard
+                deadline = lastHeard + settings.timeout
             }
-            incarnations[i] = reply.header.incarnation
-            lastHeard = Date()
-            guard let k = requests.firstIndex(where: { $0.id == reply.header.requestID && $0.reply == nil }) else {
-                continue  // a pong, or a late reply to an earlier request
-            }
-            if reply.header.kind == .error {
-                throw RemoteError.refused(server: servers[i], what: requests[k].what, error: try reply.decode(ErrorBody.self))
-            }
-            requests[k].reply = reply
-            onLatency?(requests[k].kind, Date().timeIntervalSince(sentAt))
+        }
+    }
+
+    /// Counts a refused push; past `maxRefusedPushes` in a row, gives up.
+    func refusedPush(_ e: ErrorBody, server: String) throws {
+        stats.refusedPushes += 1
+        refusedInARow += 1
+        logger.warning("push refused and skipped", metadata: ["ps": "\(server)", "in.a.row": "\(refusedInARow)", "error": "\(e.message)"])
+        if refusedInARow >= settings.maxRefusedPushes {
+            throw RemoteError.refusedPushes(server: server, count: refusedInARow, last: e)
         }
     }
 
     /// Takes in a reply: pulled values into the variables, the sync label, acknowledgements.
     func apply(_ r: Request) throws {
-        guard let reply = r.reply else { return }
-        let i = r.server
+        guard let reply = r.reply, reply.header.kind != .error else { return }
+        let c = connections[r.server]
         let expected: MessageKind
         switch r.kind {
         case .push: expected = .pushed
@@ -458,10 +312,11 @@ public final class RemoteExchange: ParameterExchange {
         default: expected = .pong
         }
         guard reply.header.kind == expected else {
-            throw RemoteError.unexpectedReply(server: servers[i], what: r.what, got: "\(reply.header.kind)")
+            throw RemoteError.unexpectedReply(server: c.endpoint, what: r.what, got: "\(reply.header.kind)")
         }
         switch r.kind {
         case .push:
+            refusedInARow = 0
             // Acknowledgements repeat: a body identical to the last one decoded means the same thing.
             let pushed: Pushed?
             if let last = lastAcknowledgement, reply.body.withUnsafeBytes({ $0.elementsEqual(last.body) }) {
@@ -472,38 +327,24 @@ public final class RemoteExchange: ParameterExchange {
             }
             if pushed?.outcome == .late { stats.lateGradients += 1 }
         case .pull:
-            let vars = onServer[i]
-            let size = settings.wireDType.size
-            // Packed (one frame for several variables) or a frame each: a server packs only what fits this
-            // worker's frame limit.
-            if packedWith[i], vars.count > 1, reply.tensors.count == 1 {
-                let total = vars.reduce(0) { $0 + $1.count * size }
-                guard let frame = reply.tensors.first, frame.count == total else {
-                    throw RemoteError.unexpectedReply(
-                        server: servers[i], what: "pull (packed)",
-                        got: "\(reply.tensors.count) frames of \(reply.tensors.reduce(0) { $0 + $1.count }) bytes for \(total)")
-                }
-                frame.withUnsafeBytes { all in
-                    var offset = 0
-                    for v in vars {
-                        take(UnsafeRawBufferPointer(rebasing: all[offset..<offset + v.count * size]), into: v)
-                        offset += v.count * size
-                    }
-                }
-            } else {
-                guard reply.tensors.count == vars.count else {
-                    throw RemoteError.unexpectedReply(
-                        server: servers[i], what: "pull", got: "\(reply.tensors.count) tensors for \(vars.count) variables")
-                }
-                for (v, frame) in zip(vars, reply.tensors) {
-                    guard frame.count == v.count * size else {
-                        throw RemoteError.unexpectedReply(server: servers[i], what: "pull of \(v.name)", got: "\(frame.count) bytes")
-                    }
-                    frame.withUnsafeBytes { take($0, into: v) }
+            let vars = onServer[r.server]
+            if let wrong = stager.takeValues(reply.tensors, into: vars, packed: c.packed) {
+                throw RemoteError.unexpectedReply(server: c.endpoint, what: "pull", got: wrong)
+            }
+            // Values a server sends are trained on: a non-finite one would poison every step after it.
+            for v in vars where !v.value.allSatisfy(\.isFinite) {
+                throw RemoteError.unexpectedReply(server: c.endpoint, what: "pull of \(v.name)", got: "values that are not finite")
+            }
+            if !reply.body.withUnsafeBytes({ $0.elementsEqual(c.lastValuesBody) }) {
+                c.lastValuesBody = reply.body.bytes
+                if let body = try? reply.decode(ValuesBody.self), let n = body.droppedSteps, n > 0 {
+                    stats.droppedSyncSteps += n
+                    logger.warning(
+                        "ps \(c.endpoint) dropped \(n) sync step(s) this worker contributed to: the averaged gradient was not finite")
                 }
             }
-            lastUpdates[i] = reply.header.step
-            labels[i] = reply.header.step + 1
+            c.lastUpdates = reply.header.step
+            c.label = reply.header.step &+ 1
         default: break
         }
     }
@@ -522,118 +363,148 @@ public final class RemoteExchange: ParameterExchange {
             what: "answer hello")
     }
 
-    /// Says hello to server `i` and registers this worker's variables there; retries while another process
-    /// still holds this task index (a restarted worker whose predecessor is not yet forgotten).
+    /// Says hello to `c` and registers this worker's variables there; retries while another process still
+    /// holds this task index (a restarted worker whose predecessor is not yet forgotten), until `deadline`.
     @discardableResult
-    func join(_ i: Int, deadline: Date) throws -> Welcome {
+    func join(_ c: ServerConnection, deadline: Double) throws -> Welcome {
         while true {
-            var hello = [helloRequest(i)]
+            var hello = [helloRequest(c.position)]
             send(hello[0])
             do {
-                try awaitReplies(&hello, server: i)
+                try awaitReplies(&hello, on: c)
             } catch RemoteError.refused(_, _, let e) where e.code == .indexDone {
-                throw RemoteError.alreadyDone(server: servers[i], message: e.message)
-            } catch RemoteError.refused(_, _, let e) where e.code == .indexTaken && Date() < deadline {
-                logger.warning("task index still held by an earlier process; retrying", metadata: ["ps": "\(servers[i])"])
+                throw RemoteError.alreadyDone(server: c.endpoint, message: e.message)
+            } catch RemoteError.refused(_, _, let e) where e.code == .indexTaken && MonotonicClock.now() < deadline {
+                logger.warning("task index still held by an earlier process; retrying", metadata: ["ps": "\(c.endpoint)"])
                 Thread.sleep(forTimeInterval: 1)
                 continue
             }
-            let welcome = try hello[0].reply!.decode(Welcome.self)
-            guard (welcome.wireDType ?? .float32) == settings.wireDType else {
-                throw RemoteError.unexpectedReply(
-                    server: servers[i], what: "hello asking for \(settings.wireDType.rawValue) tensors",
-                    got: "a welcome for \((welcome.wireDType ?? .float32).rawValue); this server does not negotiate the wire dtype")
-            }
-            if welcomes.count > i { welcomes[i] = welcome } else { welcomes.append(welcome) }
-            packedWith[i] = settings.packed && welcome.packed == true
-            labels[i] = welcome.resumeStep + 1
-            try register(i, withValues: settings.registerValues, what: "register \(onServer[i].count) variables")
+            guard let reply = hello[0].reply else { continue }
+            let welcome = try reply.decode(Welcome.self)
+            try accept(welcome, from: c)
+            var register = [registerRequest(c.position, withValues: settings.registerValues, what: "register \(onServer[c.position].count) variables")]
+            send(register[0])
+            try awaitReplies(&register, on: c)
+            try apply(register[0])
             return welcome
         }
     }
 
-    /// Registers this worker's variables on server `i` (create-if-absent). With `withValues` the specs carry
-    /// the worker's current values, which a server that lacks a variable takes (a restore, or a server that
-    /// restarted without its checkpoint); otherwise it creates them from the seed as every worker would.
-    func register(_ i: Int, withValues: Bool, what: String) throws {
+    /// Checks a welcome's numbers and settings and takes it.
+    func accept(_ welcome: Welcome, from c: ServerConnection) throws {
+        guard (welcome.wireDType ?? .float32) == settings.wireDType else {
+            throw RemoteError.unexpectedReply(
+                server: c.endpoint, what: "hello asking for \(settings.wireDType.rawValue) tensors",
+                got: "a welcome for \((welcome.wireDType ?? .float32).rawValue); this server does not negotiate the wire dtype")
+        }
+        guard welcome.resumeStep < UInt64(Int.max / 2), welcome.updates < UInt64.max / 2 else {
+            throw RemoteError.unexpectedReply(
+                server: c.endpoint, what: "hello", got: "a welcome at step \(welcome.resumeStep), update \(welcome.updates): past any real step")
+        }
+        c.welcome = welcome
+        c.packed = settings.packed && welcome.packed == true
+        c.label = welcome.resumeStep + 1
+    }
+
+    /// Registers this worker's variables (create-if-absent). With `withValues` the specs carry the worker's
+    /// current values, which a server that lacks a variable takes (a restore, or a server that restarted
+    /// without its checkpoint); otherwise it creates them from the seed as every worker would.
+    func registerRequest(_ i: Int, withValues: Bool, what: String) -> Request {
         let specs = onServer[i].map { v -> VariableSpec in
             var spec = VariableSpec(v, seed: settings.seed)
             if withValues { spec.initializer = InitializerSpec(kind: "tensor", values: Array(v.value)) }
             return spec
         }
-        var register = [request(i, .register, step: 0, body: Body.encode(Register(variables: specs)), what: what)]
-        send(register[0])
-        try awaitReplies(&register, server: i)
-        try apply(register[0])
+        return request(i, .register, step: 0, body: Body.encode(Register(variables: specs)), what: what)
     }
 
-    /// Reconnects to server `i` with exponential backoff until it answers hello, within the recovery timeout.
-    /// `since` is when the server was last heard from: the recovery time counts from there.
-    func recover(_ i: Int, because why: String, since: Date) throws {
-        let started = Date()
-        logger.warning(
-            "lost ps \(servers[i]) (\(why)); reconnecting", metadata: ["recovery.timeout": "\(settings.recoveryTimeout)"])
+    /// Brings `c` back: (re)connect with exponential backoff until it answers hello, register again if it
+    /// restarted, all before `limit`. No recursion: a failure within is another attempt.
+    /// - Parameters:
+    ///   - reconnect: drop this connection and make a new one (a silent or restarted server); otherwise the
+    ///     hello goes on the current one (it only needs binding again).
+    ///   - since: when the server was last heard from: the recovery time counts from there.
+    ///   - recoveries: recoveries already made in this wait (for the message when time runs out).
+    func recover(_ c: ServerConnection, because why: String, reconnect: Bool, since: Double, until limit: Double, recoveries: Int) throws {
+        logger.warning("lost ps \(c.endpoint) (\(why)); reconnecting", metadata: ["recovery.timeout": "\(settings.recoveryTimeout)"])
         var backoff = 0.1
         var attempts = 0
-        let previous = incarnations[i]
+        var answered = false
+        let previous = c.incarnation
         while true {
+            let now = MonotonicClock.now()
+            guard now < limit else {
+                if answered {
+                    throw RemoteError.recoveryTimedOut(
+                        server: c.endpoint, seconds: settings.recoveryTimeout, recoveries: recoveries,
+                        cause: "it answered hello but its incarnation changed again before registration completed")
+                }
+                if recoveries > 0 {
+                    throw RemoteError.recoveryTimedOut(server: c.endpoint, seconds: settings.recoveryTimeout, recoveries: recoveries, cause: why)
+                }
+                let hint =
+                    previous == nil && settings.usesCurve
+                    ? "; it never answered: with CURVE, a --curve-server-key that is not this server's public key looks like this" : ""
+                throw RemoteError.lost(server: c.endpoint, seconds: settings.recoveryTimeout, attempts: attempts, hint: hint)
+            }
             attempts += 1
-            try transports[i].reconnect()
-            incarnations[i] = nil
-            var hello = [helloRequest(i)]
-            send(hello[0])
-            if let welcome = try waitBriefly(&hello, server: i, seconds: 1 + backoff) {
-                let restarted = previous != nil && incarnations[i] != previous
+            if reconnect || attempts > 1 { try c.transport.reconnect() }
+            let hello = helloRequest(c.position)
+            send(hello)
+            if let reply = try waitBriefly(for: hello, on: c, seconds: min(1 + backoff, limit - now)) {
+                answered = true
+                let welcome = try reply.decode(Welcome.self)
+                let restarted = previous != nil && reply.header.incarnation != previous
+                if restarted {
+                    // Its variables are back from its checkpoint, or (without one) from the values sent here.
+                    let register = registerRequest(c.position, withValues: true, what: "register again after its restart")
+                    send(register)
+                    guard let registered = try waitBriefly(for: register, on: c, seconds: max(0, limit - MonotonicClock.now())),
+                        registered.header.incarnation == reply.header.incarnation, registered.header.kind == .registered
+                    else { continue }
+                }
+                try accept(welcome, from: c)
+                c.incarnation = reply.header.incarnation
                 var lost: UInt64 = 0
                 if restarted {
-                    lost = lastUpdates[i] > welcome.updates ? lastUpdates[i] - welcome.updates : 0
+                    lost = c.lastUpdates > welcome.updates ? c.lastUpdates - welcome.updates : 0
                     stats.updatesLost += lost
-                    try register(i, withValues: true, what: "register again after its restart")
+                } else if !reconnect {
+                    stats.rebinds += 1
                 }
-                if welcomes.count > i { welcomes[i] = welcome }
-                let seconds = Date().timeIntervalSince(since)
+                let seconds = MonotonicClock.now() - since
                 stats.recoveries += 1
                 stats.recoverySeconds += seconds
                 let text = String(
-                    format: "recovered ps %@ %.2f s after it was last heard (%d attempts)%@", servers[i], seconds, attempts,
+                    format: "recovered ps %@ %.2f s after it was last heard (%d attempts)%@", c.endpoint, seconds, attempts,
                     restarted
                         ? ": it restarted at update \(welcome.updates); \(lost) updates it had applied after its last checkpoint are lost"
-                        : ": same server, connection restored")
+                        : reconnect ? ": same server, connection restored" : ": same server, this connection bound again")
                 logger.warning("\(text)")
                 onRecovery?(text)
                 return
             }
-            if Date().timeIntervalSince(started) > settings.recoveryTimeout {
-                let hint =
-                    previous == nil && settings.usesCurve
-                    ? "; it never answered: with CURVE, a --curve-server-key that is not this server's public key looks like this"
-                    : ""
-                throw RemoteError.lost(server: servers[i], seconds: settings.recoveryTimeout, attempts: attempts, hint: hint)
-            }
-            logger.info(
-                "ps \(servers[i]) not back yet", metadata: ["attempt": "\(attempts)", "next.seconds": "\(String(format: "%.1f", backoff))"])
-            Thread.sleep(forTimeInterval: backoff)
+            logger.info("ps \(c.endpoint) not back yet", metadata: ["attempt": "\(attempts)", "next.seconds": "\(String(format: "%.1f", backoff))"])
+            Thread.sleep(forTimeInterval: max(0, min(backoff, limit - MonotonicClock.now())))
             backoff = min(backoff * 2, 5)
         }
     }
 
-    /// Waits up to `seconds` for the welcome; nil if none came (the server is not back yet).
-    func waitBriefly(_ hello: inout [Request], server i: Int, seconds: Double) throws -> Welcome? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if let refusal = transports[i].refusal { throw RemoteError.keyRefused(server: servers[i], reason: refusal) }
-            guard let frames = try transports[i].receive(timeout: 0.1) else { continue }
-            stats.bytesReceived += frames.reduce(0) { $0 + $1.count }
-            guard let reply = try? Envelope(frames: frames[...]), reply.header.requestID == hello[0].id else { continue }
+    /// Waits up to `seconds` for the reply to `r` on `c`, ignoring anything else (replies to earlier requests);
+    /// nil if none came, or the server is not ready for this worker yet (its index still held, or it no
+    /// longer knows this connection).
+    func waitBriefly(for r: Request, on c: ServerConnection, seconds: Double) throws -> Envelope? {
+        let deadline = MonotonicClock.now() + max(0, seconds)
+        while MonotonicClock.now() < deadline {
+            guard let reply = try c.receive(timeout: 0.1, bytes: &stats.bytesReceived), reply.header.requestID == r.id else { continue }
             if reply.header.kind == .error {
                 let e = try reply.decode(ErrorBody.self)
-                if e.code == .indexTaken { return nil }
-                throw RemoteError.refused(server: servers[i], what: "hello after reconnecting", error: e)
+                if e.code == .indexDone { throw RemoteError.alreadyDone(server: c.endpoint, message: e.message) }
+                if e.code == .indexTaken || e.code == .wrongIdentity { return nil }
+                throw RemoteError.refused(server: c.endpoint, what: "\(r.kind) after reconnecting", error: e)
             }
-            incarnations[i] = reply.header.incarnation
-            return try reply.decode(Welcome.self)
+            return reply
         }
         return nil
     }
 }
-
