@@ -20,26 +20,80 @@ public final class StopFlag: @unchecked Sendable {
     }
 }
 
-/// Signal handling for both executables: the signals are ignored at the process level (so a blocking
-/// call is at most interrupted, and retried) and delivered to `handler` on a dispatch queue instead.
+/// Signal handling for both executables, on a thread of its own.
+///
+/// `prepareProcess()`, the first thing each executable does, blocks SIGTERM, SIGINT and SIGHUP in the main
+/// thread before any other thread exists (threads inherit the mask), so no thread is interrupted by them;
+/// one dedicated thread takes them with `sigwait` and calls the handlers registered for them. No load on
+/// Swift's cooperative pool or Dispatch's queues can delay a SIGTERM, and no blocking call is interrupted.
+/// It also ignores SIGPIPE: a write to a closed pipe (a log reader gone after Ctrl-C) fails with EPIPE
+/// instead of killing the process before its final checkpoint.
 public final class SignalHandlers: @unchecked Sendable {
-    private var sources: [DispatchSourceSignal] = []
+    /// The signals taken on the signal thread.
+    public static let handled: [Int32] = [SIGTERM, SIGINT, SIGHUP]
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var handlers: [Int32: [(id: Int, call: @Sendable (Int32) -> Void)]] = [:]
+    nonisolated(unsafe) private static var nextID = 0
+    nonisolated(unsafe) private static var started = false
+    /// Signals someone has asked for: once handled, a signal with no handler left is ignored, as before.
+    nonisolated(unsafe) private static var everHandled: Set<Int32> = []
+    private let ids: [(Int32, Int)]
 
-    /// Installs `handler` for each of `signals` (e.g. SIGTERM, SIGINT, SIGHUP).
-    public init(_ signals: [Int32], handler: @escaping @Sendable (Int32) -> Void) {
-        for sig in signals {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { handler(sig) }
-            source.resume()
-            sources.append(source)
+    /// Blocks the handled signals in this thread (and every thread made after it), ignores SIGPIPE, and
+    /// starts the signal thread. Call it first in `main`; calling it again does nothing.
+    public static func prepareProcess() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !started else { return }
+        started = true
+        signal(SIGPIPE, SIG_IGN)
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in handled { sigaddset(&set, s) }
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        let thread = Thread {
+            var waitSet = sigset_t()
+            sigemptyset(&waitSet)
+            for s in handled { sigaddset(&waitSet, s) }
+            while true {
+                var sig: Int32 = 0
+                guard sigwait(&waitSet, &sig) == 0 else { continue }
+                lock.lock()
+                let calls = handlers[sig] ?? []
+                let asked = everHandled.contains(sig)
+                lock.unlock()
+                if calls.isEmpty {
+                    // Nobody ever asked for it: the default action, as if it had never been blocked.
+                    if !asked { _exit(128 + sig) }
+                    continue
+                }
+                for c in calls { c.call(sig) }
+            }
         }
+        thread.name = "signals"
+        thread.start()
     }
 
-    /// Stops listening (the signals stay ignored).
+    /// Calls `handler` (on the signal thread) for each of `signals` until `cancel`.
+    public init(_ signals: [Int32], handler: @escaping @Sendable (Int32) -> Void) {
+        Self.prepareProcess()
+        Self.lock.lock()
+        var ids: [(Int32, Int)] = []
+        for sig in signals where Self.handled.contains(sig) {
+            Self.nextID += 1
+            Self.handlers[sig, default: []].append((Self.nextID, handler))
+            Self.everHandled.insert(sig)
+            ids.append((sig, Self.nextID))
+        }
+        Self.lock.unlock()
+        self.ids = ids
+    }
+
+    /// Stops calling the handler (the signals stay taken by the signal thread).
     public func cancel() {
-        for s in sources { s.cancel() }
-        sources = []
+        Self.lock.lock()
+        for (sig, id) in ids { Self.handlers[sig]?.removeAll { $0.id == id } }
+        Self.lock.unlock()
     }
 
     deinit { cancel() }

@@ -22,11 +22,15 @@ public struct TrainingOptions: Sendable {
     public var patience: Int?
     /// Steps between validation checks when `patience` is set.
     public var validateEvery: Int
+    /// A test hook: this step takes this many seconds longer (a slow step, as a big model's would be), so
+    /// tests can show that a long step is not silence.
+    public var stall: (step: Int, seconds: Double)?
 
     public init(
         steps: Int = 1000, seed: UInt64 = 0, taskIndex: Int = 0, numWorkers: Int = 1, logEvery: Int = 100,
-        logdir: String? = nil, patience: Int? = nil, validateEvery: Int = 100
+        logdir: String? = nil, patience: Int? = nil, validateEvery: Int = 100, stall: (step: Int, seconds: Double)? = nil
     ) {
+        self.stall = stall
         self.steps = steps
         self.seed = seed
         self.taskIndex = taskIndex
@@ -170,6 +174,10 @@ public final class Trainer {
         while step < options.steps && !shouldStop {
             step += 1
             sampler.next(&indices)
+            if let stall = options.stall, stall.step == step {
+                output("step \(step) stalls for \(stall.seconds) s (--stall-at-step)")
+                Thread.sleep(forTimeInterval: stall.seconds)
+            }
             loss = try self.step(step, batch: indices, times: &times)
             let elapsed = Date().timeIntervalSince(started)
             let rate = Double((step - firstStep) * batch) / max(elapsed, 1e-9)

@@ -190,4 +190,6 @@ struct PSServer: ParsableCommand {
     }
 }
 
+// Before any other thread exists: signals go to a thread of their own, SIGPIPE is ignored.
+SignalHandlers.prepareProcess()
 PSServer.main()

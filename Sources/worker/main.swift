@@ -47,6 +47,9 @@ struct Worker: ParsableCommand {
     @Option(help: "Seconds a live server may take to answer one request.") var timeout: Double = 60
     @Option(help: "Seconds to keep reconnecting to a lost server before giving up (exit 138).")
     var recoveryTimeout: Double = 300
+    @Option(help: "Pushes a server may refuse in a row (a non-finite gradient, say) before the worker gives up; each is skipped.")
+    var maxRefusedPushes = 10
+    @Option(help: .hidden) var stallAtStep: String?
     @Option(help: "Load variables from the .safetensors files in this directory before training.") var restore: String?
     @Option(help: "After training, write the model (variables, normalisation, sizes) to this .safetensors file.")
     var save: String?
@@ -114,6 +117,10 @@ struct Worker: ParsableCommand {
         guard recoveryTimeout.isFinite, recoveryTimeout >= 0, recoveryTimeout <= 604_800 else {
             throw ValidationError("--recovery-timeout must be in [0, 604800] seconds, got \(recoveryTimeout)")
         }
+        guard (1...1_000_000).contains(maxRefusedPushes) else {
+            throw ValidationError("--max-refused-pushes must be in 1...1000000, got \(maxRefusedPushes)")
+        }
+        _ = try stall()
         guard (1...1_000_000_000).contains(logEvery) else { throw ValidationError("--log-every must be at least 1, got \(logEvery)") }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256, got \(threads)") }
         if let problem = OptimizerConfig(kind: optimizer, learningRate: learningRate, momentum: momentum).problem {
@@ -129,6 +136,16 @@ struct Worker: ParsableCommand {
         try model.check()
         try data.check()
         try stopping.check()
+    }
+
+    /// `--stall-at-step STEP:SECONDS` (a test hook): that step takes SECONDS longer.
+    func stall() throws -> (step: Int, seconds: Double)? {
+        guard let text = stallAtStep else { return nil }
+        let parts = text.split(separator: ":")
+        guard parts.count == 2, let step = Int(parts[0]), step >= 1, let seconds = Double(parts[1]), seconds.isFinite,
+            (0...3600).contains(seconds)
+        else { throw ValidationError("--stall-at-step takes STEP:SECONDS (a step from 1, seconds in 0...3600), got '\(text)'") }
+        return (step, seconds)
     }
 
     func run() throws {
@@ -161,13 +178,14 @@ struct Worker: ParsableCommand {
         remote.recoveryTimeout = recoveryTimeout
         remote.wireDType = wireDType
         remote.prefetch = prefetch
+        remote.maxRefusedPushes = maxRefusedPushes
         let job = WorkerJobConfig(
             model: model.sizes, data: data.data, columns: data.column, scaling: data.scaling, season: data.season,
             validationFraction: data.validationFraction, servers: servers,
             remote: remote, curveServerKeys: keys, curveKeyPair: pair, restore: restore, save: save,
             training: TrainingOptions(
                 steps: steps, seed: seed, taskIndex: index, numWorkers: workers, logEvery: logEvery, logdir: logdir,
-                patience: servers.isEmpty ? stopping.value : nil),
+                patience: servers.isEmpty ? stopping.value : nil, stall: try stall()),
             optimizer: OptimizerConfig(kind: optimizer, learningRate: learningRate, momentum: momentum), threads: threads,
             denseForm: denseForm)
         var configured = job
@@ -178,4 +196,6 @@ struct Worker: ParsableCommand {
     }
 }
 
+// Before any other thread exists: signals go to a thread of their own, SIGPIPE is ignored.
+SignalHandlers.prepareProcess()
 Worker.main()

@@ -228,6 +228,71 @@ struct ParameterServerTests {
         #expect(d.register(0, [spec("w", [3])]).errors.first?.code == .shapeConflict)
     }
 
+    @Test("sync: a push is acknowledged as queued, not applied; its step is applied once every worker pushed")
+    func syncQueued() throws {
+        let d = Driver(Driver.config(.sync))
+        d.form(2, w2)
+        let first = d.push(0, step: 1, ["w": [1, 1]])
+        #expect(try first.replies[0].1.decode(Pushed.self).outcome == .queued)
+        #expect(d.core.value(of: "w") == [0, 0] && d.core.syncStep == 0)
+        _ = d.push(1, step: 1, ["w": [1, 1]])
+        #expect(d.core.value(of: "w") == [-0.5, -0.5] && d.core.syncStep == 1)
+        // The re-sent push of a step still queued is acknowledged as queued, and as a duplicate.
+        _ = d.push(0, step: 2, ["w": [1, 1]], id: 50)
+        let again = try d.push(0, step: 2, ["w": [1, 1]], id: 50).replies[0].1.decode(Pushed.self)
+        #expect(again.outcome == .queued && again.duplicate)
+    }
+
+    @Test("sync: a step whose averaged gradient is not finite is dropped, counted, and told to the workers that contributed")
+    func syncDroppedStepReported() throws {
+        let d = Driver(Driver.config(.sync) { $0.optimizer = OptimizerConfig(kind: .adam, learningRate: 0.1) })
+        d.form(2, w2)
+        // Each gradient is finite; their sum overflows.
+        _ = d.push(0, step: 1, ["w": [3e38, 1]])
+        _ = d.push(1, step: 1, ["w": [3e38, 1]])
+        #expect(d.core.value(of: "w") == [0, 0] && d.core.syncStep == 1)
+        #expect(d.core.counters.droppedSyncSteps == 1)
+        for w in [UInt32(0), 1] {
+            let values = d.pull(w, step: 2, ["w"])
+            #expect(try values.replies[0].1.decode(ValuesBody.self).droppedSteps == 1, "worker \(w)")
+            // Told once.
+            #expect(try d.pull(w, step: 2, ["w"]).replies[0].1.decode(ValuesBody.self).droppedSteps == nil)
+        }
+    }
+
+    @Test("sync: a crash loses the gradients queued for the step in progress; after the restart the step goes on from new pushes")
+    func syncCrashLosesQueued() throws {
+        let d = Driver(Driver.config(.sync))
+        d.form(2, w2)
+        _ = d.push(0, step: 1, ["w": [1, 1]])  // acknowledged as queued
+        let saved = d.core.snapshot()  // what a checkpoint holds at that moment: no queued gradients
+        let after = Driver(Driver.config(.sync), restored: saved)
+        _ = after.hello(0, of: 2)
+        _ = after.hello(1, of: 2)
+        // Worker 0 is not asked again (its push was acknowledged): its pull is answered, and its next push
+        // counts towards the step together with worker 1's.
+        #expect(after.pull(0, step: 2, ["w"]).kinds == [.values])
+        _ = after.push(1, step: 1, ["w": [1, 1]])
+        #expect(after.core.syncStep == 0)
+        _ = after.push(0, step: 2, ["w": [3, 3]])
+        #expect(after.core.syncStep == 1 && after.core.value(of: "w") == [-1, -1])
+    }
+
+    @Test("an error reply says whether trying again helps, and names the request even when the body is malformed")
+    func errorReplies() throws {
+        let d = Driver(Driver.config(.async))
+        d.form(1, w2)
+        let refused = d.push(0, step: 1, ["w": [.nan, 1]])
+        #expect(refused.errors.first?.canRetry == true)
+        let conflict = d.register(0, [spec("w", [3])])
+        #expect(conflict.errors.first?.code == .shapeConflict && conflict.errors.first?.canRetry == false)
+        // A header that reads, with a body that does not: the reply carries the request's id.
+        let h = Header(kind: .push, workerID: 0, requestID: 4242, step: 1, incarnation: 1000)
+        let effects = d.core.receive([Frame(h.encoded), Frame(Array("{not json".utf8))], from: Driver.peer(0), now: d.now)
+        #expect(effects.replies.first?.1.header.requestID == 4242)
+        #expect(effects.errors.first != nil)
+    }
+
     @Test("a push that would make Adam's state non-finite is refused whole; training goes on normally after")
     func nonFinite() {
         let d = Driver(Driver.config(.async) { $0.optimizer = OptimizerConfig(kind: .adam, learningRate: 0.1) })

@@ -209,3 +209,74 @@ struct PrefetchTests {
         #expect(remote.stats.prefetchedSteps == 2)
     }
 }
+
+@Suite("Liveness and recovery, in process")
+struct LivenessInProcessTests {
+    func graph() throws -> Graph {
+        let g = Graph(seed: 3)
+        _ = try g.getVariable("dense/kernel", shape: [3, 2])
+        _ = try g.getVariable("dense/bias", shape: [2], initializer: .constant(0.5))
+        return g
+    }
+
+    @Test("a connection the server no longer knows (libzmq reconnected it) is bound again by a hello, and the step goes on")
+    func rebind() throws {
+        let server = InProcessServer(ServerConfig(name: "ps", optimizer: OptimizerConfig(kind: .sgd, learningRate: 1)))
+        defer { server.shutdown() }
+        let g = try graph()
+        let client = server.hub.client()
+        let remote = try RemoteExchange(
+            servers: ["p:1"], transports: [client], settings: RemoteSettings(taskIndex: 0, numWorkers: 1, seed: 3), logger: Logger(label: "w"))
+        _ = try remote.start(variables: g.trainableVariables)
+        // A new connection id under the worker, as after a pause past libzmq's heartbeat: the server refuses it
+        // as wrongIdentity until the same process says hello on it.
+        try client.reconnect()
+        for v in g.trainableVariables { for k in 0..<v.count { v.gradient[k] = 1 } }
+        try remote.exchange(step: 1, variables: g.trainableVariables)
+        #expect(remote.stats.rebinds == 1 && remote.stats.recoveries == 1)
+        #expect(server.loop.core.value(of: "dense/bias") == [-0.5, -0.5])  // applied once
+        try remote.finish(variables: g.trainableVariables)
+    }
+
+    @Test("a refused push is skipped and counted; --max-refused-pushes in a row end the worker with a message")
+    func refusedPushes() throws {
+        let server = InProcessServer(ServerConfig(name: "ps", optimizer: OptimizerConfig(kind: .sgd, learningRate: 1)))
+        defer { server.shutdown() }
+        let g = try graph()
+        var settings = RemoteSettings(taskIndex: 0, numWorkers: 1, seed: 3)
+        settings.maxRefusedPushes = 3
+        let remote = try RemoteExchange(servers: ["p:1"], transports: [server.hub.client()], settings: settings, logger: Logger(label: "w"))
+        _ = try remote.start(variables: g.trainableVariables)
+        let vars = g.trainableVariables
+        func set(_ x: Float) { for v in vars { for k in 0..<v.count { v.gradient[k] = x } } }
+        set(.nan)
+        try remote.exchange(step: 1, variables: vars)
+        try remote.exchange(step: 2, variables: vars)
+        #expect(remote.stats.refusedPushes == 2)
+        set(1)
+        try remote.exchange(step: 3, variables: vars)  // a good push resets the count
+        #expect(server.loop.core.value(of: "dense/bias") == [-0.5, -0.5])
+        set(.infinity)
+        try remote.exchange(step: 4, variables: vars)
+        try remote.exchange(step: 5, variables: vars)
+        #expect(throws: RemoteError.self) { try remote.exchange(step: 6, variables: vars) }
+        #expect(remote.stats.refusedPushes == 5)
+    }
+
+    @Test("a tensor past the worker's own frame limit is a named error at start, not a reconnect loop")
+    func tooLarge() throws {
+        let server = InProcessServer(ServerConfig(name: "ps"))
+        defer { server.shutdown() }
+        let g = try graph()
+        var settings = RemoteSettings(taskIndex: 0, numWorkers: 1, seed: 3)
+        settings.maxFrameBytes = 16
+        let remote = try RemoteExchange(servers: ["p:1"], transports: [server.hub.client()], settings: settings, logger: Logger(label: "w"))
+        do {
+            _ = try remote.start(variables: g.trainableVariables)
+            Issue.record("start should have refused dense/kernel (24 bytes) past a 16-byte limit")
+        } catch let e as RemoteError {
+            #expect(!e.isRetryable)
+            #expect("\(e)".contains("dense/kernel") && "\(e)".contains("--max-message-bytes"), "\(e)")
+        }
+    }
+}
