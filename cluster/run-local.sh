@@ -65,8 +65,9 @@ declare -A pid restarts
 alive() { kill -0 "$1" 2>/dev/null; }
 cleanup() {
     trap - INT TERM EXIT
+    # SIGTERM (servers write their final checkpoint, workers say done), then up to 30 s for them to exit.
     for p in "${pid[@]}"; do kill "$p" 2>/dev/null || true; done
-    for _ in $(seq 1 50); do
+    for _ in $(seq 1 300); do
         any=0
         for p in "${pid[@]}"; do alive "$p" && any=1; done
         [ "$any" = 0 ] && break
@@ -74,21 +75,31 @@ cleanup() {
     done
     for p in "${pid[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 }
-trap 'echo "stopping every process" >&2; cleanup; exit 130' INT TERM
+trap 'echo "stopping every process (servers write their final checkpoints)" >&2; cleanup; report_final; exit 130' INT TERM
 trap cleanup EXIT
 
+# After a stop: which servers wrote their final checkpoint (their log lines say so).
+report_final() {
+    local n
+    n=$(grep -c "reason=final" "$run"/ps-*.log 2>/dev/null | awk -F: '{ s += $2 } END { print s + 0 }')
+    echo "final checkpoints written: $n of $servers servers (in $run/checkpoint)" >&2
+}
+
+# Ctrl-C reaches every process in the terminal's foreground group. The log filters ignore it ("trap ''"
+# survives exec), so they keep carrying the servers' last lines (the final checkpoint) instead of dying and
+# leaving the servers to be killed by SIGPIPE as they log.
 start_server() {  # index port
     local i=$1 port=$2
     "$bin/ps-server" --port "$port" --port-file "$run/ps-$i.port" --name "ps-$i" --mode "$mode" \
         --num-workers "$workers" --checkpoint-dir "$run/checkpoint" --checkpoint-every 200 \
-        > >(sed -u "s/^/[ps $i] /") 2>&1 &
+        > >(trap '' INT; tee -a "$run/ps-$i.log" | sed -u "s/^/[ps $i] /") 2>&1 &
     pid[ps-$i]=$!
     echo "$!" >> "$run/pids"
 }
 start_worker() {  # index
     local i=$1
     "$bin/worker" --ps "$ps_list" --task-index "$i" --num-workers "$workers" --steps "$steps" \
-        "${data_args[@]}" --log-every 250 "${extra[@]}" > >(tee "$run/worker-$i.log" | sed -u "s/^/[worker $i] /") 2>&1 &
+        "${data_args[@]}" --log-every 250 "${extra[@]}" > >(trap '' INT; tee "$run/worker-$i.log" | sed -u "s/^/[worker $i] /") 2>&1 &
     pid[worker-$i]=$!
     echo "$!" >> "$run/pids"
 }
@@ -167,6 +178,7 @@ while :; do
     sleep 0.2
 done
 
+report_final
 files=$(find "$run/checkpoint" -name '*.safetensors' | wc -l)
 [ "$files" -gt 0 ] || { echo "servers wrote no checkpoint in $run/checkpoint" >&2; exit 1; }
 echo "evaluating the servers' checkpoint ($run/checkpoint) on the held-out split:"

@@ -86,12 +86,11 @@ fi
 
 scripts/setup.sh
 # The interop test reads our checkpoints with Python's safetensors package; the deployment tests check the
-# Kubernetes manifests with kubernetes-validate and run a job across network namespaces (iproute2).
+# Kubernetes manifests with kubernetes-validate.
 python3 -c "import safetensors, numpy, kubernetes_validate, prometheus_client" 2>/dev/null \
     || python3 -m pip install --quiet safetensors numpy kubernetes-validate prometheus_client
-if ! command -v ip >/dev/null; then
-    [ "$(id -u)" -eq 0 ] && { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2; }
-fi
+# Network namespaces (iproute2) for the jobs across hosts; a real terminal (tmux) for the Ctrl-C test.
+scripts/setup.sh iproute2:ip tmux:tmux
 swift build --build-tests
 swift test --skip-build "${filter[@]}"
 if [ ${#filter[@]} -eq 0 ]; then

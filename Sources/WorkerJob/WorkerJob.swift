@@ -191,6 +191,7 @@ public enum WorkerJob {
                 readiness.set(true)
             }
             let stop = trainer.stop
+            remote?.stopRequested = { stop.isRequested }
             let handlers = SignalHandlers([SIGTERM, SIGINT]) { sig in
                 logger.info("signal received: stopping after this step", metadata: ["signal": "\(signalName(sig))"])
                 stop.request()
@@ -235,6 +236,10 @@ public enum WorkerJob {
             logger.error("\(e)")
             if case .fileNotFound = e { return .noInput }
             return .dataError
+        } catch RemoteError.stoppedWhileAway(let server) {
+            // Asked to stop (Ctrl-C, SIGTERM) while a server was away: stopping is what was asked for.
+            logger.warning("\(RemoteError.stoppedWhileAway(server: server))")
+            return .success
         } catch RemoteError.alreadyDone(let server, let message) {
             // Not a failure: the task is complete. Exit 0, so that a restart policy does not start it again.
             logger.warning("\(RemoteError.alreadyDone(server: server, message: message))")

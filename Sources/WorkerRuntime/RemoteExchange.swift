@@ -52,6 +52,9 @@ public final class RemoteExchange: ParameterExchange {
     /// With prefetch: the round the last `exchange` sent, answered at the next one.
     var inFlight: [Request]?
     let heartbeat: Heartbeat?
+    /// Whether the worker was told to stop (a signal): then a server that stops answering is not recovered
+    /// (after Ctrl-C the servers are stopping too) and the goodbye is not waited for long.
+    public var stopRequested: @Sendable () -> Bool = { false }
 
     /// - Parameters:
     ///   - servers: `host:port` of each parameter server, in the same order on every worker.
@@ -156,11 +159,16 @@ public final class RemoteExchange: ParameterExchange {
             inFlight = nil
             try complete(previous)
         }
-        try roundTrip(
-            connections.map {
-                request($0.position, .done, step: 0, body: Body.encode(Names(names: [])), what: "acknowledge that this worker is done")
-            })
-        heartbeat?.stop()
+        defer { heartbeat?.stop() }
+        do {
+            try roundTrip(
+                connections.map {
+                    request($0.position, .done, step: 0, body: Body.encode(Names(names: [])), what: "acknowledge that this worker is done")
+                })
+        } catch RemoteError.stoppedWhileAway(let server) {
+            // Stopping on a signal with a server gone: the others were told; that one will count us lost.
+            logger.warning("ps \(server) did not acknowledge that this worker is done; stopping anyway")
+        }
     }
 
     // MARK: - Requests
@@ -276,6 +284,7 @@ public final class RemoteExchange: ParameterExchange {
                 }
             }
             if let (why, reconnect) = trouble {
+                if stopRequested() { throw RemoteError.stoppedWhileAway(server: c.endpoint) }
                 let limit = recoveryDeadline ?? now + settings.recoveryTimeout
                 recoveryDeadline = limit
                 try recover(c, because: why, reconnect: reconnect, since: lastHeard, until: limit, recoveries: recoveries)

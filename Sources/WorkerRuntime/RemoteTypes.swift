@@ -20,6 +20,8 @@ public enum RemoteError: Error, CustomStringConvertible {
     case tooLarge(server: String, variable: String, bytes: Int, limit: Int)
     /// The servers refused this many pushes in a row (`--max-refused-pushes`).
     case refusedPushes(server: String, count: Int, last: ErrorBody)
+    /// The worker was told to stop (a signal) while a server was away: it stops instead of recovering.
+    case stoppedWhileAway(server: String)
 
     public var description: String {
         switch self {
@@ -59,6 +61,8 @@ public enum RemoteError: Error, CustomStringConvertible {
                 "variable \(v) on ps \(s) needs \(bytes) bytes in one frame, past this worker's limit of \(limit) (--max-message-bytes); raise it on the workers and the servers, or partition the variable"
         case .refusedPushes(let s, let n, let last):
             return "ps \(s) refused \(n) pushes in a row (--max-refused-pushes); the last: \(last.message)"
+        case .stoppedWhileAway(let s):
+            return "stopped by a signal while ps \(s) was not answering (it may have been stopped too); not recovering it"
         }
     }
 
@@ -66,7 +70,8 @@ public enum RemoteError: Error, CustomStringConvertible {
     public var isRetryable: Bool {
         switch self {
         case .lost, .timeout, .noAnswer, .recoveryTimedOut: return true
-        case .refused, .keyRefused, .unexpectedReply, .badEndpoint, .alreadyDone, .tooLarge, .refusedPushes: return false
+        case .refused, .keyRefused, .unexpectedReply, .badEndpoint, .alreadyDone, .tooLarge, .refusedPushes, .stoppedWhileAway:
+            return false
         }
     }
 }

@@ -88,3 +88,56 @@ func isZombie(_ pid: Int32) -> Bool {
     else { return false }
     return stat[stat.index(close, offsetBy: 2)...].hasPrefix("Z")
 }
+
+extension Integration.HarnessTests {
+    @Test("Ctrl-C in a real terminal (tmux) on the main job: every server writes its final checkpoint, and nothing is left running")
+    func controlC() throws {
+        let tmux = ["/usr/bin/tmux", "/bin/tmux", "/usr/local/bin/tmux"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let path = try #require(tmux, "tmux is needed (scripts/test.sh installs it)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ctrl-c-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let log = dir.appendingPathComponent("terminal.log").path
+        let session = "ctrlc\(getpid())"
+        let socket = dir.appendingPathComponent("tmux.sock").path
+        // Through Python's subprocess, which closes every other descriptor in the child: the tmux server that the
+        // client forks would otherwise inherit the descriptor by which Foundation learns that a child exited,
+        // and this process would wait for ever.
+        func tmuxRun(_ args: [String]) throws -> Int32 {
+            let run = "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode)"
+            return try ProcessHarness.runToCompletion("/usr/bin/env", ["python3", "-c", run, path, "-S", socket] + args, seconds: 30).0
+        }
+        // What a user types: the harness in the foreground of a terminal, training until interrupted. Its output
+        // goes to a file, but the terminal's Ctrl-C still reaches its whole foreground group (the harness, the
+        // servers, the workers and their log filters), which is what this checks.
+        let command =
+            "cd \(Self.root.path) && cluster/run-local.sh --bin \(ProcessHarness.binDirectory.path) --steps 100000000 "
+            + (Self.longer + ["--scaling", "relative"]).joined(separator: " ") + " > \(log) 2>&1; echo EXIT:$? >> \(log); sleep 600"
+        #expect(try tmuxRun(["new-session", "-d", "-s", session, "-x", "200", "-y", "50", command]) == 0)
+        defer { _ = try? tmuxRun(["kill-server"]) }
+        // A terminal ends lines with "\r\n".
+        func text() -> String { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").replacingOccurrences(of: "\r", with: "") }
+        func waitFor(_ what: String, seconds: Double, _ condition: (String) -> Bool) -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if condition(text()) { return true }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            Issue.record("waited \(seconds) s for \(what); the terminal showed: \(text().suffix(3000))")
+            return false
+        }
+        try #require(waitFor("both workers training", seconds: 120) { $0.contains("[worker 0] step 20/") && $0.contains("[worker 1] step 20/") })
+        #expect(try tmuxRun(["send-keys", "-t", session, "C-c"]) == 0)
+        try #require(waitFor("the harness to exit", seconds: 120) { $0.contains("EXIT:") })
+        let screen = text()
+        for i in 0..<2 {
+            #expect(
+                screen.split(separator: "\n").contains { $0.contains("[ps \(i)]") && $0.contains("checkpoint written") && $0.contains("reason=final") },
+                "ps \(i)'s final checkpoint: \(screen.suffix(3000))")
+        }
+        #expect(screen.contains("final checkpoints written: 2 of 2 servers"), "\(screen.suffix(3000))")
+        #expect(!screen.contains("SIGPIPE") && !screen.contains("Broken pipe"), "\(screen.suffix(3000))")
+        #expect(leftovers(screen).isEmpty, "processes left running after Ctrl-C")
+        print("ctrl-c: the harness in tmux, interrupted while training: both servers wrote their final checkpoint; nothing left running")
+    }
+}
