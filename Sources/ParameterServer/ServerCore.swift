@@ -169,6 +169,12 @@ public final class ServerCore {
     /// Counts replies the transport dropped.
     public func countDroppedReply() { counters.repliesDropped += 1 }
 
+    /// Counts messages dropped whole for their size.
+    public func countOversized() { counters.oversizedMessages += 1 }
+
+    /// Counts requests refused because their connection's key was revoked.
+    public func countRevoked() { counters.revokedRequests += 1 }
+
     // MARK: - Reading
 
     /// The state to checkpoint.
@@ -426,6 +432,10 @@ public struct ServerCounters: Sendable, Equatable {
     public var identityRefused = 0
     public var workersLost = 0
     public var refusedPeers = 0
+    /// Messages with more parts or bytes than any valid request, dropped whole (their peers ignored).
+    public var oversizedMessages = 0
+    /// Requests refused because their connection's CURVE key was revoked (SIGHUP after removing it).
+    public var revokedRequests = 0
     public var repliesDropped = 0
     public var checkpoints = 0
     /// Requests by worker index.

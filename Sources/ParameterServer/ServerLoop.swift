@@ -21,6 +21,11 @@ public final class ServerLoop {
     public var maxDrops = 8
     /// Called with the core at every tick (every 50 ms) and at the end (metrics), not on the request path.
     public var observe: ((ServerCore) -> Void)?
+    /// With CURVE admission: whether a connection's key is still listed. Requests from a revoked key are
+    /// refused (`keyRevoked`), so removing a key and sending SIGHUP cuts off a live worker.
+    public var admits: ((String) -> Bool)?
+    /// The authorized-keys file, for the refusal's message.
+    public var keysFile = ""
     public private(set) var lastCheckpoint: (path: String, seconds: Double, at: Double)?
 
     public init(
@@ -54,6 +59,15 @@ public final class ServerLoop {
                     logger.warning("refused a peer at the door", metadata: ["peer.key": "\(r.key)", "peer.address": "\(r.address)"])
                 }
                 if !refused.isEmpty { core.countRefused(refused.count) }
+                for o in transport.drainOversized() {
+                    // More parts or bytes than any valid request: dropped whole before any per-frame work, and the
+                    // peer ignored from now on.
+                    core.countOversized()
+                    core.shun(o.peer)
+                    logger.warning(
+                        "dropped a message larger than any request, and ignoring its peer",
+                        metadata: ["peer": "\(o.peer)", "parts": "\(o.parts)", "bytes": "\(o.bytes)"])
+                }
                 observe?(core)
             }
             // Take every request that is waiting, then tick again.
@@ -71,6 +85,10 @@ public final class ServerLoop {
                 }
                 guard let (peer, frames) = received else { break }
                 timeout = 0
+                if let admits, let key = peer.key, !admits(key) {
+                    refuseRevoked(peer, frames, key: key)
+                    continue
+                }
                 if let reason = perform(core.receive(frames, from: peer, now: clock())) { exitReason = reason }
             }
         }
@@ -78,6 +96,20 @@ public final class ServerLoop {
         defer { transport.close(lingerSeconds: 2) }
         try checkpoint(reason: "final")
         observe?(core)
+    }
+
+    /// Answers a request from a connection whose key was taken out of the authorized keys.
+    func refuseRevoked(_ peer: Peer, _ frames: [Frame], key: String) {
+        let header = frames.first.flatMap { f in f.withUnsafeBytes { try? Header(decoding: $0) } }
+        let error = ErrorBody(
+            code: .keyRevoked,
+            message:
+                "ps \(core.config.name): this worker's CURVE key \(key) is no longer in --curve-authorized-keys \(keysFile) (revoked); nothing it sends is served")
+        core.countRevoked()
+        logger.warning("refused a request from a revoked key", metadata: ["peer.key": "\(key)", "peer": "\(peer)"])
+        let reply = Envelope.frames(
+            Header(kind: .error, workerID: header?.workerID ?? 0, requestID: header?.requestID ?? 0, incarnation: core.incarnation), error)
+        _ = transport.send(reply, to: peer)
     }
 
     /// Carries out effects; returns an exit reason if one asks to stop.

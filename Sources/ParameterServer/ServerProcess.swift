@@ -3,6 +3,7 @@ import Logging
 import ProcessSupport
 import Telemetry
 import Transport
+import Wire
 import ZeroMQ
 
 /// Everything `ps-server` needs beyond the rules: where to listen, where to keep checkpoints, keys.
@@ -76,6 +77,11 @@ public enum ServerProcess {
             config.limits.maxFrameBytes = Int(launch.maxMessageBytes)
             settings.curveSecretKey = launch.curveSecretKey
             settings.admission = admission
+            // No valid request has more parts than a header, a body and a frame per name, nor more bytes than a
+            // registration's body or a push of every variable this server can hold (values are a third of the
+            // bytes held with their two optimizer slots).
+            settings.maxPartsPerMessage = 1 + 2 + config.limits.maxNamesPerRequest
+            settings.maxBytesPerMessage = max(Body.defaultLimit, config.limits.maxTotalBytes / 3) + (16 << 20)
             do {
                 transport = try ZeroMQServerTransport(settings, context: context)
             } catch let e as ZMQError {
@@ -103,6 +109,12 @@ public enum ServerProcess {
                 config: config, incarnation: UInt64.random(in: 1...UInt64.max), restored: restored, now: clock(),
                 logger: logger)
             let loop = ServerLoop(core: core, transport: transport, store: store, logger: logger, clock: clock)
+            if let admission {
+                // Revocation: a key taken out of the file (and SIGHUP) stops its live connections too; ZAP alone
+                // would only keep it from connecting again.
+                loop.admits = { admission.stillAdmits($0) }
+                loop.keysFile = admission.path
+            }
             if launch.metricsPort != nil {
                 let metrics = ServerMetrics()
                 loop.observe = { [unowned loop] core in

@@ -64,6 +64,7 @@ public final class InProcessHub: @unchecked Sendable {
             return .sent
         }
         func drainRefusals() -> [Refusal] { [] }
+        func drainOversized() -> [Oversized] { [] }
         func close(lingerSeconds: Double) {}
     }
 

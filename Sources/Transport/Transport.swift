@@ -19,8 +19,22 @@ public protocol ServerTransport: AnyObject {
     func send(_ frames: [Frame], to peer: Peer) -> SendOutcome
     /// Peers refused at the door since the last call (admission): for logs and counters.
     func drainRefusals() -> [Refusal]
+    /// Messages dropped since the last call for having more parts or bytes than any valid request.
+    func drainOversized() -> [Oversized]
     /// Lets queued replies leave (bounded by `lingerSeconds`), then closes.
     func close(lingerSeconds: Double)
+}
+
+/// A message dropped for its size: who sent it, how many parts and bytes it had.
+public struct Oversized: Sendable, Equatable {
+    public let peer: Peer
+    public let parts: Int
+    public let bytes: Int
+    public init(peer: Peer, parts: Int, bytes: Int) {
+        self.peer = peer
+        self.parts = parts
+        self.bytes = bytes
+    }
 }
 
 /// A peer that admission refused.

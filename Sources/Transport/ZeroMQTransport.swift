@@ -23,8 +23,12 @@ extension Frame {
 public struct ZeroMQServerSettings: Sendable {
     /// e.g. `tcp://0.0.0.0:2222`.
     public var endpoint: String
-    /// Larger messages make libzmq drop the connection before we allocate them.
+    /// Larger frames make libzmq drop the connection before we allocate them.
     public var maxMessageBytes: Int64 = 256 << 20
+    /// A whole message with more parts or bytes than any valid request is dropped, and its peer ignored
+    /// (libzmq itself limits only each frame).
+    public var maxPartsPerMessage = 1 + 2 + 4096
+    public var maxBytesPerMessage = 1 << 30
     /// Replies queued per peer before further ones are dropped: bounds the memory one slow reader holds.
     public var sendHighWaterMark: Int32 = 16
     public var receiveHighWaterMark: Int32 = 64
@@ -43,10 +47,17 @@ public final class ZeroMQServerTransport: ServerTransport {
     let zap: ZAPHandler?
     /// The endpoint actually bound (a port of `*` resolved).
     public let boundEndpoint: String
+    /// Bounds on one whole message (a routing id and a request): parts and bytes.
+    let maxParts: Int
+    let maxMessageTotal: Int
+    private let lock = NSLock()
+    private var oversized: [Oversized] = []
 
     /// Binds. - Throws: `ZMQError` naming the endpoint.
     public init(_ settings: ZeroMQServerSettings, context: Context) throws {
         self.context = context
+        maxParts = settings.maxPartsPerMessage
+        maxMessageTotal = settings.maxBytesPerMessage
         // The handler must listen before the first connection's handshake asks it.
         zap = try settings.admission.map { try ZAPHandler(context: context, admission: $0) }
         socket = try Socket(context, .router)
@@ -67,7 +78,14 @@ public final class ZeroMQServerTransport: ServerTransport {
         guard try socket.waitReadable(milliseconds: max(0, Int(timeout * 1000))) else { return nil }
         let messages: [Message]
         do {
-            messages = try socket.receive(dontWait: true)
+            switch try socket.receive(maxParts: maxParts, maxBytes: maxMessageTotal, dontWait: true) {
+            case .message(let m): messages = m
+            case .oversized(let first, let parts, let bytes):
+                lock.lock()
+                oversized.append(Oversized(peer: Peer(id: first?.bytes ?? []), parts: parts, bytes: bytes))
+                lock.unlock()
+                return nil
+            }
         } catch let e as ZMQError where e.kind == .timeout {
             return nil
         }
@@ -90,6 +108,14 @@ public final class ZeroMQServerTransport: ServerTransport {
     }
 
     public func drainRefusals() -> [Refusal] { zap?.admission.drainRefusals() ?? [] }
+
+    public func drainOversized() -> [Oversized] {
+        lock.lock()
+        defer { lock.unlock() }
+        let o = oversized
+        oversized = []
+        return o
+    }
 
     public func close(lingerSeconds: Double) {
         try? socket.setLinger(milliseconds: Int32(max(0, min(lingerSeconds, 60)) * 1000))

@@ -209,6 +209,8 @@ public struct ErrorBody: Codable, Sendable, Equatable, Error, CustomStringConver
         case settingsConflict
         /// This task index finished its training (it said done); a new process for it has nothing left to do.
         case indexDone
+        /// The CURVE key this connection was admitted with is no longer authorized (revoked).
+        case keyRevoked
 
         /// Whether the same worker can go on after this refusal: a refused push is skipped (the next step's
         /// gradient may be fine), a connection the server no longer knows is bound again by a hello, a held

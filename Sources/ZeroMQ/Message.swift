@@ -113,3 +113,6 @@ final class StorageBox<T> {
             mutating: storage.withUnsafeBytes { $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1)! })
     }
 }
+
+/// Gives memory freed by dropped messages back to the system (glibc's `malloc_trim`).
+func releaseFreeMemory() { scoped_trainer_release_free_memory() }

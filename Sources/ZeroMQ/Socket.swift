@@ -220,6 +220,54 @@ public final class Socket {
         return parts
     }
 
+    /// What `receive(maxParts:maxBytes:)` got.
+    public enum Bounded {
+        /// A whole message within the bounds.
+        case message([Message])
+        /// A message past the bounds: its first part (a ROUTER's routing id), how many parts and bytes it had.
+        /// Everything past the bounds was received into one reused frame and dropped, so it cost no memory
+        /// here beyond what libzmq itself held.
+        case oversized(first: Message?, parts: Int, bytes: Int)
+    }
+
+    /// Receives one whole multipart message, but keeps at most `maxParts` parts and `maxBytes` bytes of it:
+    /// libzmq limits each frame (`ZMQ_MAXMSGSIZE`), not a message, so a peer can send millions of empty
+    /// frames or several large ones as one message. Past either bound the rest is drained and dropped.
+    /// - Throws: as `receive`.
+    public func receive(maxParts: Int, maxBytes: Int, dontWait: Bool = false) throws -> Bounded {
+        let h = try live
+        var parts: [Message] = []
+        var bytes = 0
+        var count = 0
+        var over = false
+        var first: Message?
+        let sink = Message()
+        while true {
+            let m = over ? sink : Message()
+            var rc = zmq_msg_recv(m.msg, h, dontWait && count == 0 ? ZMQ_DONTWAIT : 0)
+            while rc < 0 && zmq_errno() == EINTR { rc = zmq_msg_recv(m.msg, h, dontWait && count == 0 ? ZMQ_DONTWAIT : 0) }
+            if rc < 0 { throw ZMQError.last("zmq_msg_recv", "receiving on \(describe)") }
+            count += 1
+            bytes += Int(rc)
+            if count == 1 { first = m }
+            let more = m.more
+            if !over {
+                parts.append(m)
+                if count > maxParts || bytes > maxBytes {
+                    over = true
+                    parts = []
+                }
+            }
+            if !more { break }
+        }
+        if over {
+            // The dropped parts' memory goes back to the system now, not at some later allocation.
+            releaseFreeMemory()
+            return .oversized(first: first, parts: count, bytes: bytes)
+        }
+        return .message(parts)
+    }
+
     var describe: String {
         endpoints.isEmpty ? "\(type) socket" : "\(type) socket \(endpoints.joined(separator: ","))"
     }

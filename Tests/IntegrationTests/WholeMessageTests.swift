@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+import Wire
+
+extension Integration {
+    /// A whole message past any valid request's size, and a key revoked while its worker trains: real processes
+    /// on loopback, hostile peers made with pyzmq.
+    @Suite("Whole messages and revoked keys", .serialized)
+    struct WholeMessageTests {
+        /// The peak resident set of a process so far, in kB (`VmHWM`).
+        static func peakKB(_ pid: Int32) -> Int? {
+            guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+                let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+            else { return nil }
+            return line.split(separator: " ").compactMap { Int($0) }.first
+        }
+
+        /// Runs a Python script (pyzmq) with arguments; returns its status and output.
+        static func python(_ script: String, _ args: [String], seconds: Double) throws -> (Int32, String) {
+            try ProcessHarness.runToCompletion("/usr/bin/env", ["python3", "-c", script] + args, seconds: seconds)
+        }
+
+        /// Sends one message of `frames` frames of `size` bytes each on a DEALER, then says hello on another
+        /// connection and prints what came back.
+        static let flood = """
+            import sys, zmq, struct, json, random
+            endpoint, frames, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+            ctx = zmq.Context()
+            bad = ctx.socket(zmq.DEALER); bad.setsockopt(zmq.LINGER, -1); bad.setsockopt(zmq.SNDHWM, 0)
+            bad.connect("tcp://" + endpoint)
+            part = b"\\0" * size
+            for _ in range(frames - 1):
+                bad.send(part, zmq.SNDMORE, copy=False)
+            bad.send(part, copy=False)
+            print("sent", frames, "frames of", size, "bytes", flush=True)
+            bad.close()
+            ctx.term()
+            """
+
+        @Test(
+            "a message of 2,000,000 empty frames, and one of six 200 MiB frames, are dropped whole; the server serves others, memory returns",
+            arguments: [(2_000_000, 0), (6, 200 << 20)])
+        func oversized(frames: Int, size: Int) throws {
+            let h = try ProcessHarness()
+            let (server, ps) = try h.startServer(["--mode", "async", "--keep-serving"], label: "ps-big")
+            let pid = server.process.processIdentifier
+            // A worker trains throughout; the server must keep serving it.
+            var args = Small.args(steps: Small.untilStopped)
+            args[args.firstIndex(of: "--log-every")! + 1] = "10"
+            let w = try h.start("worker", ["--ps", ps, "--num-workers", "1"] + args, label: "w")
+            try #require(h.waitFor(w, seconds: 120, "the worker at step 20") { $0.contains("step 20/") })
+            let before = HostileTests.residentKB(pid) ?? 0
+            var peak = before
+            let (status, out) = try Self.python(Self.flood, [ps, "\(frames)", "\(size)"], seconds: 240)
+            #expect(status == 0, "\(out)")
+            #expect(h.waitFor(server, seconds: 120, "the server to drop the message") { $0.contains("dropped a message larger than any request") })
+            peak = max(peak, Self.peakKB(pid) ?? 0)
+            // It goes on serving: the worker trains 50 more steps.
+            let now = LivenessTests.lastStep(w.output)
+            let target = (now / 10 + 5) * 10
+            #expect(h.waitFor(w, seconds: 120, "the worker at step \(target) after the message") { $0.contains("step \(target)/") })
+            // Memory comes back (bounded wait on the reading itself).
+            var after = HostileTests.residentKB(pid) ?? 0
+            let deadline = Date().addingTimeInterval(30)
+            while after - before > 32 * 1024 && Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.2)
+                after = HostileTests.residentKB(pid) ?? 0
+            }
+            #expect(after - before <= 32 * 1024, "server RSS \(before) kB before, \(after) kB after")
+            #expect(server.process.isRunning)
+            w.process.terminate()
+            h.expectExit(w, 0, seconds: 120, "the worker on SIGTERM")
+            server.process.terminate()
+            h.expectExit(server, 0, seconds: 30, "ps-server on SIGTERM")
+            print(
+                "whole message: \(frames) frames of \(size) bytes dropped whole; server RSS \(before / 1024) MB before, \(after / 1024) MB after (peak while libzmq held it \(peak / 1024) MB); the worker trained on"
+            )
+        }
+
+        @Test("a key taken out of the authorized keys and SIGHUP cut off its live worker: exit 77 naming the key file")
+        func revokedKey() throws {
+            let h = try ProcessHarness()
+            let keys = { try h.curveKeys($0) }
+            let (server, worker, spare) = (try keys("ps"), try keys("worker"), try keys("spare"))
+            let authorized = h.directory.appendingPathComponent("authorized_keys").path
+            let workerKey = try String(contentsOfFile: worker + ".public", encoding: .utf8)
+            let spareKey = try String(contentsOfFile: spare + ".public", encoding: .utf8)
+            try ("# the job\n" + workerKey + spareKey).write(toFile: authorized, atomically: true, encoding: .utf8)
+            let (ps, endpoint) = try h.startServer(
+                ["--curve-secret-file", server + ".secret", "--curve-authorized-keys", authorized, "--keep-serving"], label: "ps-revoke")
+            var args = Small.args(steps: Small.untilStopped)
+            args[args.firstIndex(of: "--log-every")! + 1] = "10"
+            let w = try h.start(
+                "worker",
+                ["--ps", endpoint, "--num-workers", "1", "--curve-server-key", server + ".public", "--curve-secret-file", worker + ".secret"] + args,
+                label: "w")
+            try #require(h.waitFor(w, seconds: 120, "the worker at step 20") { $0.contains("step 20/") })
+            try ("# the worker's key is revoked\n" + spareKey).write(toFile: authorized, atomically: true, encoding: .utf8)
+            kill(ps.process.processIdentifier, SIGHUP)
+            #expect(h.waitFor(ps, seconds: 30, "the server to reload its keys") { $0.contains("authorized keys reloaded") })
+            let reloaded = Date()
+            h.expectExit(w, 77, seconds: 60, "the revoked worker")
+            let seconds = Date().timeIntervalSince(reloaded)
+            #expect(w.output.contains("revoked") && w.output.contains(authorized), "\(w.output.suffix(2000))")
+            #expect(ps.process.isRunning)
+            ps.process.terminate()
+            h.expectExit(ps, 0, seconds: 30, "ps-server on SIGTERM")
+            print(String(format: "revocation: the worker exited 77 %.1f s after the server reloaded its keys, naming the key file", seconds))
+        }
+    }
+}
