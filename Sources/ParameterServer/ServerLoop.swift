@@ -22,6 +22,10 @@ public final class ServerLoop {
     /// Called with the core at every tick (every 50 ms) and at the end (metrics), not on the request path.
     public var observe: ((ServerCore) -> Void)?
     public private(set) var lastCheckpoint: (path: String, seconds: Double, at: Double)?
+    /// Periodic checkpoints that failed (`ps_checkpoint_failures_total`).
+    public private(set) var checkpointFailures = 0
+    /// Failed periodic checkpoints are retried after 1 s, 2 s, 4 s... up to `--checkpoint-secs`, not every tick.
+    public var checkpointRetry: Backoff
 
     public init(
         core: ServerCore, transport: ServerTransport, store: CheckpointStore?, logger: Logger,
@@ -32,6 +36,7 @@ public final class ServerLoop {
         self.store = store
         self.logger = logger
         self.clock = clock
+        checkpointRetry = Backoff(initial: 1, maximum: core.config.checkpointSeconds ?? 60)
     }
 
     /// Serves until the rules say every worker is finished (unless `keepServing`) or `stop` is requested,
@@ -100,8 +105,17 @@ public final class ServerLoop {
                     }
                 }
             case .checkpoint(let why):
-                do { try checkpoint(reason: why) } catch {
-                    logger.error("periodic checkpoint failed; will retry", metadata: ["error": "\(error)"])
+                let now = clock()
+                guard checkpointRetry.allows(now: now) else { continue }
+                do {
+                    try checkpoint(reason: why)
+                    checkpointRetry.succeeded()
+                } catch {
+                    checkpointFailures += 1
+                    let wait = checkpointRetry.failed(now: now)
+                    logger.error(
+                        "periodic checkpoint failed; retrying in \(wait) s",
+                        metadata: ["error": "\(error)", "failures": "\(checkpointFailures)"])
                 }
             case .exit(let why):
                 logger.info("\(why)")
@@ -112,6 +126,9 @@ public final class ServerLoop {
     }
 
     /// Writes a checkpoint now (if there is a store and something to save).
+    /// - Throws: `CheckpointError` naming the file or the reason, also when the checkpoint is skipped
+    ///   because this server holds fewer variables than its newest file (a failure, not a warning: at the
+    ///   end it makes the exit status 1, and periodic ones back off).
     public func checkpoint(reason: String) throws {
         guard let store else { return }
         let started = clock()
@@ -127,9 +144,10 @@ public final class ServerLoop {
                     "reason": "\(reason)",
                 ])
         } else if !state.variables.isEmpty {
-            logger.warning(
-                "checkpoint skipped: this server holds fewer variables than its newest checkpoint",
-                metadata: ["variables": "\(state.variables.count)", "newest": "\(store.newestVariableCount)"])
+            throw CheckpointError.write(
+                store.directory,
+                reason:
+                    "skipped: this server holds \(state.variables.count) variables, fewer than the \(store.newestVariableCount) of its newest checkpoint")
         }
     }
 }

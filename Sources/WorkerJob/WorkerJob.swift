@@ -134,7 +134,7 @@ public enum WorkerJob {
                 series, window: job.model.window, horizon: job.model.horizon, validationFraction: job.validationFraction)
             let m = try Seq2Seq(
                 job.model.config(inputDim: series.dimension), graph: Graph(seed: job.training.seed), form: job.denseForm)
-            if let restore = job.restore { try Checkpoints.restore(m.graph, from: restore) }
+            if let restore = job.restore { try Checkpoints.restore(m.graph, from: restore, warn: { logger.warning("\($0)") }) }
             let exchange: ParameterExchange
             var remote: RemoteExchange?
             var context: Context?
@@ -236,7 +236,7 @@ public enum WorkerJob {
             return e.isRetryable ? .peerLost : .refused
         } catch let e as Checkpoints.Error {
             logger.error("\(e)")
-            return .noInput
+            return e.isMissingInput ? .noInput : .dataError
         } catch {
             logger.error("worker failed: \(error)")
             return .failure

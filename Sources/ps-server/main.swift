@@ -43,6 +43,8 @@ struct PSServer: ParsableCommand {
     @Option(help: "Checkpoint every this many applied updates.") var checkpointEvery: Int?
     @Option(help: "Checkpoint at least this often, in seconds, while updates are applied.") var checkpointSecs: Double = 60
     @Option(help: "Checkpoint files kept per server.") var keepCheckpoints = 3
+    @Flag(help: "Refuse to start (exit 65) when the newest checkpoint is damaged, instead of restoring an older one.")
+    var strictRestore = false
     @Option(help: "Seconds of silence before a worker is declared lost.") var workerTimeout: Double = 30
     @Option(help: "This server's name in logs and checkpoint files (default ps-<port>, or ps-<index> under TF_CONFIG).")
     var name: String?
@@ -158,6 +160,7 @@ struct PSServer: ParsableCommand {
         launch.portFile = portFile
         launch.checkpointDir = checkpointDir
         launch.keepCheckpoints = keepCheckpoints
+        launch.strictRestore = strictRestore
         launch.maxMessageBytes = maxMessageBytes
         launch.authorizedKeysFile = curveAuthorizedKeys
         launch.metricsPort = metricsPort
