@@ -115,6 +115,8 @@ public enum SafeTensors {
         let base = 8 + length
         let header = try Header.parse(data.subdata(in: 8..<base), path: path)
         let dataBytes = data.count - base
+        // The layout first: for a truncated file "truncated" says more than a checksum mismatch would.
+        let slots = try Header.layout(header.tensors, dataBytes: dataBytes, path: path)
         var verified = false
         if let stored = header.metadata[Checksum.key] {
             let expected = try Checksum.parse(stored, path: path)
@@ -126,7 +128,6 @@ public enum SafeTensors {
             }
             verified = true
         }
-        let slots = try Header.layout(header.tensors, dataBytes: dataBytes, path: path)
         var out: [String: Entry] = [:]
         try data.withUnsafeBytes { raw in
             for s in slots {
