@@ -134,7 +134,7 @@ public enum ServerProcess {
                         try admission?.reload()
                         logger.info("authorized keys reloaded", metadata: ["keys": "\(admission?.count ?? 0)"])
                     } catch {
-                        logger.error("authorized keys not reloaded; the old ones stay in force", metadata: ["error": "\(error)"])
+                        logger.warning("authorized keys not reloaded; the old ones stay in force", metadata: ["error": "\(error)"])
                     }
                 } else {
                     logger.info("signal received, stopping", metadata: ["signal": "\(signalName(sig))"])
