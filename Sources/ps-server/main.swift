@@ -82,7 +82,13 @@ struct PSServer: ParsableCommand {
         }
         guard port != nil || spec != nil else { throw ValidationError("Missing expected argument '--port <port>' (or TF_CONFIG)") }
         if let port { guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535, got \(port)") } }
+        if let b = bind, let problem = ipv6Problem(b) { throw ValidationError("--bind \(b) \(problem)") }
         if let b = bind { guard isBindableAddress(b) else { throw ValidationError("--bind: cannot bind \(b): not an address") } }
+        if let spec, spec.numWorkers > maxWorkers {
+            throw ValidationError(
+                "TF_CONFIG: the cluster lists \(spec.numWorkers) workers (chief and worker), more than --max-workers \(maxWorkers): raise --max-workers or list fewer workers"
+            )
+        }
         if let s = staleness {
             guard (0...1_000_000).contains(s) else { throw ValidationError("--staleness must be in 0...1000000, got \(s)") }
             guard mode == .async else { throw ValidationError("--staleness applies to --mode async only") }
