@@ -195,7 +195,8 @@ public final class CheckpointStore {
         var registeredBy: String
     }
 
-    static func encode(_ state: ServerState, config: ServerConfig, sequence: Int) -> Data {
+    /// The bytes of a checkpoint of `state` (format 2, with its checksum); `write` puts them on disk.
+    public static func encode(_ state: ServerState, config: ServerConfig, sequence: Int) -> Data {
         var tensors: [(name: String, shape: [Int], scalars: [Float])] = []
         for v in state.variables { tensors.append((v.name, v.shape, v.value)) }
         for v in state.variables {

@@ -64,7 +64,9 @@ public struct ClusterSpec: Equatable, Sendable {
             let index = try? JSONDecoder().decode(Root.self, from: data).task.index, index >= 0
         else {
             throw ClusterSpecError(
-                field: "task.index", reason: "is \(taskObject["index"].map { "\($0)" } ?? "missing"), not a non-negative integer")
+                field: "task.index",
+                reason: taskObject["index"] == nil
+                    ? "is missing" : "is not a non-negative JSON integer (write 0, 1, ...; not true, 1.5 or \"1\")")
         }
         let cluster = root["cluster"] as? [String: Any] ?? [:]
         if root["cluster"] != nil && !(root["cluster"] is [String: Any]) {
