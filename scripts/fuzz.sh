@@ -37,9 +37,10 @@ scripts/setup.sh
 share=$((seconds / ${#targets[@]}))
 [ "$share" -ge 1 ] || share=1
 
-# fuzz_target NAME COMMITTED_CORPUS WORK_CORPUS: builds NAME, runs it for $share seconds, prints its figures.
+# fuzz_target NAME COMMITTED_CORPUS WORK_CORPUS [LIBFUZZER_OPTIONS...]: builds NAME, runs it for $share seconds, prints its figures.
 fuzz_target() {
     local name=$1 seeds=$2 work=$3
+    shift 3  # the rest are libFuzzer options
     local flags=(-c release --product "$name" --scratch-path "$scratch" -Xswiftc -sanitize="$sanitizers" -Xswiftc -DFUZZING)
     swift build "${flags[@]}" || return $?
     local bin

@@ -284,6 +284,29 @@ extension Integration {
             h.wait(ps, seconds: 15, "ps-server to stop")
         }
 
+        @Test("the safetensors fuzzer's committed seeds are what FuzzSafeTensors --write-seeds writes, and replay without a crash")
+        func fuzzSeeds() throws {
+            let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+            let corpus = root.appendingPathComponent("Tests/Fuzz/corpus-safetensors").path
+            let binary = ProcessHarness.binDirectory.appendingPathComponent("FuzzSafeTensors").path
+            let fresh = FileManager.default.temporaryDirectory.appendingPathComponent("st-seeds-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: fresh) }
+            let (wrote, out) = try ProcessHarness.runToCompletion(binary, ["--write-seeds", fresh], seconds: 30)
+            #expect(wrote == 0, "\(out)")
+            let names = try FileManager.default.contentsOfDirectory(atPath: fresh).sorted()
+            #expect(try FileManager.default.contentsOfDirectory(atPath: corpus).sorted() == names)
+            for n in names {
+                #expect(
+                    FileManager.default.contents(atPath: "\(fresh)/\(n)") == FileManager.default.contents(atPath: "\(corpus)/\(n)"),
+                    "seed \(n) differs from the committed one: run FuzzSafeTensors --write-seeds Tests/Fuzz/corpus-safetensors")
+            }
+            let (status, output) = try ProcessHarness.runToCompletion(binary, [corpus], seconds: 60)
+            #expect(status == 0 && output.contains("no crash"), "\(output.suffix(2000))")
+            // The seeds reach every outcome: refused, read as a file, restored as a checkpoint.
+            #expect(output.contains("refused") && output.contains("read as safetensors only") && output.contains("restored as a checkpoint"))
+            print("safetensors fuzz corpus: \(names.count) seeds up to date; \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+
         /// Runs an executable to its end (30 s at most) with `TF_CONFIG` set or unset; returns status and output.
         static func run(_ executable: String, _ arguments: [String], tfConfig: String? = nil) throws -> (Int32, String) {
             let p = Process()
