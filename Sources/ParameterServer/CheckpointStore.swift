@@ -271,6 +271,10 @@ public final class CheckpointStore {
             throw corrupt(
                 "metadata workers is not a list of {index, incarnation, lastPushRequest, lastPushedStep, done}: \(brief(error))")
         }
+        // The scaling is compared with every worker's hello: a damaged one would refuse them all.
+        if let scaling = meta["scaling"], scaling.utf8.count > 64 || !scaling.allSatisfy({ $0.isASCII && !$0.isWhitespace }) {
+            throw corrupt("metadata scaling is '\(scaling.prefix(40))', not a scaling label (relative, global, seasonal:P)")
+        }
         let maxWorkers = min(limits.maxWorkers, 1 << 16)
         var workerCount: Int?
         if let t = meta["num_workers"], !t.isEmpty {
@@ -308,6 +312,9 @@ public final class CheckpointStore {
                 throw corrupt("a variable name is empty or longer than \(limits.maxNameLength) bytes")
             }
             guard !used.contains(m.name) else { throw corrupt("variable \(m.name) is listed twice") }
+            guard m.dtype.utf8.count <= 32, m.registeredBy.utf8.count <= limits.maxNameLength else {
+                throw corrupt("variable \(m.name) has a dtype or registeredBy longer than any a server writes")
+            }
             guard (0...Int(maxCount)).contains(m.step) else {
                 throw corrupt("variable \(m.name) has update count \(m.step), not in 0...\(maxCount)")
             }

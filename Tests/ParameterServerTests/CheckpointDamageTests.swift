@@ -135,6 +135,7 @@ struct CheckpointDamageTests {
         Lie(
             name: "a variable of rank 9",
             bytes: crafted(tensors: [("v", [1, 1, 1, 1, 1, 1, 1, 1, 2], [0.5, -0.5])]), words: ["v", "rank 9"]),
+        Lie(name: "a scaling that is not a label", bytes: crafted { $0["scaling"] = String(repeating: "x", count: 65) }, words: ["scaling"]),
         Lie(name: "an unknown format", bytes: crafted { $0["format"] = "scoped-trainer-ps/9" }, words: ["format"]),
         Lie(name: "format 2 without a checksum", bytes: crafted { $0["format"] = "scoped-trainer-ps/2" }, words: ["checksum"]),
     ]
