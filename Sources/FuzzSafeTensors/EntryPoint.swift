@@ -42,7 +42,9 @@ enum FuzzSafeTensorsMain {
     static func replay(_ paths: [String]) -> CInt {
         guard !paths.isEmpty else {
             FileHandle.standardError.write(
-                Data("usage: FuzzSafeTensors INPUT... (files or directories), or FuzzSafeTensors --write-seeds DIR\n".utf8))
+                Data(
+                    "usage: FuzzSafeTensors INPUT... (files or directories), or FuzzSafeTensors --write-seeds DIR\n"
+                        .utf8))
             return 64
         }
         var files: [String] = []

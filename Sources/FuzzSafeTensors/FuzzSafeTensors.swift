@@ -49,7 +49,9 @@ enum FileChecks {
             return .refused
         }
         checkFile(file)
-        guard let (state, _) = try? CheckpointStore.decodeState(bytes, path: "input", limits: limits) else { return .file }
+        guard let (state, _) = try? CheckpointStore.decodeState(bytes, path: "input", limits: limits) else {
+            return .file
+        }
         checkState(state)
         return .checkpoint
     }
@@ -66,7 +68,9 @@ enum FileChecks {
             guard count == e.scalars.count else {
                 fatalError("tensor \(name) has shape \(e.shape) but \(e.scalars.count) values")
             }
-            guard e.scalars.allSatisfy(\.isFinite) else { fatalError("tensor \(name) was accepted holding non-finite values") }
+            guard e.scalars.allSatisfy(\.isFinite) else {
+                fatalError("tensor \(name) was accepted holding non-finite values")
+            }
             tensors.append((name, e.shape, e.scalars))
         }
         // Written again (float32, a fresh checksum), it reads back the same.
@@ -75,7 +79,9 @@ enum FileChecks {
             fatalError("a file that was read cannot be written and read again")
         }
         guard back.tensors.count == file.tensors.count,
-            back.tensors.allSatisfy({ file.tensors[$0.key]?.scalars == $0.value.scalars && file.tensors[$0.key]?.shape == $0.value.shape })
+            back.tensors.allSatisfy({
+                file.tensors[$0.key]?.scalars == $0.value.scalars && file.tensors[$0.key]?.shape == $0.value.shape
+            })
         else { fatalError("a file written again reads back different tensors") }
         var metadata = back.metadata
         metadata[SafeTensors.Checksum.key] = file.metadata[SafeTensors.Checksum.key]
@@ -95,7 +101,8 @@ enum FileChecks {
     /// it answers a hello and a pull with replies that parse.
     static func checkState(_ state: ServerState) {
         guard state.updates <= CheckpointStore.maxCount, state.syncStep <= CheckpointStore.maxCount,
-            state.variables.count <= limits.maxVariables, state.workers.allSatisfy({ $0.lastPushedStep <= CheckpointStore.maxCount })
+            state.variables.count <= limits.maxVariables,
+            state.workers.allSatisfy({ $0.lastPushedStep <= CheckpointStore.maxCount })
         else { fatalError("a checkpoint was restored with numbers past its limits") }
         let again = CheckpointStore.encode(state, config: config, sequence: 1)
         guard let (back, verified) = try? CheckpointStore.decodeState(again, path: "again", limits: limits), verified,
@@ -106,15 +113,19 @@ enum FileChecks {
         let index = UInt32(state.workers.first?.index ?? 0)
         var effects = core.receive(
             Envelope.frames(
-                Header(kind: .hello, workerID: index, requestID: 1, incarnation: 99), Hello(workerName: "fuzz", numWorkers: n)),
+                Header(kind: .hello, workerID: index, requestID: 1, incarnation: 99),
+                Hello(workerName: "fuzz", numWorkers: n)),
             from: Peer(id: [1], key: nil), now: 100)
         let names = Array(state.variables.prefix(4).map(\.name))
         effects += core.receive(
-            Envelope.frames(Header(kind: .pull, workerID: index, requestID: 2, step: 1, incarnation: 99), Names(names: names)),
+            Envelope.frames(
+                Header(kind: .pull, workerID: index, requestID: 2, step: 1, incarnation: 99), Names(names: names)),
             from: Peer(id: [1], key: nil), now: 100)
         effects += core.tick(now: 200)
         for case .send(let frames, _) in effects {
-            guard (try? Envelope(frames: frames[...])) != nil else { fatalError("a restored server sent a reply that does not parse") }
+            guard (try? Envelope(frames: frames[...])) != nil else {
+                fatalError("a restored server sent a reply that does not parse")
+            }
         }
         _ = core.snapshot()
     }

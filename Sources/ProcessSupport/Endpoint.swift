@@ -35,7 +35,8 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
         guard host.utf8.count <= 253,
             host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == "_") })
         else {
-            throw bad("has host '\(host.prefix(40))': a host is a name or an IPv4 address (letters, digits, '-', '.', '_')")
+            throw bad(
+                "has host '\(host.prefix(40))': a host is a name or an IPv4 address (letters, digits, '-', '.', '_')")
         }
         self.host = host
         self.port = port
@@ -55,7 +56,8 @@ public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
             }
             if let first = seen[e.identity] {
                 throw EndpointError(
-                    text: item, reason: "is the same server as \(source)[\(first)] ('\(items[first])'): list each server once",
+                    text: item,
+                    reason: "is the same server as \(source)[\(first)] ('\(items[first])'): list each server once",
                     source: "\(source)[\(i)]")
             }
             seen[e.identity] = i

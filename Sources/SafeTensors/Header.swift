@@ -66,7 +66,9 @@ extension SafeTensors {
                     } else {
                         let info = try c.decode(Info.self, forKey: key)
                         header.tensors.append(
-                            Tensor(name: key.stringValue, dtype: info.dtype, shape: info.shape, offsets: info.data_offsets))
+                            Tensor(
+                                name: key.stringValue, dtype: info.dtype, shape: info.shape, offsets: info.data_offsets)
+                        )
                     }
                 }
             }
@@ -97,14 +99,19 @@ extension SafeTensors {
             for t in tensors {
                 func bad(_ reason: String) -> Error { .malformed(path: path, reason: "tensor \(t.name): \(reason)") }
                 guard let size = itemSize[t.dtype] else {
-                    throw bad("unknown dtype \(t.dtype.prefix(40)); expected one of \(itemSize.keys.sorted().joined(separator: ", "))")
+                    throw bad(
+                        "unknown dtype \(t.dtype.prefix(40)); expected one of \(itemSize.keys.sorted().joined(separator: ", "))"
+                    )
                 }
                 guard t.offsets.count == 2 else { throw bad("data_offsets has \(t.offsets.count) numbers, not 2") }
                 let (start, end) = (t.offsets[0], t.offsets[1])
-                guard start >= 0, end >= start else { throw bad("data_offsets [\(start), \(end)] are not 0 <= begin <= end") }
+                guard start >= 0, end >= start else {
+                    throw bad("data_offsets [\(start), \(end)] are not 0 <= begin <= end")
+                }
                 guard end <= dataBytes else {
                     throw bad(
-                        "data_offsets [\(start), \(end)] run past the \(dataBytes) bytes of data after the header (truncated?)")
+                        "data_offsets [\(start), \(end)] run past the \(dataBytes) bytes of data after the header (truncated?)"
+                    )
                 }
                 var count = 1
                 for d in t.shape {
@@ -126,7 +133,9 @@ extension SafeTensors {
             for s in slots.sorted(by: { ($0.start, $0.end, $0.name) < ($1.start, $1.end, $1.name) }) {
                 if s.start < expected {
                     throw Error.malformed(
-                        path: path, reason: "tensor \(s.name) overlaps tensor \(previous ?? "?") (data_offsets begin at \(s.start))")
+                        path: path,
+                        reason: "tensor \(s.name) overlaps tensor \(previous ?? "?") (data_offsets begin at \(s.start))"
+                    )
                 }
                 if s.start > expected {
                     throw Error.malformed(
@@ -138,7 +147,9 @@ extension SafeTensors {
             guard expected == dataBytes else {
                 throw Error.malformed(
                     path: path,
-                    reason: "\(dataBytes - expected) bytes after the last tensor belong to no tensor (appended to, or a tensor missing from the header)")
+                    reason:
+                        "\(dataBytes - expected) bytes after the last tensor belong to no tensor (appended to, or a tensor missing from the header)"
+                )
             }
             return slots
         }

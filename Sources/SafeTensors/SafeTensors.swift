@@ -148,11 +148,13 @@ public enum SafeTensors {
         for (i, b) in prefix.enumerated() { length |= UInt64(b) << (8 * UInt64(i)) }
         guard length > 0, length <= UInt64(maxHeaderBytes) else {
             throw Error.malformed(
-                path: path, reason: "header length \(length) is not in 1...\(maxHeaderBytes) (the first 8 bytes are damaged?)")
+                path: path,
+                reason: "header length \(length) is not in 1...\(maxHeaderBytes) (the first 8 bytes are damaged?)")
         }
         guard length <= fileSize - 8 else {
             throw Error.malformed(
-                path: path, reason: "header length \(length) runs past the end of the \(fileSize)-byte file (truncated?)")
+                path: path,
+                reason: "header length \(length) runs past the end of the \(fileSize)-byte file (truncated?)")
         }
         return Int(length)
     }
@@ -165,7 +167,8 @@ public enum SafeTensors {
             var bad: (Int, Float)?
             let scalars = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
                 for i in 0..<count {
-                    let v = Float(bitPattern: UInt32(littleEndian: region.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                    let v = Float(
+                        bitPattern: UInt32(littleEndian: region.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
                     if !v.isFinite && bad == nil { bad = (i, v) }
                     buffer[i] = v
                 }
@@ -177,7 +180,8 @@ public enum SafeTensors {
             var bad: (Int, Double)?
             let scalars = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
                 for i in 0..<count {
-                    let d = Double(bitPattern: UInt64(littleEndian: region.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))
+                    let d = Double(
+                        bitPattern: UInt64(littleEndian: region.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))
                     let v = Float(d)
                     if !v.isFinite && bad == nil { bad = (i, d) }
                     buffer[i] = v

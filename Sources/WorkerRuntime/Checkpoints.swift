@@ -60,7 +60,9 @@ public enum Checkpoints {
         let stem = file.dropLast(".safetensors".count)
         guard let dash = stem.lastIndex(of: "-") else { return nil }
         let digits = stem[stem.index(after: dash)...]
-        guard digits.count == 8, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(digits) else { return nil }
+        guard digits.count == 8, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(digits) else {
+            return nil
+        }
         return (String(stem[..<dash]), n)
     }
 
@@ -89,14 +91,17 @@ public enum Checkpoints {
                     // Servers' format 2 always carries a checksum (CheckpointStore.formatVersion2): one that
                     // is missing was lost to damage.
                     if file.metadata["format"] == "scoped-trainer-ps/2" && !file.checksumVerified {
-                        throw Error.damaged(path: path, reason: "format scoped-trainer-ps/2 but no checksum in its metadata")
+                        throw Error.damaged(
+                            path: path, reason: "format scoped-trainer-ps/2 but no checksum in its metadata")
                     }
                     loaded = file
                     for (p, reason) in failures {
                         warn("checkpoint \(p) cannot be restored: \(reason); using the older \(path) instead")
                     }
                     if !file.checksumVerified && file.metadata["server"] != nil {
-                        warn("checkpoint \(path) carries no checksum (written by an older version): damage to it cannot be detected")
+                        warn(
+                            "checkpoint \(path) carries no checksum (written by an older version): damage to it cannot be detected"
+                        )
                     }
                     break
                 } catch Error.damaged(_, let reason) {

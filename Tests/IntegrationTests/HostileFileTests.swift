@@ -50,28 +50,37 @@ extension Integration {
 
         /// The files of finding 3 (each trapped the server or the worker), and values that are not finite.
         static let crafted: [Crafted] = [
-            Crafted(name: "a header length of 0x7FFF_FFFF_FFFF_FFFF", bytes: raw("{}", length: 0x7FFF_FFFF_FFFF_FFFF), words: ["header length"]),
+            Crafted(
+                name: "a header length of 0x7FFF_FFFF_FFFF_FFFF", bytes: raw("{}", length: 0x7FFF_FFFF_FFFF_FFFF),
+                words: ["header length"]),
             Crafted(
                 name: "negative data_offsets",
-                bytes: raw(#"{"v":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}}"#, data: two), words: ["data_offsets"]),
+                bytes: raw(#"{"v":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}}"#, data: two),
+                words: ["data_offsets"]),
             Crafted(
                 name: "a shape of [2^32, 2^32]",
                 bytes: raw(#"{"v":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}}"#, data: two),
                 words: ["shape"]),
             Crafted(
                 name: "data_offsets near Int.max",
-                bytes: raw(#"{"v":{"dtype":"F32","shape":[2],"data_offsets":[9223372036854775800,9223372036854775807]}}"#, data: two),
+                bytes: raw(
+                    #"{"v":{"dtype":"F32","shape":[2],"data_offsets":[9223372036854775800,9223372036854775807]}}"#,
+                    data: two),
                 words: ["data_offsets"]),
-            Crafted(name: "NaN in a variable", bytes: checkpoint(label: "x", sequence: 1, value: [0.5, .nan]), words: ["v", "nan"]),
+            Crafted(
+                name: "NaN in a variable", bytes: checkpoint(label: "x", sequence: 1, value: [0.5, .nan]),
+                words: ["v", "nan"]),
         ]
 
         /// The server-only lies: metadata numbers the worker does not read.
         static let lyingMetadata: [Crafted] = [
             Crafted(
-                name: "updates of 2^64 - 1", bytes: checkpoint(label: "x", sequence: 1) { $0["updates"] = "18446744073709551615" },
+                name: "updates of 2^64 - 1",
+                bytes: checkpoint(label: "x", sequence: 1) { $0["updates"] = "18446744073709551615" },
                 words: ["updates"]),
             Crafted(
-                name: "a step of 2^63", bytes: checkpoint(label: "x", sequence: 1) { $0["step"] = "9223372036854775808" },
+                name: "a step of 2^63",
+                bytes: checkpoint(label: "x", sequence: 1) { $0["step"] = "9223372036854775808" },
                 words: ["step"]),
             Crafted(
                 name: "a worker slot with lastPushedStep 2^64 - 1",
@@ -86,7 +95,8 @@ extension Integration {
             ProcessHarness.Running, Int32?
         ) {
             let r = try h.start(
-                "ps-server", ["--port", "0", "--name", label, "--checkpoint-dir", dir, "--keep-serving"] + extra, label: label)
+                "ps-server", ["--port", "0", "--name", label, "--checkpoint-dir", dir, "--keep-serving"] + extra,
+                label: label)
             // Until it exits, or says it serves (then it restored what it could).
             let deadline = Date().addingTimeInterval(10)
             while r.process.isRunning && Date() < deadline && !r.output.contains("serving") {
@@ -99,7 +109,9 @@ extension Integration {
             return (r, status)
         }
 
-        @Test("a crafted checkpoint makes ps-server exit 65 at start, naming the file and what is wrong, not trap", arguments: crafted + lyingMetadata)
+        @Test(
+            "a crafted checkpoint makes ps-server exit 65 at start, naming the file and what is wrong, not trap",
+            arguments: crafted + lyingMetadata)
         func serverRefusesCraftedCheckpoint(_ c: Crafted) throws {
             let h = try ProcessHarness()
             let dir = h.directory.appendingPathComponent("ckpt").path
@@ -108,13 +120,17 @@ extension Integration {
             try c.bytes.write(to: URL(fileURLWithPath: file))
             let (server, status) = try startServer(h, dir: dir, label: "ps-crafted")
             if status == nil { server.process.terminate() }
-            #expect(status == 65, "\(c.name): exit \(status.map(String.init) ?? "none (still serving)"): \(server.output.suffix(1500))")
+            #expect(
+                status == 65,
+                "\(c.name): exit \(status.map(String.init) ?? "none (still serving)"): \(server.output.suffix(1500))")
             #expect(server.output.contains(file), "\(server.output.suffix(1500))")
             for w in c.words { #expect(server.output.contains(w), "should name \(w): \(server.output.suffix(1500))") }
             #expect(!server.output.contains("Fatal error"), "\(server.output.suffix(1500))")
         }
 
-        @Test("a crafted checkpoint makes worker --restore exit 65, naming the file and what is wrong, not trap", arguments: crafted)
+        @Test(
+            "a crafted checkpoint makes worker --restore exit 65, naming the file and what is wrong, not trap",
+            arguments: crafted)
         func workerRefusesCraftedCheckpoint(_ c: Crafted) throws {
             let h = try ProcessHarness()
             let dir = h.directory.appendingPathComponent("ckpt").path
@@ -123,12 +139,16 @@ extension Integration {
             try c.bytes.write(to: URL(fileURLWithPath: file))
             let w = try h.start("worker", Small.args(steps: 0) + ["--restore", dir], label: "restore")
             let status = h.wait(w, seconds: 60, "worker --restore")
-            #expect(status == 65 && w.process.terminationReason == .exit, "\(c.name): exit \(status.map(String.init) ?? "none"): \(w.output.suffix(1500))")
+            #expect(
+                status == 65 && w.process.terminationReason == .exit,
+                "\(c.name): exit \(status.map(String.init) ?? "none"): \(w.output.suffix(1500))")
             #expect(w.output.contains(file), "\(w.output.suffix(1500))")
             for word in c.words { #expect(w.output.contains(word), "should name \(word): \(w.output.suffix(1500))") }
         }
 
-        @Test("a damaged newest checkpoint is reported (file, what is wrong, the older file used); --strict-restore exits 65")
+        @Test(
+            "a damaged newest checkpoint is reported (file, what is wrong, the older file used); --strict-restore exits 65"
+        )
         func damagedNewestIsReported() throws {
             let h = try ProcessHarness()
             let dir = h.directory.appendingPathComponent("ckpt").path
@@ -143,15 +163,24 @@ extension Integration {
 
             let (strict, strictStatus) = try startServer(h, dir: dir, label: "ps-dmg", ["--strict-restore"])
             if strictStatus == nil { strict.process.terminate() }
-            #expect(strictStatus == 65, "--strict-restore: exit \(strictStatus.map(String.init) ?? "none"): \(strict.output.suffix(1500))")
-            #expect(strict.output.contains(newest) && strict.output.contains("--strict-restore"), "\(strict.output.suffix(1500))")
+            #expect(
+                strictStatus == 65,
+                "--strict-restore: exit \(strictStatus.map(String.init) ?? "none"): \(strict.output.suffix(1500))")
+            #expect(
+                strict.output.contains(newest) && strict.output.contains("--strict-restore"),
+                "\(strict.output.suffix(1500))")
 
             let (server, status) = try startServer(h, dir: dir, label: "ps-dmg")
             #expect(status == nil, "the server should restore the older file and serve: \(server.output.suffix(1500))")
             #expect(
-                h.waitFor(server, seconds: 10, "the restore line") { $0.contains("restored 1 variables at update 1 from \(older)") })
-            let warning = server.output.split(separator: "\n").first { $0.contains("cannot be restored") }.map(String.init) ?? ""
-            #expect(warning.contains(newest) && warning.contains("checksum") && warning.contains("using the older \(older)"), "\(server.output.suffix(1500))")
+                h.waitFor(server, seconds: 10, "the restore line") {
+                    $0.contains("restored 1 variables at update 1 from \(older)")
+                })
+            let warning =
+                server.output.split(separator: "\n").first { $0.contains("cannot be restored") }.map(String.init) ?? ""
+            #expect(
+                warning.contains(newest) && warning.contains("checksum")
+                    && warning.contains("using the older \(older)"), "\(server.output.suffix(1500))")
             server.process.terminate()
             #expect(h.wait(server, seconds: 15, "ps-server to stop") == 0, "\(server.output.suffix(1500))")
             // Its final checkpoint is sequence 3, written whole, and restores next time without a warning.
@@ -173,7 +202,9 @@ extension Integration {
             #expect(h.wait(server, seconds: 15, "ps-server to stop") == 0)
         }
 
-        @Test("a checkpoint directory that stops taking writes: periodic tries back off 1 s, 2 s...; SIGTERM then exits 1 with the reason")
+        @Test(
+            "a checkpoint directory that stops taking writes: periodic tries back off 1 s, 2 s...; SIGTERM then exits 1 with the reason"
+        )
         func unwritableDirectory() throws {
             let h = try ProcessHarness()
             let dir = h.directory.appendingPathComponent("ckpt").path
@@ -182,7 +213,8 @@ extension Integration {
             let raw = try RawWorker(endpoint: "tcp://\(endpoint)", index: 0, of: 1)
             defer { raw.close() }
             try raw.hello()
-            let spec = VariableSpec(name: "v", shape: [2], dtype: "float32", initializer: InitializerSpec(kind: "zeros"), seed: 1)
+            let spec = VariableSpec(
+                name: "v", shape: [2], dtype: "float32", initializer: InitializerSpec(kind: "zeros"), seed: 1)
             _ = try raw.call(.register, Body.encode(Register(variables: [spec])))
             _ = try raw.call(.push, step: 1, Body.encode(Names(names: ["v"])), tensors: [[0.1, 0.1]])
             // As root, permissions do not stop writes: a file where the directory was does.
@@ -192,8 +224,12 @@ extension Integration {
                 h.waitFor(server, seconds: 20, "a third failed periodic checkpoint") {
                     $0.components(separatedBy: "periodic checkpoint failed").count > 3
                 })
-            let failures = server.output.components(separatedBy: "\n").filter { $0.contains("periodic checkpoint failed") }
-            #expect(failures.count >= 3 && failures[0].contains("retrying in 1.0 s") && failures[1].contains("retrying in 2.0 s"), "\(failures)")
+            let failures = server.output.components(separatedBy: "\n").filter {
+                $0.contains("periodic checkpoint failed")
+            }
+            #expect(
+                failures.count >= 3 && failures[0].contains("retrying in 1.0 s")
+                    && failures[1].contains("retrying in 2.0 s"), "\(failures)")
             kill(server.process.processIdentifier, SIGTERM)
             #expect(h.wait(server, seconds: 15, "ps-server to stop") == 1, "\(server.output.suffix(1500))")
             #expect(server.output.contains("the final checkpoint was not written"), "\(server.output.suffix(1500))")
@@ -206,7 +242,9 @@ extension Integration {
             let arguments: [String]
             var tfConfig: String? = nil
             let words: [String]
-            var testDescription: String { "\(tfConfig.map { "TF_CONFIG=\($0) " } ?? "")\(executable) \(arguments.joined(separator: " "))" }
+            var testDescription: String {
+                "\(tfConfig.map { "TF_CONFIG=\($0) " } ?? "")\(executable) \(arguments.joined(separator: " "))"
+            }
         }
 
         static let cluster2000 =
@@ -215,13 +253,16 @@ extension Integration {
 
         static let badStarts: [BadStart] = [
             BadStart(executable: "worker", arguments: ["--ps", "127.0.0.1:+5556"], words: ["--ps", "+5556"]),
-            BadStart(executable: "worker", arguments: ["--ps", "127.0.0.1:5556,localhost:5556"], words: ["--ps[1]", "same server"]),
+            BadStart(
+                executable: "worker", arguments: ["--ps", "127.0.0.1:5556,localhost:5556"],
+                words: ["--ps[1]", "same server"]),
             BadStart(executable: "worker", arguments: ["--ps", "h:1,h:1"], words: ["--ps[1]", "same server"]),
             BadStart(executable: "worker", arguments: ["--ps", "[::1]:5556"], words: ["IPv6", "not supported"]),
             BadStart(executable: "ps-server", arguments: ["--port", "0", "--bind", "::1"], words: ["--bind", "IPv6"]),
             BadStart(
                 executable: "worker", arguments: [],
-                tfConfig: #"{"cluster": {"ps": ["a:1"], "worker": ["w:1", "v:1"]}, "task": {"type": "worker", "index": true}}"#,
+                tfConfig:
+                    #"{"cluster": {"ps": ["a:1"], "worker": ["w:1", "v:1"]}, "task": {"type": "worker", "index": true}}"#,
                 words: ["TF_CONFIG", "task.index"]),
             BadStart(
                 executable: "ps-server", arguments: [],
@@ -237,16 +278,24 @@ extension Integration {
                 words: ["TF_CONFIG", "cluster.ps[0]", "+2222"]),
             BadStart(
                 executable: "worker", arguments: [],
-                tfConfig: #"{"cluster": {"ps": ["localhost:2222", "127.0.0.1:2222"], "worker": ["w:1"]}, "task": {"type": "worker", "index": 0}}"#,
+                tfConfig:
+                    #"{"cluster": {"ps": ["localhost:2222", "127.0.0.1:2222"], "worker": ["w:1"]}, "task": {"type": "worker", "index": 0}}"#,
                 words: ["TF_CONFIG", "cluster.ps[1]", "same address"]),
-            BadStart(executable: "ps-server", arguments: ["--bind", "127.0.0.1"], tfConfig: cluster2000, words: ["2000 workers", "--max-workers 1024"]),
+            BadStart(
+                executable: "ps-server", arguments: ["--bind", "127.0.0.1"], tfConfig: cluster2000,
+                words: ["2000 workers", "--max-workers 1024"]),
         ]
 
-        @Test("a bad address, TF_CONFIG number or cluster size exits 64 at start, naming the option or field", arguments: badStarts)
+        @Test(
+            "a bad address, TF_CONFIG number or cluster size exits 64 at start, naming the option or field",
+            arguments: badStarts)
         func badStart(_ line: BadStart) throws {
             let extra =
                 line.executable == "worker"
-                ? ["--steps", "0", "--batch", "4", "--window", "6", "--horizon", "3", "--hidden", "8", "--hidden2", "5"] : []
+                ? [
+                    "--steps", "0", "--batch", "4", "--window", "6", "--horizon", "3", "--hidden", "8", "--hidden2",
+                    "5",
+                ] : []
             let (status, output) = try Self.run(line.executable, line.arguments + extra, tfConfig: line.tfConfig)
             #expect(status == 64, "exit \(status): \(output.suffix(1500))")
             for w in line.words { #expect(output.contains(w), "the message should name \(w): \(output.suffix(1500))") }
@@ -261,11 +310,15 @@ extension Integration {
             let empty = h.directory.appendingPathComponent("empty_keys").path
             try Data("# nobody\r\n\r\n".utf8).write(to: URL(fileURLWithPath: empty))
             let (status, output) = try Self.run(
-                "ps-server", ["--port", "0", "--curve-secret-file", server + ".secret", "--curve-authorized-keys", empty])
-            #expect(status == 64 && output.contains(empty) && output.contains("lists no keys"), "exit \(status): \(output)")
+                "ps-server",
+                ["--port", "0", "--curve-secret-file", server + ".secret", "--curve-authorized-keys", empty])
+            #expect(
+                status == 64 && output.contains(empty) && output.contains("lists no keys"), "exit \(status): \(output)")
             let windows = h.directory.appendingPathComponent("windows_keys").path
-            let key = try String(contentsOfFile: worker + ".public", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-            try Data([0xEF, 0xBB, 0xBF] + Array("# worker 0\r\n\(key)\r\n".utf8)).write(to: URL(fileURLWithPath: windows))
+            let key = try String(contentsOfFile: worker + ".public", encoding: .utf8).trimmingCharacters(
+                in: .whitespacesAndNewlines)
+            try Data([0xEF, 0xBB, 0xBF] + Array("# worker 0\r\n\(key)\r\n".utf8)).write(
+                to: URL(fileURLWithPath: windows))
             let (ps, endpoint) = try h.startServer(
                 ["--curve-secret-file", server + ".secret", "--curve-authorized-keys", windows, "--keep-serving"],
                 label: "ps-crlf")
@@ -279,17 +332,24 @@ extension Integration {
             // A reload that finds no keys warns and keeps the old ones.
             try Data("# emptied\r\n".utf8).write(to: URL(fileURLWithPath: windows))
             kill(ps.process.processIdentifier, SIGHUP)
-            #expect(h.waitFor(ps, seconds: 10, "the reload warning") { $0.contains("warning") && $0.contains("the old ones stay in force") })
+            #expect(
+                h.waitFor(ps, seconds: 10, "the reload warning") {
+                    $0.contains("warning") && $0.contains("the old ones stay in force")
+                })
             ps.process.terminate()
             h.wait(ps, seconds: 15, "ps-server to stop")
         }
 
-        @Test("the safetensors fuzzer's committed seeds are what FuzzSafeTensors --write-seeds writes, and replay without a crash")
+        @Test(
+            "the safetensors fuzzer's committed seeds are what FuzzSafeTensors --write-seeds writes, and replay without a crash"
+        )
         func fuzzSeeds() throws {
-            let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+            let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..")
+                .standardized
             let corpus = root.appendingPathComponent("Tests/Fuzz/corpus-safetensors").path
             let binary = ProcessHarness.binDirectory.appendingPathComponent("FuzzSafeTensors").path
-            let fresh = FileManager.default.temporaryDirectory.appendingPathComponent("st-seeds-\(UUID().uuidString)").path
+            let fresh = FileManager.default.temporaryDirectory.appendingPathComponent("st-seeds-\(UUID().uuidString)")
+                .path
             defer { try? FileManager.default.removeItem(atPath: fresh) }
             let (wrote, out) = try ProcessHarness.runToCompletion(binary, ["--write-seeds", fresh], seconds: 30)
             #expect(wrote == 0, "\(out)")
@@ -297,18 +357,25 @@ extension Integration {
             #expect(try FileManager.default.contentsOfDirectory(atPath: corpus).sorted() == names)
             for n in names {
                 #expect(
-                    FileManager.default.contents(atPath: "\(fresh)/\(n)") == FileManager.default.contents(atPath: "\(corpus)/\(n)"),
-                    "seed \(n) differs from the committed one: run FuzzSafeTensors --write-seeds Tests/Fuzz/corpus-safetensors")
+                    FileManager.default.contents(atPath: "\(fresh)/\(n)")
+                        == FileManager.default.contents(atPath: "\(corpus)/\(n)"),
+                    "seed \(n) differs from the committed one: run FuzzSafeTensors --write-seeds Tests/Fuzz/corpus-safetensors"
+                )
             }
             let (status, output) = try ProcessHarness.runToCompletion(binary, [corpus], seconds: 60)
             #expect(status == 0 && output.contains("no crash"), "\(output.suffix(2000))")
             // The seeds reach every outcome: refused, read as a file, restored as a checkpoint.
-            #expect(output.contains("refused") && output.contains("read as safetensors only") && output.contains("restored as a checkpoint"))
-            print("safetensors fuzz corpus: \(names.count) seeds up to date; \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
+            #expect(
+                output.contains("refused") && output.contains("read as safetensors only")
+                    && output.contains("restored as a checkpoint"))
+            print(
+                "safetensors fuzz corpus: \(names.count) seeds up to date; \(output.trimmingCharacters(in: .whitespacesAndNewlines))"
+            )
         }
 
         /// Runs an executable to its end (30 s at most) with `TF_CONFIG` set or unset; returns status and output.
-        static func run(_ executable: String, _ arguments: [String], tfConfig: String? = nil) throws -> (Int32, String) {
+        static func run(_ executable: String, _ arguments: [String], tfConfig: String? = nil) throws -> (Int32, String)
+        {
             let p = Process()
             p.executableURL = ProcessHarness.binDirectory.appendingPathComponent(executable)
             p.arguments = arguments

@@ -64,10 +64,14 @@ struct CheckpointDamageTests {
         Lie(name: "step 2^63", bytes: crafted { $0["step"] = "9223372036854775808" }, words: ["step"]),
         Lie(name: "no step", bytes: crafted { $0["step"] = nil }, words: ["step"]),
         Lie(name: "num_workers 0", bytes: crafted { $0["num_workers"] = "0" }, words: ["num_workers"]),
-        Lie(name: "num_workers 2000 past --max-workers", bytes: crafted { $0["num_workers"] = "2000" }, words: ["num_workers", "--max-workers"]),
+        Lie(
+            name: "num_workers 2000 past --max-workers", bytes: crafted { $0["num_workers"] = "2000" },
+            words: ["num_workers", "--max-workers"]),
         Lie(
             name: "a worker slot past num_workers",
-            bytes: crafted { $0["workers"] = #"[{"done":false,"incarnation":9,"index":2,"lastPushRequest":4,"lastPushedStep":2}]"# },
+            bytes: crafted {
+                $0["workers"] = #"[{"done":false,"incarnation":9,"index":2,"lastPushRequest":4,"lastPushedStep":2}]"#
+            },
             words: ["index 2"]),
         Lie(
             name: "two records for one worker",
@@ -83,15 +87,21 @@ struct CheckpointDamageTests {
             }, words: ["lastPushedStep"]),
         Lie(
             name: "a worker index of -1",
-            bytes: crafted { $0["workers"] = #"[{"done":false,"incarnation":9,"index":-1,"lastPushRequest":4,"lastPushedStep":2}]"# },
+            bytes: crafted {
+                $0["workers"] = #"[{"done":false,"incarnation":9,"index":-1,"lastPushRequest":4,"lastPushedStep":2}]"#
+            },
             words: ["workers"]),
         Lie(
             name: "a worker's done flag that is a number",
-            bytes: crafted { $0["workers"] = #"[{"done":1,"incarnation":9,"index":1,"lastPushRequest":4,"lastPushedStep":2}]"# },
+            bytes: crafted {
+                $0["workers"] = #"[{"done":1,"incarnation":9,"index":1,"lastPushRequest":4,"lastPushedStep":2}]"#
+            },
             words: ["workers", "done"]),
         Lie(
             name: "a variable step of Int.max",
-            bytes: crafted { $0["variables"] = #"[{"dtype":"float32","name":"v","registeredBy":"w","step":9223372036854775807}]"# },
+            bytes: crafted {
+                $0["variables"] = #"[{"dtype":"float32","name":"v","registeredBy":"w","step":9223372036854775807}]"#
+            },
             words: ["v", "update count"]),
         Lie(
             name: "a variable step that is true",
@@ -111,11 +121,15 @@ struct CheckpointDamageTests {
             }, words: ["v", "twice"]),
         Lie(
             name: "an optimizer slot of another shape",
-            bytes: crafted(tensors: [("v", [2, 1], [0.5, -0.5]), ("optimizer/v/m", [1, 2], [0, 0]), ("optimizer/v/v", [2, 1], [0, 0])]),
+            bytes: crafted(tensors: [
+                ("v", [2, 1], [0.5, -0.5]), ("optimizer/v/m", [1, 2], [0, 0]), ("optimizer/v/v", [2, 1], [0, 0]),
+            ]),
             words: ["optimizer/v/m", "shape"]),
         Lie(
             name: "an optimizer slot of another size",
-            bytes: crafted(tensors: [("v", [2], [0.5, -0.5]), ("optimizer/v/m", [3], [0, 0, 0]), ("optimizer/v/v", [2], [0, 0])]),
+            bytes: crafted(tensors: [
+                ("v", [2], [0.5, -0.5]), ("optimizer/v/m", [3], [0, 0, 0]), ("optimizer/v/v", [2], [0, 0]),
+            ]),
             words: ["optimizer/v/m", "shape"]),
         Lie(
             name: "a slot of another optimizer",
@@ -126,18 +140,26 @@ struct CheckpointDamageTests {
             bytes: crafted(tensors: [("v", [2], [0.5, -0.5]), ("stray", [1], [1])]), words: ["stray"]),
         Lie(
             name: "NaN in a variable",
-            bytes: crafted(tensors: [("v", [2], [0.5, .nan]), ("optimizer/v/m", [2], [0, 0]), ("optimizer/v/v", [2], [0, 0])]),
+            bytes: crafted(tensors: [
+                ("v", [2], [0.5, .nan]), ("optimizer/v/m", [2], [0, 0]), ("optimizer/v/v", [2], [0, 0]),
+            ]),
             words: ["v", "nan"]),
         Lie(
             name: "infinity in an optimizer slot",
-            bytes: crafted(tensors: [("v", [2], [0.5, 1]), ("optimizer/v/m", [2], [0, 0]), ("optimizer/v/v", [2], [.infinity, 0])]),
+            bytes: crafted(tensors: [
+                ("v", [2], [0.5, 1]), ("optimizer/v/m", [2], [0, 0]), ("optimizer/v/v", [2], [.infinity, 0]),
+            ]),
             words: ["optimizer/v/v", "inf"]),
         Lie(
             name: "a variable of rank 9",
             bytes: crafted(tensors: [("v", [1, 1, 1, 1, 1, 1, 1, 1, 2], [0.5, -0.5])]), words: ["v", "rank 9"]),
-        Lie(name: "a scaling that is not a label", bytes: crafted { $0["scaling"] = String(repeating: "x", count: 65) }, words: ["scaling"]),
+        Lie(
+            name: "a scaling that is not a label", bytes: crafted { $0["scaling"] = String(repeating: "x", count: 65) },
+            words: ["scaling"]),
         Lie(name: "an unknown format", bytes: crafted { $0["format"] = "scoped-trainer-ps/9" }, words: ["format"]),
-        Lie(name: "format 2 without a checksum", bytes: crafted { $0["format"] = "scoped-trainer-ps/2" }, words: ["checksum"]),
+        Lie(
+            name: "format 2 without a checksum", bytes: crafted { $0["format"] = "scoped-trainer-ps/2" },
+            words: ["checksum"]),
     ]
 
     @Test("checkpoint metadata that lies is refused naming the field, never trusted or trapped on", arguments: lies)
@@ -193,7 +215,9 @@ struct CheckpointDamageTests {
             #expect(throws: CheckpointError.self) {
                 try CheckpointStore(directory: dir, name: "ps-0").restore(limits: ServerLimits(), strict: true)
             }
-            do { _ = try CheckpointStore(directory: dir, name: "ps-0").restore(limits: ServerLimits(), strict: true) } catch {
+            do {
+                _ = try CheckpointStore(directory: dir, name: "ps-0").restore(limits: ServerLimits(), strict: true)
+            } catch {
                 #expect("\(error)".contains(newest) && "\(error)".contains("--strict-restore"), "\(error)")
             }
         }

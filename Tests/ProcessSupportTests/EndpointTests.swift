@@ -36,7 +36,9 @@ struct EndpointTests {
         }
     }
 
-    @Test("IPv6, bracketed or bare, is refused at parse with a message that says IPv6 is not supported", arguments: ["[::1]:5556", "::1:5556", "[fe80::1%eth0]:1", "[::1]"])
+    @Test(
+        "IPv6, bracketed or bare, is refused at parse with a message that says IPv6 is not supported",
+        arguments: ["[::1]:5556", "::1:5556", "[fe80::1%eth0]:1", "[::1]"])
     func ipv6(_ text: String) {
         do {
             _ = try Endpoint(parsing: text)
@@ -51,7 +53,10 @@ struct EndpointTests {
     @Test("a server listed twice is refused naming both entries; localhost and 127.0.0.1 are the same server")
     func duplicates() throws {
         #expect(try Endpoint.parseList(["a:1", "a:2", "b:1"], source: "--ps").count == 3)
-        for list in [["a:1", "a:1"], ["localhost:5556", "127.0.0.1:5556"], ["A:1", "a:1"], ["x:2", "127.0.0.1:9", "LOCALHOST:9"]] {
+        for list in [
+            ["a:1", "a:1"], ["localhost:5556", "127.0.0.1:5556"], ["A:1", "a:1"],
+            ["x:2", "127.0.0.1:9", "LOCALHOST:9"],
+        ] {
             do {
                 _ = try Endpoint.parseList(list, source: "--ps")
                 Issue.record("accepted \(list)")
@@ -69,12 +74,21 @@ struct EndpointTests {
             (#"{"cluster": {"ps": ["a:1", "b:1"]}, "task": {"type": "ps", "index": 1.5}}"#, "task.index"),
             (#"{"cluster": {"ps": ["a:1", "b:1"]}, "task": {"type": "ps", "index": "1"}}"#, "task.index"),
             (#"{"cluster": {"ps": ["a:1", "b:1"]}, "task": {"type": "ps", "index": 1e30}}"#, "task.index"),
-            (#"{"cluster": {"ps": ["a:1", "b:1"]}, "task": {"type": "ps", "index": 18446744073709551616}}"#, "task.index"),
+            (
+                #"{"cluster": {"ps": ["a:1", "b:1"]}, "task": {"type": "ps", "index": 18446744073709551616}}"#,
+                "task.index"
+            ),
             (#"{"cluster": {"ps": ["a:+2222"]}, "task": {"type": "ps", "index": 0}}"#, "cluster.ps[0]"),
             (#"{"cluster": {"ps": ["[::1]:2222"]}, "task": {"type": "ps", "index": 0}}"#, "cluster.ps[0]"),
             (#"{"cluster": {"ps": ["a:1", "a:1"]}, "task": {"type": "ps", "index": 0}}"#, "cluster.ps[1]"),
-            (#"{"cluster": {"ps": ["localhost:1", "127.0.0.1:1"]}, "task": {"type": "ps", "index": 0}}"#, "cluster.ps[1]"),
-            (#"{"cluster": {"ps": ["h:1"], "worker": ["h:1"]}, "task": {"type": "worker", "index": 0}}"#, "cluster.worker[0]"),
+            (
+                #"{"cluster": {"ps": ["localhost:1", "127.0.0.1:1"]}, "task": {"type": "ps", "index": 0}}"#,
+                "cluster.ps[1]"
+            ),
+            (
+                #"{"cluster": {"ps": ["h:1"], "worker": ["h:1"]}, "task": {"type": "worker", "index": 0}}"#,
+                "cluster.worker[0]"
+            ),
         ] as [(String, String)])
     func tfConfig(text: String, field: String) {
         do {
@@ -89,7 +103,11 @@ struct EndpointTests {
 
     @Test("TF_CONFIG: an integer index, also written 1.0, is taken")
     func integerIndex() throws {
-        #expect(try ClusterSpec(json: #"{"cluster": {"ps": ["a:1", "b:1"]}, "task": {"type": "ps", "index": 1}}"#).taskIndex == 1)
-        #expect(try ClusterSpec(json: #"{"cluster": {"ps": ["a:1", "b:1"]}, "task": {"type": "ps", "index": 1.0}}"#).taskIndex == 1)
+        #expect(
+            try ClusterSpec(json: #"{"cluster": {"ps": ["a:1", "b:1"]}, "task": {"type": "ps", "index": 1}}"#).taskIndex
+                == 1)
+        #expect(
+            try ClusterSpec(json: #"{"cluster": {"ps": ["a:1", "b:1"]}, "task": {"type": "ps", "index": 1.0}}"#)
+                .taskIndex == 1)
     }
 }

@@ -30,17 +30,22 @@ struct HostileFileTests {
 
     static let two = floats([1, 2])
     static let cases: [Case] = [
-        Case(name: "header length 0x7FFF_FFFF_FFFF_FFFF", bytes: file("{}", length: 0x7FFF_FFFF_FFFF_FFFF), words: ["header length"]),
+        Case(
+            name: "header length 0x7FFF_FFFF_FFFF_FFFF", bytes: file("{}", length: 0x7FFF_FFFF_FFFF_FFFF),
+            words: ["header length"]),
         Case(name: "header length 2^64 - 1", bytes: file("{}", length: UInt64.max), words: ["header length"]),
         Case(name: "header length 0", bytes: file("{}", length: 0), words: ["header length 0"]),
         Case(name: "header length one past the file", bytes: file("{}", length: 3), words: ["past the end"]),
         Case(name: "shorter than 8 bytes", bytes: Data([1, 2, 3]), words: ["8-byte"]),
         Case(
             name: "negative data_offsets",
-            bytes: file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}}"#, data: two), words: ["a", "data_offsets"]),
+            bytes: file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}}"#, data: two),
+            words: ["a", "data_offsets"]),
         Case(
             name: "data_offsets near Int.max",
-            bytes: file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[9223372036854775800,9223372036854775807]}}"#, data: two),
+            bytes: file(
+                #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[9223372036854775800,9223372036854775807]}}"#,
+                data: two),
             words: ["a", "data_offsets", "past"]),
         Case(
             name: "data_offsets past Int.max",
@@ -56,17 +61,20 @@ struct HostileFileTests {
             words: ["a", "shape", "more elements"]),
         Case(
             name: "a negative dimension",
-            bytes: file(#"{"a":{"dtype":"F32","shape":[-2,-1],"data_offsets":[0,8]}}"#, data: two), words: ["a", "negative"]),
+            bytes: file(#"{"a":{"dtype":"F32","shape":[-2,-1],"data_offsets":[0,8]}}"#, data: two),
+            words: ["a", "negative"]),
         Case(
             name: "a dimension that is true",
             bytes: file(#"{"a":{"dtype":"F32","shape":[true],"data_offsets":[0,4]}}"#, data: floats([1])),
             words: ["shape"]),
         Case(
             name: "a dimension of 1.5",
-            bytes: file(#"{"a":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}}"#, data: floats([1])), words: ["header"]),
+            bytes: file(#"{"a":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}}"#, data: floats([1])),
+            words: ["header"]),
         Case(
             name: "a dimension written as a string",
-            bytes: file(#"{"a":{"dtype":"F32","shape":["1"],"data_offsets":[0,4]}}"#, data: floats([1])), words: ["shape"]),
+            bytes: file(#"{"a":{"dtype":"F32","shape":["1"],"data_offsets":[0,4]}}"#, data: floats([1])),
+            words: ["shape"]),
         Case(
             name: "overlapping tensors",
             bytes: file(
@@ -74,26 +82,31 @@ struct HostileFileTests {
                 data: two), words: ["overlaps"]),
         Case(
             name: "a gap between tensors",
-            bytes: file(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, data: two), words: ["a", "belong to no tensor"]),
+            bytes: file(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, data: two),
+            words: ["a", "belong to no tensor"]),
         Case(
             name: "bytes after the last tensor",
-            bytes: file(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, data: two), words: ["after the last tensor"]),
+            bytes: file(#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, data: two),
+            words: ["after the last tensor"]),
         Case(
             name: "a truncated data section",
             bytes: file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: Array(two.prefix(5))),
             words: ["a", "truncated"]),
         Case(
             name: "a byte count that does not match the shape",
-            bytes: file(#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: two), words: ["a", "needs 12 bytes"]),
+            bytes: file(#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: two),
+            words: ["a", "needs 12 bytes"]),
         Case(
             name: "an unknown dtype",
-            bytes: file(#"{"a":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}}"#, data: two), words: ["a", "unknown dtype F33"]),
+            bytes: file(#"{"a":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}}"#, data: two),
+            words: ["a", "unknown dtype F33"]),
         Case(
             name: "a known dtype this reader does not convert",
             bytes: file(#"{"a":{"dtype":"I32","shape":[2],"data_offsets":[0,8]}}"#, data: two), words: ["a", "I32"]),
         Case(
             name: "three data_offsets",
-            bytes: file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8,8]}}"#, data: two), words: ["a", "3 numbers"]),
+            bytes: file(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8,8]}}"#, data: two),
+            words: ["a", "3 numbers"]),
         Case(
             name: "metadata that is not strings",
             bytes: file(#"{"__metadata__":{"step":7}}"#), words: ["__metadata__"]),
@@ -110,7 +123,8 @@ struct HostileFileTests {
         Case(
             name: "an F64 value beyond float32's range",
             bytes: file(
-                #"{"w":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}"#, data: withUnsafeBytes(of: 1e300) { Array($0) }),
+                #"{"w":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}"#,
+                data: withUnsafeBytes(of: 1e300) { Array($0) }),
             words: ["w", "float32"]),
         Case(
             name: "a checksum that is not crc32c",
@@ -150,7 +164,9 @@ struct HostileFileTests {
         #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)  // RFC 3720 B.4
         let bytes = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         var pieces = CRC32C()
-        for chunk in stride(from: 0, to: bytes.count, by: 77) { pieces.update(Array(bytes[chunk..<min(chunk + 77, bytes.count)])) }
+        for chunk in stride(from: 0, to: bytes.count, by: 77) {
+            pieces.update(Array(bytes[chunk..<min(chunk + 77, bytes.count)]))
+        }
         #expect(pieces.value == CRC32C.checksum(bytes))
     }
 
@@ -169,7 +185,8 @@ struct HostileFileTests {
         #expect(without.tensors == with.tensors)
     }
 
-    @Test("every single-bit flip in a checksummed file is refused, or (a flip in the word checksum) leaves it unverified")
+    @Test(
+        "every single-bit flip in a checksummed file is refused, or (a flip in the word checksum) leaves it unverified")
     func everyBitFlipIsCaught() throws {
         let good = SafeTensors.encode(Self.tensors, metadata: ["step": "4", "server": "ps-0"], checksum: true)
         var accepted: [Int] = []

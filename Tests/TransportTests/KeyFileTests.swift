@@ -37,7 +37,9 @@ struct KeyFileTests {
         }
     }
 
-    @Test("a file with no keys (empty, blank or comments only) is an error naming it", arguments: ["", "\n\n", "# none yet\n", "\u{FEFF}# bom only\r\n"])
+    @Test(
+        "a file with no keys (empty, blank or comments only) is an error naming it",
+        arguments: ["", "\n\n", "# none yet\n", "\u{FEFF}# bom only\r\n"])
     func noKeys(_ text: String) throws {
         try withDirectory { dir in
             let path = "\(dir)/authorized_keys"

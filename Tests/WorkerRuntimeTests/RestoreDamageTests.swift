@@ -24,7 +24,8 @@ struct RestoreDamageTests {
     @Test("a damaged newest file of a server is reported and its older file restored instead")
     func fallsBackWithWarning() throws {
         try withDirectory { dir in
-            try Self.checkpoint(sequence: 1, value: 1).write(to: URL(fileURLWithPath: "\(dir)/ps-0-00000001.safetensors"))
+            try Self.checkpoint(sequence: 1, value: 1).write(
+                to: URL(fileURLWithPath: "\(dir)/ps-0-00000001.safetensors"))
             var newest = Self.checkpoint(sequence: 2, value: 2)
             newest[newest.count - 1] ^= 0x10
             try newest.write(to: URL(fileURLWithPath: "\(dir)/ps-0-00000002.safetensors"))
@@ -33,7 +34,9 @@ struct RestoreDamageTests {
             var warnings: [String] = []
             try Checkpoints.restore(g, from: dir, warn: { warnings.append($0) })
             #expect(Array(w.value) == [1, 1])
-            #expect(warnings.count == 1 && warnings[0].contains("ps-0-00000002") && warnings[0].contains("ps-0-00000001"), "\(warnings)")
+            #expect(
+                warnings.count == 1 && warnings[0].contains("ps-0-00000002") && warnings[0].contains("ps-0-00000001"),
+                "\(warnings)")
         }
     }
 
