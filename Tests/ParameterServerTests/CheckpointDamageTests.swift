@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Optimizers
 import SafeTensors
+import Telemetry
 import Testing
 import Transport
 import Wire
@@ -299,5 +300,17 @@ struct CheckpointDamageTests {
             #expect(loop.checkpointFailures == 8, "\(loop.checkpointFailures)")
             #expect(loop.checkpointRetry.delay == 30)
         }
+    }
+
+    @Test("failed periodic checkpoints are counted in ps_checkpoint_failures_total")
+    func failuresMetric() {
+        let registry = Telemetry.bootstrap()
+        let metrics = ServerMetrics()
+        metrics.observeCheckpointFailures(2)
+        metrics.observeCheckpointFailures(3)
+        metrics.observeCheckpointFailures(3)
+        let text = registry.emitToString()
+        #expect(text.contains("# TYPE ps_checkpoint_failures_total counter"), "\(text)")
+        #expect(text.contains("ps_checkpoint_failures_total 3"), "\(text)")
     }
 }
