@@ -11,6 +11,7 @@ a build of the old commit and of the new one.
 import argparse
 import json
 import os
+import random
 import shutil
 import signal
 import struct
@@ -143,6 +144,50 @@ def main():
             warned = [l for l in s.text.splitlines() if "ps-t-00000002" in l]
             print(f"  {' '.join(extra) or '(default)':18s} {'serves' if serving else 'exit %s' % s.status};"
                   f" lines naming the damaged file: {len(warned)} | {why(s.text, 'cannot be restored', 'strict', 'restored')}")
+
+        print("== finding 5: 20 random single-bit flips in the header of a server's own newest checkpoint")
+        d = tempfile.mkdtemp(dir=root)
+        ck = os.path.join(d, "ck")
+        for run in range(2):  # two lives of a server, each ending with its checkpoint: an older file to fall back to
+            portfile = os.path.join(d, "port%d" % run)
+            s = Run([ps, "--port", "0", "--port-file", portfile, "--name", "ps-f", "--checkpoint-dir", ck, "--keep-serving"])
+            end = time.time() + 10
+            while time.time() < end and not os.path.exists(portfile):
+                time.sleep(0.05)
+            w = Run([worker, "--ps", "127.0.0.1:" + open(portfile).read().strip(), "--steps", "20",
+                     "--recovery-timeout", "5"] + SMALL)
+            w.wait(120)
+            w.stop()
+            s.stop()  # SIGTERM: the final checkpoint
+        files = sorted(f for f in os.listdir(ck) if f.endswith(".safetensors"))
+        newest = files[-1]
+        data = open(os.path.join(ck, newest), "rb").read()
+        header = struct.unpack("<Q", data[:8])[0]
+        rng = random.Random(18)
+        outcomes = {}
+        for _ in range(20):
+            bit = rng.randrange(8 * 8, 8 * (8 + header))
+            trial = tempfile.mkdtemp(dir=root)
+            shutil.copytree(ck, os.path.join(trial, "ck"))
+            bad = bytearray(data)
+            bad[bit // 8] ^= 1 << (bit % 8)
+            open(os.path.join(trial, "ck", newest), "wb").write(bad)
+            r = Run([ps, "--port", "0", "--name", "ps-f", "--checkpoint-dir", os.path.join(trial, "ck"), "--keep-serving"])
+            serve_until(r, "serving")
+            serving = r.p.poll() is None
+            r.stop()
+            restored = [l for l in r.text.splitlines() if " variables at update " in l]
+            if not serving:
+                kind = "exit %s" % r.status
+            elif restored and newest in restored[0]:
+                kind = "restored the flipped file"
+            elif any(newest in l and " variables at update " not in l for l in r.text.splitlines()):
+                kind = "older file restored, the damage reported"
+            else:
+                kind = "older file restored silently"
+            outcomes[kind] = outcomes.get(kind, 0) + 1
+            shutil.rmtree(trial, ignore_errors=True)
+        print(f"  newest of {len(files)} files, {header}-byte header: " + "; ".join(f"{n} {k}" for k, n in sorted(outcomes.items())))
 
         print("== finding 7: authorized-keys files")
         d = tempfile.mkdtemp(dir=root)

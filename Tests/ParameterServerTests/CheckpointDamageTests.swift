@@ -197,6 +197,7 @@ struct CheckpointDamageTests {
         for n in 0..<good.count {
             #expect((try? CheckpointStore.decodeState(good.prefix(n), path: "cut")) == nil, "cut to \(n) bytes")
         }
+        print("checkpoint damage: \(good.count * 8) single-bit flips and \(good.count) truncations of a \(good.count)-byte checkpoint, \(accepted.count) restored")
     }
 
     @Test("a damaged newest file is reported with what is wrong, and the older file restored is named")
