@@ -97,6 +97,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "FuzzServer", dependencies: ["ParameterServer", "Optimizers", "Transport", "Wire", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(
+            name: "FuzzSafeTensors",
+            dependencies: ["SafeTensors", "ParameterServer", "Optimizers", "Transport", "Wire", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "BLASTests", dependencies: ["BLAS"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),

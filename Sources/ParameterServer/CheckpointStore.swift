@@ -31,8 +31,18 @@ public final class CheckpointStore {
     public let keep: Int
     /// The sequence number of the newest file written or restored.
     public private(set) var sequence = 0
-    /// Variables in the newest file: a server never replaces it with an emptier one.
-    public private(set) var newestVariableCount = 0
+    /// Variables in the newest file that reads back whole: a server never replaces it with an emptier
+    /// one. A newer file that cannot be restored does not count (its metadata may say anything), so it can
+    /// never make every later checkpoint be skipped.
+    public var newestVariableCount: Int {
+        if let known = knownVariableCount { return known }
+        let n = (try? restore(limits: limits))?.state.variables.count ?? 0
+        knownVariableCount = n
+        return n
+    }
+    private var knownVariableCount: Int?
+    /// The bounds a restored state is checked against (the server's own limits).
+    public var limits = ServerLimits()
 
     /// Opens (creating if needed) the directory and proves it writable now, not at the end of a long run.
     /// - Throws: `CheckpointError.directory` naming it.
@@ -55,10 +65,7 @@ public final class CheckpointStore {
             throw CheckpointError.directory(directory, reason: "is not writable (by user \(getuid())); fix its permissions or choose another")
         }
         try? FileManager.default.removeItem(atPath: probe)
-        if let newest = files().last {
-            sequence = newest.sequence
-            newestVariableCount = (try? SafeTensors.metadata(newest.path)["variables"]).flatMap { countVariables($0) } ?? 0
-        }
+        if let newest = files().last { sequence = newest.sequence }
     }
 
     /// This server's checkpoint files, oldest first.
@@ -108,7 +115,7 @@ public final class CheckpointStore {
             throw CheckpointError.write(path, reason: error.localizedDescription)
         }
         sequence = next
-        newestVariableCount = state.variables.count
+        knownVariableCount = state.variables.count
         let all = files()
         for old in all.dropLast(keep) { try? FileManager.default.removeItem(atPath: old.path) }
         return path
@@ -117,20 +124,69 @@ public final class CheckpointStore {
     /// The newest checkpoint that reads back whole, with its path; nil when there is none.
     /// - Throws: `CheckpointError.corrupt` when files exist but none can be restored.
     public func newest() throws -> (state: ServerState, path: String)? {
+        try restore(limits: limits).map { ($0.state, $0.path) }
+    }
+
+    /// The newest checkpoint that reads back whole, with the newer files that could not be used and why,
+    /// so that a server can say which file it skipped and which older one it restored instead.
+    /// - Parameters:
+    ///   - limits: the server's limits; a checkpoint beyond them is refused, as a request would be.
+    ///   - strict: refuse to fall back: when the newest file is damaged, throw instead (`--strict-restore`).
+    /// - Returns: nil when there is no checkpoint file at all.
+    /// - Throws: `CheckpointError.corrupt` naming the newest file and what is wrong with it, when no file
+    ///   can be restored (or, with `strict`, when the newest cannot).
+    public func restore(limits: ServerLimits, strict: Bool = false) throws -> Restoration? {
         let all = files()
-        guard !all.isEmpty else { return nil }
-        var last: Error?
+        guard let newestFile = all.last else { return nil }
+        var skipped: [Restoration.Skipped] = []
         for f in all.reversed() {
             do {
-                return (try CheckpointStore.decode(path: f.path), f.path)
+                let file = try CheckpointStore.read(path: f.path, limits: limits)
+                knownVariableCount = file.state.variables.count
+                return Restoration(
+                    state: file.state, path: f.path, checksumVerified: file.checksumVerified, skipped: skipped)
             } catch {
-                last = error
+                let reason = CheckpointStore.reason(error)
+                if strict {
+                    throw CheckpointError.corrupt(
+                        f.path, reason: "\(reason); --strict-restore refuses to fall back to an older checkpoint")
+                }
+                skipped.append(Restoration.Skipped(path: f.path, reason: reason))
             }
         }
-        throw CheckpointError.corrupt(all.last!.path, reason: "\(last.map { "\($0)" } ?? "unreadable")")
+        knownVariableCount = 0
+        let detail = skipped.map { "\($0.path): \($0.reason)" }.joined(separator: "; ")
+        throw CheckpointError.corrupt(
+            newestFile.path,
+            reason: all.count == 1 ? skipped.first?.reason ?? "unreadable" : "and so is every older one (\(detail))")
+    }
+
+    /// What is wrong with a file, without repeating its path when the error already names it.
+    static func reason(_ error: Error) -> String {
+        switch error {
+        case CheckpointError.corrupt(_, let r): return r
+        case let e as SafeTensors.Error: return "\(e)"
+        default: return "\(error)"
+        }
     }
 
     // MARK: - Format
+
+    /// The metadata `format` of files written now: version 1 plus a checksum (`SafeTensors.Checksum`).
+    public static let formatVersion2 = "scoped-trainer-ps/2"
+
+    /// The largest update count or step a checkpoint may hold: far beyond any real run (2^48), and far
+    /// from the ends of the integer types the rules and the workers count in, so `+ 1` never overflows.
+    public static let maxCount: UInt64 = 1 << 48
+
+    /// Reads and checks one checkpoint file.
+    /// - Throws: `CheckpointError.corrupt` or `SafeTensors.Error`, naming the file and the field.
+    static func read(path: String, limits: ServerLimits) throws -> (state: ServerState, checksumVerified: Bool) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CheckpointError.corrupt(path, reason: "cannot be read")
+        }
+        return try decodeState(data, path: path, limits: limits)
+    }
 
     struct VariableMeta: Codable {
         var name: String
@@ -139,7 +195,8 @@ public final class CheckpointStore {
         var registeredBy: String
     }
 
-    static func encode(_ state: ServerState, config: ServerConfig, sequence: Int) -> Data {
+    /// The bytes of a checkpoint of `state` (format 2, with its checksum); `write` puts them on disk.
+    public static func encode(_ state: ServerState, config: ServerConfig, sequence: Int) -> Data {
         var tensors: [(name: String, shape: [Int], scalars: [Float])] = []
         for v in state.variables { tensors.append((v.name, v.shape, v.value)) }
         for v in state.variables {
@@ -152,69 +209,186 @@ public final class CheckpointStore {
             }
         }
         let metas = state.variables.map { VariableMeta(name: $0.name, dtype: $0.dtype, step: $0.step, registeredBy: $0.registeredBy) }
+        // Sorted keys: the same state gives the same bytes in every process (fuzz seeds, diffs).
+        let json = JSONEncoder()
+        json.outputFormatting = .sortedKeys
         let metadata: [String: String] = [
-            "format": "scoped-trainer-ps/1",
+            "format": formatVersion2,
             "server": config.name, "mode": config.mode.rawValue, "optimizer": config.optimizer.description,
             "optimizer_kind": config.optimizer.kind.rawValue,
             "updates": "\(state.updates)", "step": "\(state.syncStep)", "sequence": "\(sequence)",
             "num_workers": state.numWorkers.map(String.init) ?? "",
             "scaling": state.scaling ?? "",
-            "variables": String(decoding: try! JSONEncoder().encode(metas), as: UTF8.self),
-            "workers": String(decoding: try! JSONEncoder().encode(state.workers), as: UTF8.self),
+            "variables": String(decoding: try! json.encode(metas), as: UTF8.self),
+            "workers": String(decoding: try! json.encode(state.workers), as: UTF8.self),
         ]
-        return SafeTensors.encode(tensors, metadata: metadata)
+        return SafeTensors.encode(tensors, metadata: metadata, checksum: true)
     }
 
-    static func decode(path: String) throws -> ServerState {
-        let tensors = try SafeTensors.read(path)
-        let meta = try SafeTensors.metadata(path)
-        guard meta["format"] == "scoped-trainer-ps/1" else {
-            throw CheckpointError.corrupt(path, reason: "not a parameter-server checkpoint (no format metadata)")
+    /// Decodes a checkpoint's bytes and checks every number in it like a number from the wire: against
+    /// the server's limits, and overflow-safe. A damaged file is refused naming the field, never trusted.
+    /// - Parameters:
+    ///   - path: names the file in errors.
+    ///   - limits: the server's limits (variables, elements, bytes, rank, name length, workers).
+    /// - Returns: the state, and whether a checksum vouched for the file (false: written by an older version).
+    /// - Throws: `CheckpointError.corrupt` or `SafeTensors.Error`, naming the file and the field.
+    public static func decodeState(_ data: Data, path: String, limits: ServerLimits = ServerLimits()) throws
+        -> (state: ServerState, checksumVerified: Bool)
+    {
+        let file = try SafeTensors.decodeFile(data, path: path)
+        let tensors = file.tensors
+        let meta = file.metadata
+        func corrupt(_ reason: String) -> CheckpointError { .corrupt(path, reason: reason) }
+        switch meta["format"] {
+        case formatVersion2?:
+            // Version 2 always carries a checksum: one that is missing was lost to damage (a flipped bit
+            // in the word "checksum" hides it), not left out.
+            guard file.checksumVerified else { throw corrupt("format \(formatVersion2) but no checksum in its metadata") }
+        case "scoped-trainer-ps/1"?:
+            break  // Written before checksums: accepted, and the caller warns.
+        default:
+            throw corrupt("not a parameter-server checkpoint (metadata format is \(meta["format"].map { "'\($0.prefix(40))'" } ?? "missing"))")
         }
-        guard let varsText = meta["variables"],
-            let metas = try? JSONDecoder().decode([VariableMeta].self, from: Data(varsText.utf8)),
-            let workersText = meta["workers"],
-            let workers = try? JSONDecoder().decode([SavedWorker].self, from: Data(workersText.utf8)),
-            let updates = meta["updates"].flatMap({ UInt64($0) }), let step = meta["step"].flatMap({ UInt64($0) })
-        else { throw CheckpointError.corrupt(path, reason: "its metadata is incomplete") }
-        // Numbers read back are checked like numbers from the wire: a damaged file is refused, not trusted.
-        let numWorkers = meta["num_workers"].flatMap { $0.isEmpty ? nil : $0 }
+        func text(_ key: String) throws -> String {
+            guard let v = meta[key] else { throw corrupt("its metadata has no \(key)") }
+            return v
+        }
+        func count(_ key: String) throws -> UInt64 {
+            let t = try text(key)
+            guard t.allSatisfy(\.isASCII), t.allSatisfy(\.isNumber), let n = UInt64(t), n <= maxCount else {
+                throw corrupt("metadata \(key) is '\(t.prefix(40))', not a whole number in 0...\(maxCount)")
+            }
+            return n
+        }
+        let updates = try count("updates")
+        let step = try count("step")
+        let metas: [VariableMeta]
+        do { metas = try JSONDecoder().decode([VariableMeta].self, from: Data(try text("variables").utf8)) } catch {
+            throw corrupt("metadata variables is not a list of {name, dtype, step, registeredBy}: \(brief(error))")
+        }
+        let workers: [SavedWorker]
+        do { workers = try JSONDecoder().decode([SavedWorker].self, from: Data(try text("workers").utf8)) } catch {
+            throw corrupt(
+                "metadata workers is not a list of {index, incarnation, lastPushRequest, lastPushedStep, done}: \(brief(error))")
+        }
+        // The scaling is compared with every worker's hello: a damaged one would refuse them all.
+        if let scaling = meta["scaling"], scaling.utf8.count > 64 || !scaling.allSatisfy({ $0.isASCII && !$0.isWhitespace }) {
+            throw corrupt("metadata scaling is '\(scaling.prefix(40))', not a scaling label (relative, global, seasonal:P)")
+        }
+        let maxWorkers = min(limits.maxWorkers, 1 << 16)
         var workerCount: Int?
-        if let text = numWorkers {
-            guard let n = Int(text), (1...(1 << 16)).contains(n) else {
-                throw CheckpointError.corrupt(path, reason: "num_workers is \(text), not a worker count in 1...65536")
+        if let t = meta["num_workers"], !t.isEmpty {
+            guard t.allSatisfy(\.isASCII), t.allSatisfy(\.isNumber), let n = Int(t), (1...maxWorkers).contains(n) else {
+                throw corrupt(
+                    "num_workers is \(t.prefix(40)), not a worker count in 1...\(maxWorkers) (--max-workers \(limits.maxWorkers))")
             }
             workerCount = n
         }
+        var seen = Set<UInt32>()
         for w in workers {
-            guard Int(w.index) < (workerCount ?? (1 << 16)) else {
-                throw CheckpointError.corrupt(path, reason: "a worker record has index \(w.index), past num_workers")
+            guard Int(w.index) < (workerCount ?? maxWorkers) else {
+                throw corrupt(
+                    "a worker record has index \(w.index), past \(workerCount.map { "num_workers \($0)" } ?? "--max-workers \(maxWorkers)")")
             }
+            guard seen.insert(w.index).inserted else { throw corrupt("worker \(w.index) has two records") }
+            guard w.lastPushedStep <= maxCount else {
+                throw corrupt("worker \(w.index)'s lastPushedStep is \(w.lastPushedStep), past \(maxCount)")
+            }
+        }
+        guard metas.count <= limits.maxVariables else {
+            throw corrupt("it lists \(metas.count) variables, more than --max-variables \(limits.maxVariables)")
+        }
+        let slotNames: [String]
+        switch meta["optimizer_kind"] {
+        case "adam": slotNames = ["m", "v"]
+        case "momentum": slotNames = ["momentum"]
+        default: slotNames = []
         }
         var variables: [SavedVariable] = []
+        var used = Set<String>()
+        var bytes = 0
         for m in metas {
-            guard (0...(1 << 48)).contains(m.step) else {
-                throw CheckpointError.corrupt(path, reason: "variable \(m.name) has update count \(m.step)")
+            guard !m.name.isEmpty, m.name.utf8.count <= limits.maxNameLength else {
+                throw corrupt("a variable name is empty or longer than \(limits.maxNameLength) bytes")
             }
-            guard let t = tensors[m.name] else { throw CheckpointError.corrupt(path, reason: "variable \(m.name) is missing") }
+            guard !used.contains(m.name) else { throw corrupt("variable \(m.name) is listed twice") }
+            guard m.dtype.utf8.count <= 32, m.registeredBy.utf8.count <= limits.maxNameLength else {
+                throw corrupt("variable \(m.name) has a dtype or registeredBy longer than any a server writes")
+            }
+            guard (0...Int(maxCount)).contains(m.step) else {
+                throw corrupt("variable \(m.name) has update count \(m.step), not in 0...\(maxCount)")
+            }
+            guard let t = tensors[m.name] else { throw corrupt("variable \(m.name) is listed but its tensor is missing") }
+            used.insert(m.name)
+            guard t.shape.count <= limits.maxRank else {
+                throw corrupt("variable \(m.name) has rank \(t.shape.count), more than \(limits.maxRank)")
+            }
+            guard t.scalars.count <= limits.maxVariableElements else {
+                throw corrupt(
+                    "variable \(m.name) has \(t.scalars.count) elements, more than --max-variable-elements \(limits.maxVariableElements)")
+            }
+            // Values and two slots, as the rules count them; no overflow: counts are bounded above.
+            bytes += t.scalars.count * 12
+            guard bytes <= limits.maxTotalBytes else {
+                throw corrupt("its variables need more than --max-total-bytes \(limits.maxTotalBytes)")
+            }
+            var slots: [String: [Float]] = [:]
+            for k in ["m", "v", "momentum"] {
+                let slotName = "optimizer/\(m.name)/\(k)"
+                guard let s = tensors[slotName] else { continue }
+                guard slotNames.contains(k) else {
+                    throw corrupt("tensor \(slotName) is not a slot of optimizer \(meta["optimizer_kind"] ?? "(none)")")
+                }
+                guard s.shape == t.shape else {
+                    throw corrupt(
+                        "optimizer slot \(slotName) has shape \(s.shape), but variable \(m.name) has \(t.shape)")
+                }
+                slots[k] = s.scalars
+                used.insert(slotName)
+            }
             let zeros = [Float](repeating: 0, count: t.scalars.count)
-            let first = tensors["optimizer/\(m.name)/m"]?.scalars ?? tensors["optimizer/\(m.name)/momentum"]?.scalars ?? zeros
-            let second = tensors["optimizer/\(m.name)/v"]?.scalars ?? zeros
-            guard first.count == t.scalars.count, second.count == t.scalars.count else {
-                throw CheckpointError.corrupt(path, reason: "the optimizer slots of \(m.name) have the wrong size")
-            }
             variables.append(
                 SavedVariable(
-                    name: m.name, shape: t.shape, dtype: m.dtype, value: t.scalars, first: first, second: second,
+                    name: m.name, shape: t.shape, dtype: m.dtype, value: t.scalars,
+                    first: slots["m"] ?? slots["momentum"] ?? zeros, second: slots["v"] ?? zeros,
                     step: m.step, registeredBy: m.registeredBy))
         }
-        return ServerState(
-            variables: variables, updates: updates, syncStep: step,
-            numWorkers: workerCount,
+        if let stray = tensors.keys.sorted().first(where: { !used.contains($0) }) {
+            throw corrupt("tensor \(stray) is neither a listed variable nor one of its optimizer slots")
+        }
+        let state = ServerState(
+            variables: variables, updates: updates, syncStep: step, numWorkers: workerCount,
             scaling: meta["scaling"].flatMap { $0.isEmpty ? nil : $0 }, workers: workers)
+        return (state, file.checksumVerified)
+    }
+
+    /// A decoding error in a few words (the field it stopped at).
+    static func brief(_ error: Error) -> String {
+        guard let e = error as? DecodingError else { return "\(error)" }
+        switch e {
+        case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c):
+            let p = c.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            return "\(p.isEmpty ? "" : "at \(p): ")\(c.debugDescription)"
+        case .keyNotFound(let k, let c):
+            let p = c.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            return "\(p.isEmpty ? "" : "at \(p): ")no \(k.stringValue)"
+        @unknown default: return "\(e)"
+        }
     }
 }
 
-private func countVariables(_ json: String) -> Int? {
-    (try? JSONDecoder().decode([CheckpointStore.VariableMeta].self, from: Data(json.utf8)))?.count
+/// A checkpoint chosen to restore from, with the newer files passed over.
+public struct Restoration {
+    /// A newer file that could not be used, and why.
+    public struct Skipped: Sendable, Equatable {
+        public let path: String
+        public let reason: String
+    }
+
+    public let state: ServerState
+    public let path: String
+    /// False for a file written without a checksum (by an older version): damage to it cannot be seen.
+    public let checksumVerified: Bool
+    /// Newer files that could not be restored, newest first.
+    public let skipped: [Skipped]
 }

@@ -27,6 +27,10 @@ public final class ServerLoop {
     /// The authorized-keys file, for the refusal's message.
     public var keysFile = ""
     public private(set) var lastCheckpoint: (path: String, seconds: Double, at: Double)?
+    /// Periodic checkpoints that failed (`ps_checkpoint_failures_total`).
+    public private(set) var checkpointFailures = 0
+    /// Failed periodic checkpoints are retried after 1 s, 2 s, 4 s... up to `--checkpoint-secs`, not every tick.
+    public var checkpointRetry: Backoff
 
     public init(
         core: ServerCore, transport: ServerTransport, store: CheckpointStore?, logger: Logger,
@@ -37,6 +41,7 @@ public final class ServerLoop {
         self.store = store
         self.logger = logger
         self.clock = clock
+        checkpointRetry = Backoff(initial: 1, maximum: core.config.checkpointSeconds ?? 60)
     }
 
     /// Serves until the rules say every worker is finished (unless `keepServing`) or `stop` is requested,
@@ -132,8 +137,17 @@ public final class ServerLoop {
                     }
                 }
             case .checkpoint(let why):
-                do { try checkpoint(reason: why) } catch {
-                    logger.error("periodic checkpoint failed; will retry", metadata: ["error": "\(error)"])
+                let now = clock()
+                guard checkpointRetry.allows(now: now) else { continue }
+                do {
+                    try checkpoint(reason: why)
+                    checkpointRetry.succeeded()
+                } catch {
+                    checkpointFailures += 1
+                    let wait = checkpointRetry.failed(now: now)
+                    logger.error(
+                        "periodic checkpoint failed; retrying in \(wait) s",
+                        metadata: ["error": "\(error)", "failures": "\(checkpointFailures)"])
                 }
             case .exit(let why):
                 logger.info("\(why)")
@@ -144,6 +158,9 @@ public final class ServerLoop {
     }
 
     /// Writes a checkpoint now (if there is a store and something to save).
+    /// - Throws: `CheckpointError` naming the file or the reason, also when the checkpoint is skipped
+    ///   because this server holds fewer variables than its newest file (a failure, not a warning: at the
+    ///   end it makes the exit status 1, and periodic ones back off).
     public func checkpoint(reason: String) throws {
         guard let store else { return }
         let started = clock()
@@ -159,9 +176,10 @@ public final class ServerLoop {
                     "reason": "\(reason)",
                 ])
         } else if !state.variables.isEmpty {
-            logger.warning(
-                "checkpoint skipped: this server holds fewer variables than its newest checkpoint",
-                metadata: ["variables": "\(state.variables.count)", "newest": "\(store.newestVariableCount)"])
+            throw CheckpointError.write(
+                store.directory,
+                reason:
+                    "skipped: this server holds \(state.variables.count) variables, fewer than the \(store.newestVariableCount) of its newest checkpoint")
         }
     }
 }

@@ -7,7 +7,7 @@ import Metrics
 /// `ps_pulls_total{worker}`, `ps_push_staleness_updates` (histogram), `ps_workers{state}`,
 /// `ps_errors_total{code}`, `ps_refused_peers_total`, `ps_replies_dropped_total`,
 /// `ps_duplicate_pushes_total`, `ps_late_gradients_total`, `ps_checkpoint_age_seconds`,
-/// `ps_checkpoint_duration_seconds`, `ps_checkpoints_total`.
+/// `ps_checkpoint_duration_seconds`, `ps_checkpoints_total`, `ps_checkpoint_failures_total`.
 public final class ServerMetrics {
     var last = ServerCounters()
     var lastUpdates: UInt64 = 0
@@ -18,6 +18,8 @@ public final class ServerMetrics {
     let duplicates = Counter(label: "ps_duplicate_pushes_total")
     let late = Counter(label: "ps_late_gradients_total")
     let checkpoints = Counter(label: "ps_checkpoints_total")
+    let checkpointFailures = Counter(label: "ps_checkpoint_failures_total")
+    var lastCheckpointFailures = 0
     let checkpointAge = Gauge(label: "ps_checkpoint_age_seconds")
     let checkpointDuration = Gauge(label: "ps_checkpoint_duration_seconds")
     let workers = ["active", "done", "lost"].map { Gauge(label: "ps_workers", dimensions: [("state", $0)]) }
@@ -66,5 +68,11 @@ public final class ServerMetrics {
             checkpointAge.record(now - started)
         }
         last = c
+    }
+
+    /// Moves `ps_checkpoint_failures_total` to the loop's count of failed periodic checkpoints.
+    public func observeCheckpointFailures(_ total: Int) {
+        if total > lastCheckpointFailures { checkpointFailures.increment(by: Int64(total - lastCheckpointFailures)) }
+        lastCheckpointFailures = total
     }
 }

@@ -15,6 +15,8 @@ public struct ServerLaunch: Sendable {
     public var portFile: String?
     public var checkpointDir: String?
     public var keepCheckpoints = 3
+    /// `--strict-restore`: a damaged newest checkpoint is an error (exit 65), not a fall back to an older one.
+    public var strictRestore = false
     public var maxMessageBytes: Int64 = 256 << 20
     public var curveSecretKey: [UInt8]?
     /// `--curve-authorized-keys`: admit only these client keys.
@@ -94,11 +96,22 @@ public enum ServerProcess {
             if let dir = launch.checkpointDir {
                 do {
                     let s = try CheckpointStore(directory: dir, name: config.name, keep: launch.keepCheckpoints)
-                    if let (state, path) = try s.newest() {
-                        restored = state
+                    s.limits = config.limits
+                    if let r = try s.restore(limits: config.limits, strict: launch.strictRestore) {
+                        for skipped in r.skipped {
+                            logger.warning(
+                                "checkpoint \(skipped.path) cannot be restored: \(skipped.reason); using the older \(r.path) instead (the updates after it are lost; --strict-restore refuses)",
+                                metadata: ["damaged": "\(skipped.path)", "restoring": "\(r.path)"])
+                        }
+                        if !r.checksumVerified {
+                            logger.warning(
+                                "checkpoint \(r.path) carries no checksum (written by an older version): damage to it cannot be detected",
+                                metadata: ["path": "\(r.path)"])
+                        }
+                        restored = r.state
                         logger.info(
-                            "restored \(state.variables.count) variables at update \(state.updates) from \(path)",
-                            metadata: ["ps.step": "\(state.syncStep)"])
+                            "restored \(r.state.variables.count) variables at update \(r.state.updates) from \(r.path)",
+                            metadata: ["ps.step": "\(r.state.syncStep)"])
                     }
                     store = s
                 } catch let e as CheckpointError {
@@ -119,6 +132,7 @@ public enum ServerProcess {
                 let metrics = ServerMetrics()
                 loop.observe = { [unowned loop] core in
                     metrics.observe(core, lastCheckpoint: loop.lastCheckpoint, now: clock())
+                    metrics.observeCheckpointFailures(loop.checkpointFailures)
                 }
             }
             if let portFile = launch.portFile {
@@ -132,7 +146,7 @@ public enum ServerProcess {
                         try admission?.reload()
                         logger.info("authorized keys reloaded", metadata: ["keys": "\(admission?.count ?? 0)"])
                     } catch {
-                        logger.error("authorized keys not reloaded; the old ones stay in force", metadata: ["error": "\(error)"])
+                        logger.warning("authorized keys not reloaded; the old ones stay in force", metadata: ["error": "\(error)"])
                     }
                 } else {
                     logger.info("signal received, stopping", metadata: ["signal": "\(signalName(sig))"])
@@ -148,7 +162,13 @@ public enum ServerProcess {
                     "ps.admission": "\(admission.map { "\($0.count) keys" } ?? "any")",
                 ])
             readiness.set(true)
-            try loop.run(stop: stop)
+            do { try loop.run(stop: stop) } catch let e as CheckpointError {
+                logger.error(
+                    "the final checkpoint was not written: \(e); the updates since the last checkpoint are lost",
+                    metadata: ["updates": "\(core.updates)"])
+                context.terminate()
+                return .failure
+            }
             let c = core.counters
             logger.info(
                 "stopped",

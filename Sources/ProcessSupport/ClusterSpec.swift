@@ -56,9 +56,18 @@ public struct ClusterSpec: Equatable, Sendable {
             throw ClusterSpecError(
                 field: "task.type", reason: "is '\(typeText)'; expected one of \(TaskType.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard let indexNumber = taskObject["index"] as? NSNumber, !(taskObject["index"] is String),
-            let index = Int(exactly: indexNumber.doubleValue), index >= 0
-        else { throw ClusterSpecError(field: "task.index", reason: "is missing or not a non-negative integer") }
+        // JSONDecoder, not the NSNumber above: it refuses `true`, `1.5` and `"1"`, which NSNumber would turn
+        // into 1 (or let through to a trap).
+        struct Task: Decodable { var index: Int }
+        struct Root: Decodable { var task: Task }
+        guard taskObject["index"] != nil,
+            let index = try? JSONDecoder().decode(Root.self, from: data).task.index, index >= 0
+        else {
+            throw ClusterSpecError(
+                field: "task.index",
+                reason: taskObject["index"] == nil
+                    ? "is missing" : "is not a non-negative JSON integer (write 0, 1, ...; not true, 1.5 or \"1\")")
+        }
         let cluster = root["cluster"] as? [String: Any] ?? [:]
         if root["cluster"] != nil && !(root["cluster"] is [String: Any]) {
             throw ClusterSpecError(field: "cluster", reason: "is not an object")
@@ -67,8 +76,11 @@ public struct ClusterSpec: Equatable, Sendable {
             guard let value = cluster[key] else { return [] }
             guard let items = value as? [Any] else { throw ClusterSpecError(field: "cluster.\(key)", reason: "is not a list") }
             return try items.enumerated().map { i, item in
-                guard let s = item as? String, ClusterSpec.isHostPort(s) else {
+                guard let s = item as? String else {
                     throw ClusterSpecError(field: "cluster.\(key)[\(i)]", reason: "is \(item), not host:port")
+                }
+                do { _ = try Endpoint(parsing: s) } catch let e as EndpointError {
+                    throw ClusterSpecError(field: "cluster.\(key)[\(i)]", reason: "'\(s.prefix(80))' \(e.reason)")
                 }
                 return s
             }
@@ -77,6 +89,19 @@ public struct ClusterSpec: Equatable, Sendable {
         ps = try list("ps")
         worker = try list("worker")
         evaluator = try list("evaluator")
+        // One address, one task: a server listed twice would be connected to twice and hold its share twice.
+        var seen: [String: String] = [:]
+        for (key, items) in [("chief", chief), ("ps", ps), ("worker", worker), ("evaluator", evaluator)] {
+            for (i, item) in items.enumerated() {
+                let identity = (try Endpoint(parsing: item)).identity
+                let field = "cluster.\(key)[\(i)]"
+                if let first = seen[identity] {
+                    throw ClusterSpecError(
+                        field: field, reason: "is '\(item)', the same address as \(first); list each task once")
+                }
+                seen[identity] = field
+            }
+        }
         taskType = type
         taskIndex = index
         let members: [String]
@@ -99,12 +124,9 @@ public struct ClusterSpec: Equatable, Sendable {
         return try ClusterSpec(json: text)
     }
 
-    /// Whether `s` is `host:port` with a non-empty host and a port in 1...65535.
+    /// Whether `s` is `host:port` with a non-empty host and a port in 1...65535 (see `Endpoint`).
     public static func isHostPort(_ s: String) -> Bool {
-        guard let colon = s.lastIndex(of: ":"), colon != s.startIndex else { return false }
-        let host = s[..<colon]
-        guard let port = Int(s[s.index(after: colon)...]), (1...65535).contains(port) else { return false }
-        return !host.contains(where: { $0 == " " || $0 == "/" })
+        (try? Endpoint(parsing: s)) != nil
     }
 
     /// The port of a `host:port`.

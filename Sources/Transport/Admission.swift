@@ -3,7 +3,8 @@ import ZeroMQ
 
 /// The CURVE client keys a server admits, read from an `authorized_keys`-style file: one Z85 public key
 /// per line (words after it are a comment), lines starting with `#` are comments, blank lines are
-/// ignored. Re-read on request (SIGHUP).
+/// ignored; `\n` or `\r\n` line ends, with or without a UTF-8 byte-order mark. A file with no key is an
+/// error. Re-read on request (SIGHUP).
 public final class Admission: @unchecked Sendable {
     public let path: String
     private let lock = NSLock()
@@ -40,11 +41,14 @@ public final class Admission: @unchecked Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw AdmissionError(path: path, line: nil, reason: "cannot be read")
         }
-        guard let text = String(data: data, encoding: .utf8) else {
+        guard var text = String(data: data, encoding: .utf8) else {
             throw AdmissionError(path: path, line: nil, reason: "is not UTF-8")
         }
+        // Files saved on Windows: a byte-order mark, and "\r\n" (one Character in Swift, so splitting on
+        // "\n" alone would never split it); `isNewline` covers "\n", "\r\n" and a lone "\r".
+        if text.hasPrefix("\u{FEFF}") { text.removeFirst() }
         var out: Set<String> = []
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             // Z85 uses `#`, so a comment is a line whose first word is not a key and starts with `#`;
             // words after the key are a comment too, as in ssh's authorized_keys.
             guard let first = raw.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }).first else { continue }
@@ -55,6 +59,12 @@ public final class Admission: @unchecked Sendable {
                 throw AdmissionError(path: path, line: i + 1, reason: "is not a 40-character Z85 CURVE public key")
             }
             out.insert(CurveKeyPair.z85(key))
+        }
+        // An empty list would refuse every worker: that is a mistake in the file, not a policy.
+        guard !out.isEmpty else {
+            throw AdmissionError(
+                path: path, line: nil,
+                reason: "lists no keys (only blank or comment lines): every worker would be refused; add the workers' .public keys, one per line")
         }
         return out
     }

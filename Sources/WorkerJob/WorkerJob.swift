@@ -90,10 +90,14 @@ public enum WorkerJob {
         let season = job.season ?? ModelSelection.season(of: series, validationFraction: job.validationFraction)
         if let fixed = Scaling(rawValue: job.scaling.rawValue) { return .fixed(fixed, season: season) }
         if let restore = job.restore {
-            let recorded = Checkpoints.newestFiles(in: restore).lazy.compactMap {
-                (try? SafeTensors.metadata($0))?["scaling"]
-            }.first { !$0.isEmpty }
-            if let recorded, let (scaling, recordedSeason) = parseScaling(recorded) {
+            for path in Checkpoints.newestFiles(in: restore) {
+                guard let recorded = (try? SafeTensors.metadata(path))?["scaling"], !recorded.isEmpty else { continue }
+                // A number read from a file: a season of 0 or 2^62 would trap in the windowing.
+                guard let (scaling, recordedSeason) = parseScaling(recorded) else {
+                    throw Checkpoints.Error.damaged(
+                        path: path,
+                        reason: "metadata scaling is '\(recorded.prefix(40))', not relative, global or seasonal[:period in 1...100000]")
+                }
                 return .fixed(
                     scaling, season: recordedSeason ?? season,
                     reason: "scaling auto: \(recorded), as recorded in the checkpoint in \(restore)")
@@ -134,7 +138,7 @@ public enum WorkerJob {
                 series, window: job.model.window, horizon: job.model.horizon, validationFraction: job.validationFraction)
             let m = try Seq2Seq(
                 job.model.config(inputDim: series.dimension), graph: Graph(seed: job.training.seed), form: job.denseForm)
-            if let restore = job.restore { try Checkpoints.restore(m.graph, from: restore) }
+            if let restore = job.restore { try Checkpoints.restore(m.graph, from: restore, warn: { logger.warning("\($0)") }) }
             let exchange: ParameterExchange
             var remote: RemoteExchange?
             var context: Context?
@@ -252,7 +256,7 @@ public enum WorkerJob {
             return e.isRetryable ? .peerLost : .refused
         } catch let e as Checkpoints.Error {
             logger.error("\(e)")
-            return .noInput
+            return e.isMissingInput ? .noInput : .dataError
         } catch {
             logger.error("worker failed: \(error)")
             return .failure
@@ -309,7 +313,10 @@ public func scalingLabel(_ choice: ScalingChoice) -> String {
 
 /// Parses `scalingLabel`'s text.
 func parseScaling(_ text: String) -> (Scaling, Int?)? {
-    let parts = text.split(separator: ":")
-    guard let scaling = parts.first.flatMap({ Scaling(rawValue: String($0)) }) else { return nil }
-    return (scaling, parts.count > 1 ? Int(parts[1]) : nil)
+    let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+    guard parts.count <= 2, let scaling = parts.first.flatMap({ Scaling(rawValue: String($0)) }) else { return nil }
+    guard parts.count == 2 else { return (scaling, nil) }
+    // The same bounds as --season; 0 is how `scalingLabel` writes "none".
+    guard let season = Int(parts[1]), (0...100_000).contains(season) else { return nil }
+    return (scaling, season == 0 ? nil : season)
 }

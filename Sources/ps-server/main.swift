@@ -43,6 +43,8 @@ struct PSServer: ParsableCommand {
     @Option(help: "Checkpoint every this many applied updates.") var checkpointEvery: Int?
     @Option(help: "Checkpoint at least this often, in seconds, while updates are applied.") var checkpointSecs: Double = 60
     @Option(help: "Checkpoint files kept per server.") var keepCheckpoints = 3
+    @Flag(help: "Refuse to start (exit 65) when the newest checkpoint is damaged, instead of restoring an older one.")
+    var strictRestore = false
     @Option(help: "Seconds of silence before a worker is declared lost.") var workerTimeout: Double = 30
     @Option(help: "This server's name in logs and checkpoint files (default ps-<port>, or ps-<index> under TF_CONFIG).")
     var name: String?
@@ -80,7 +82,13 @@ struct PSServer: ParsableCommand {
         }
         guard port != nil || spec != nil else { throw ValidationError("Missing expected argument '--port <port>' (or TF_CONFIG)") }
         if let port { guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535, got \(port)") } }
+        if let b = bind, let problem = ipv6Problem(b) { throw ValidationError("--bind \(b) \(problem)") }
         if let b = bind { guard isBindableAddress(b) else { throw ValidationError("--bind: cannot bind \(b): not an address") } }
+        if let spec, spec.numWorkers > maxWorkers {
+            throw ValidationError(
+                "TF_CONFIG: the cluster lists \(spec.numWorkers) workers (chief and worker), more than --max-workers \(maxWorkers): raise --max-workers or list fewer workers"
+            )
+        }
         if let s = staleness {
             guard (0...1_000_000).contains(s) else { throw ValidationError("--staleness must be in 0...1000000, got \(s)") }
             guard mode == .async else { throw ValidationError("--staleness applies to --mode async only") }
@@ -158,6 +166,7 @@ struct PSServer: ParsableCommand {
         launch.portFile = portFile
         launch.checkpointDir = checkpointDir
         launch.keepCheckpoints = keepCheckpoints
+        launch.strictRestore = strictRestore
         launch.maxMessageBytes = maxMessageBytes
         launch.authorizedKeysFile = curveAuthorizedKeys
         launch.metricsPort = metricsPort

@@ -101,10 +101,11 @@ struct Worker: ParsableCommand {
 
     func validate() throws {
         let (servers, index, workers) = try topology()
-        if ps != nil {
-            guard !servers.isEmpty, servers.allSatisfy(ClusterSpec.isHostPort) else {
-                throw ValidationError("--ps must be host:port[,host:port...] with ports in 1...65535; got '\(ps ?? "")'")
-            }
+        // host:port with a port in 1...65535, digits only; each server once (localhost and 127.0.0.1 are
+        // one); IPv6 refused with the reason.
+        if ps != nil && servers.isEmpty { throw ValidationError("--ps must be host:port[,host:port...]") }
+        do { _ = try Endpoint.parseList(servers, source: ps != nil ? "--ps" : "TF_CONFIG: cluster.ps") } catch {
+            throw ValidationError("\(error)")
         }
         guard (1...65_536).contains(workers) else { throw ValidationError("--num-workers must be in 1...65536, got \(workers)") }
         guard (0..<workers).contains(index) else {

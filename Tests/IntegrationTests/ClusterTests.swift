@@ -240,7 +240,9 @@ extension Integration {
             let keys = { try h.curveKeys($0) }
             let (server, late) = (try keys("ps"), try keys("late"))
             let authorized = h.directory.appendingPathComponent("authorized_keys").path
-            try "# nobody yet\n".write(toFile: authorized, atomically: true, encoding: .utf8)
+            // A file with no key at all is refused at start: list one no worker uses (the server's own public key).
+            try ("# no worker yet\n" + String(contentsOfFile: server + ".public", encoding: .utf8)).write(
+                toFile: authorized, atomically: true, encoding: .utf8)
             let (ps, endpoint) = try h.startServer(
                 ["--curve-secret-file", server + ".secret", "--curve-authorized-keys", authorized, "--keep-serving"], label: "ps-hup")
             let args = ["--ps", endpoint, "--num-workers", "1", "--curve-server-key", server + ".public", "--curve-secret-file", late + ".secret"] + Small.args(steps: 5)
