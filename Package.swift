@@ -100,6 +100,12 @@ let package = Package(
         .executableTarget(
             name: "FuzzSafeTensors",
             dependencies: ["SafeTensors", "ParameterServer", "Optimizers", "Transport", "Wire", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(
+            name: "FuzzWorkerReplies",
+            dependencies: [
+                "WorkerRuntime", "ParameterServer", "Optimizers", "Transport", "VariableScopes", "Wire",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "BLASTests", dependencies: ["BLAS"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),

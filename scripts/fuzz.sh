@@ -3,6 +3,8 @@
 #   FuzzServer       the wire decoder and the server's rules (Sources/FuzzServer, seeds Tests/Fuzz/corpus)
 #   FuzzSafeTensors  the safetensors reader and checkpoint restore (Sources/FuzzSafeTensors,
 #                    seeds Tests/Fuzz/corpus-safetensors)
+#   FuzzWorkerReplies  every reply a worker reads, from a scripted hostile server (Sources/FuzzWorkerReplies,
+#                    seeds Tests/Fuzz/corpus-replies)
 #
 #   scripts/fuzz.sh [--seconds N] [--target NAME]... [--address] [-- LIBFUZZER_OPTIONS...]     (default 60 s in all)
 #
@@ -33,7 +35,7 @@ done
 [[ "$seconds" =~ ^[1-9][0-9]*$ ]] || { echo "fuzz.sh: --seconds must be a positive whole number, got '$seconds'" >&2; exit 64; }
 
 scripts/setup.sh
-[ ${#targets[@]} -gt 0 ] || targets=(FuzzServer FuzzSafeTensors)
+[ ${#targets[@]} -gt 0 ] || targets=(FuzzServer FuzzSafeTensors FuzzWorkerReplies)
 share=$((seconds / ${#targets[@]}))
 [ "$share" -ge 1 ] || share=1
 
@@ -74,7 +76,8 @@ for t in "${targets[@]}"; do
         # The work corpus is shared by the plain and the ASan builds: what one finds, the other starts from.
         FuzzServer) fuzz_target FuzzServer Tests/Fuzz/corpus .build/fuzz/corpus "$@" || status=$? ;;
         FuzzSafeTensors) fuzz_target FuzzSafeTensors Tests/Fuzz/corpus-safetensors .build/fuzz/corpus-safetensors "$@" || status=$? ;;
-        *) echo "fuzz.sh: unknown target $t (FuzzServer or FuzzSafeTensors)" >&2; exit 64 ;;
+        FuzzWorkerReplies) fuzz_target FuzzWorkerReplies Tests/Fuzz/corpus-replies .build/fuzz/corpus-replies "$@" || status=$? ;;
+        *) echo "fuzz.sh: unknown target $t (FuzzServer, FuzzSafeTensors or FuzzWorkerReplies)" >&2; exit 64 ;;
     esac
 done
 exit "$status"

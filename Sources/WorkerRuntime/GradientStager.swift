@@ -51,13 +51,23 @@ final class GradientStager {
         return vars.map { v in Frame(external: UnsafeRawBufferPointer(v.gradient), owner: nil) }
     }
 
-    /// Takes a values reply's tensors into `vars`: one packed frame or a frame each, every size checked.
-    /// - Returns: nil, or what was wrong (for the error naming the server).
+    /// Takes a values reply's tensors into `vars`: one packed frame or a frame each, every size checked, and
+    /// every value checked finite before any is taken (a worker trains on what it takes).
+    /// - Returns: nil, or what was wrong (for the error naming the server); nothing was taken then.
     func takeValues(_ tensors: ArraySlice<Frame>, into vars: [Variable], packed: Bool) -> String? {
         let size = dtype.size
         if packed, vars.count > 1, tensors.count == 1, let frame = tensors.first {
             let total = vars.reduce(0) { $0 + $1.count * size }
             guard frame.count == total else { return "one packed frame of \(frame.count) bytes for \(total)" }
+            let bad: String? = frame.withUnsafeBytes { all in
+                var offset = 0
+                for v in vars {
+                    if !finite(UnsafeRawBufferPointer(rebasing: all[offset..<offset + v.count * size])) { return v.name }
+                    offset += v.count * size
+                }
+                return nil
+            }
+            if let bad { return "values for \(bad) that are not finite" }
             frame.withUnsafeBytes { all in
                 var offset = 0
                 for v in vars {
@@ -71,8 +81,28 @@ final class GradientStager {
         for (v, frame) in zip(vars, tensors) where frame.count != v.count * size {
             return "\(frame.count) bytes for \(v.name), which needs \(v.count * size)"
         }
+        for (v, frame) in zip(vars, tensors) where !frame.withUnsafeBytes({ finite($0) }) {
+            return "values for \(v.name) that are not finite"
+        }
         for (v, frame) in zip(vars, tensors) { frame.withUnsafeBytes { take($0, into: v) } }
         return nil
+    }
+
+    /// Whether every value in `bytes` (in the wire dtype) is finite: float32 by value, bfloat16 by its
+    /// exponent bits (all ones is infinity or NaN).
+    private func finite(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        if dtype == .bf16 {
+            var ok = true
+            for k in stride(from: 0, to: bytes.count - 1, by: 2) {
+                let hi = bytes[k + 1]
+                let lo = bytes[k]
+                ok = ok && !((hi & 0x7f) == 0x7f && (lo & 0x80) == 0x80)
+            }
+            return ok
+        }
+        var ok = true
+        for x in bytes.bindMemory(to: Float.self) { ok = ok && x.isFinite }
+        return ok
     }
 
     /// `v`'s gradient in the wire dtype, into `slot`.

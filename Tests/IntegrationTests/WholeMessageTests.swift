@@ -107,5 +107,26 @@ extension Integration {
             h.expectExit(ps, 0, seconds: 30, "ps-server on SIGTERM")
             print(String(format: "revocation: the worker exited 77 %.1f s after the server reloaded its keys, naming the key file", seconds))
         }
+
+        @Test("the reply fuzzer's committed seeds are what FuzzWorkerReplies --write-seeds writes, and replay without a crash")
+        func replySeeds() throws {
+            let corpus = HarnessTests.root.appendingPathComponent("Tests/Fuzz/corpus-replies").path
+            let binary = ProcessHarness.binDirectory.appendingPathComponent("FuzzWorkerReplies").path
+            let fresh = FileManager.default.temporaryDirectory.appendingPathComponent("reply-seeds-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: fresh) }
+            let (wrote, out) = try ProcessHarness.runToCompletion(binary, ["--write-seeds", fresh], seconds: 60)
+            #expect(wrote == 0, "\(out)")
+            let names = try FileManager.default.contentsOfDirectory(atPath: fresh).sorted()
+            #expect(try FileManager.default.contentsOfDirectory(atPath: corpus).sorted() == names)
+            for n in names {
+                #expect(
+                    FileManager.default.contents(atPath: "\(fresh)/\(n)") == FileManager.default.contents(atPath: "\(corpus)/\(n)"),
+                    "seed \(n) differs from the committed one: run FuzzWorkerReplies --write-seeds Tests/Fuzz/corpus-replies")
+            }
+            // The NaN seed is a server sending non-finite values: the worker refuses them before taking any.
+            let (status, output) = try ProcessHarness.runToCompletion(binary, [corpus], seconds: 60)
+            #expect(status == 0 && output.contains("no crash"), "\(output.suffix(2000))")
+            print("reply fuzz corpus: \(names.count) seeds up to date; \(output.split(separator: "\n").last ?? "")")
+        }
     }
 }
