@@ -246,6 +246,9 @@ public enum Body {
 
     public static func encode<T: Encodable>(_ value: T) -> [UInt8] {
         let encoder = JSONEncoder()
+        // The same value gives the same bytes in every process (key order is otherwise not fixed): bodies are
+        // compared by their bytes (cached acknowledgements, recorded fuzz seeds).
+        encoder.outputFormatting = .sortedKeys
         encoder.nonConformingFloatEncodingStrategy = .convertToString(
             positiveInfinity: floatStrategy.positive, negativeInfinity: floatStrategy.negative, nan: floatStrategy.nan)
         // With non-finite floats as strings, encoding these plain structs cannot fail.
