@@ -16,8 +16,8 @@ extension Integration {
         }
 
         @Test(
-            "a worker paused with SIGSTOP (8 s and 20 s, below --worker-timeout) rebinds after SIGCONT and finishes with exit 0",
-            arguments: [("async", 8.0), ("async", 20.0), ("sync", 8.0), ("sync", 20.0)])
+            "a worker paused with SIGSTOP (6, 8 and 20 s, below --worker-timeout) rebinds after SIGCONT and finishes with exit 0",
+            arguments: [("async", 6.0), ("async", 8.0), ("async", 20.0), ("sync", 6.0), ("sync", 8.0), ("sync", 20.0)])
         func pause(mode: String, seconds: Double) throws {
             let h = try ProcessHarness()
             let (server, ps) = try h.startServer(["--mode", mode, "--learning-rate", "0.01"], label: "ps-\(mode)")
