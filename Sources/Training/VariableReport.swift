@@ -10,9 +10,13 @@ public struct VariableReport {
         var lines: [String] = []
         let vars = graph.globalVariables
         let width = max(4, vars.map(\.name.count).max() ?? 0)
-        lines.append("name".padding(toLength: width, withPad: " ", startingAt: 0) + "  shape        bytes")
+        // Shapes are padded to the longest one, never cut (`padding` truncates to its length).
+        let shapeWidth = max(11, vars.map { formatShape($0.shape).count }.max() ?? 0)
+        lines.append(
+            "name".padding(toLength: width, withPad: " ", startingAt: 0) + "  "
+                + "shape".padding(toLength: shapeWidth, withPad: " ", startingAt: 0) + "  bytes")
         for v in vars {
-            let shape = formatShape(v.shape).padding(toLength: 11, withPad: " ", startingAt: 0)
+            let shape = formatShape(v.shape).padding(toLength: shapeWidth, withPad: " ", startingAt: 0)
             lines.append(v.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  \(shape)  \(v.byteCount)")
         }
         let total = vars.map(\.byteCount).reduce(0, +)

@@ -51,9 +51,10 @@ extension Integration {
             try #require(h.waitFor(w, seconds: 120, "the worker at step 20") { $0.contains("step 20/") })
             let before = HostileTests.residentKB(pid) ?? 0
             var peak = before
-            let (status, out) = try Self.python(Self.flood, [ps, "\(frames)", "\(size)"], seconds: 240)
+            // Generous bounds: on a loaded machine libzmq alone takes long to take 2,000,000 frames in.
+            let (status, out) = try Self.python(Self.flood, [ps, "\(frames)", "\(size)"], seconds: 300)
             #expect(status == 0, "\(out)")
-            #expect(h.waitFor(server, seconds: 120, "the server to drop the message") { $0.contains("dropped a message larger than any request") })
+            #expect(h.waitFor(server, seconds: 300, "the server to drop the message") { $0.contains("dropped a message larger than any request") })
             peak = max(peak, Self.peakKB(pid) ?? 0)
             // It goes on serving: the worker trains 50 more steps.
             let now = LivenessTests.lastStep(w.output)
@@ -61,7 +62,7 @@ extension Integration {
             #expect(h.waitFor(w, seconds: 120, "the worker at step \(target) after the message") { $0.contains("step \(target)/") })
             // Memory comes back (bounded wait on the reading itself).
             var after = HostileTests.residentKB(pid) ?? 0
-            let deadline = Date().addingTimeInterval(30)
+            let deadline = Date().addingTimeInterval(120)
             while after - before > 32 * 1024 && Date() < deadline {
                 Thread.sleep(forTimeInterval: 0.2)
                 after = HostileTests.residentKB(pid) ?? 0

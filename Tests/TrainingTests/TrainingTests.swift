@@ -130,6 +130,16 @@ struct TrainerTests {
         #expect(text.contains("10 variables, 10 trainable"))
         #expect(text.components(separatedBy: "warning:").count - 1 == 3)
     }
+
+    @Test("--print-variables prints every shape whole, however long (hidden 1024: (1025, 4096))")
+    func reportLongShapes() throws {
+        let m = try Seq2Seq(ModelConfig(batch: 1, window: 2, horizon: 2, inputDim: 1, hidden: 1024, hidden2: 1024))
+        let text = VariableReport(m.graph).text
+        #expect(text.contains("(1025, 4096)"), "\(text)")
+        for line in text.split(separator: "\n") where line.contains("(") {
+            #expect(line.filter { $0 == "(" }.count == line.filter { $0 == ")" }.count, "cut: \(line)")
+        }
+    }
 }
 
 @Suite("Model files")
