@@ -96,14 +96,15 @@ let package = Package(
                 "BLAS", "Datasets", "Exchange", "Model", "Optimizers", "Training", "VariableScopes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .executableTarget(name: "FuzzServer", dependencies: ["ParameterServer", "Optimizers", "Transport", "Wire", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "FuzzSupport"),
+        .executableTarget(name: "FuzzServer", dependencies: ["FuzzSupport", "ParameterServer", "Optimizers", "Transport", "Wire", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "FuzzSafeTensors",
-            dependencies: ["SafeTensors", "ParameterServer", "Optimizers", "Transport", "Wire", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["FuzzSupport", "SafeTensors", "ParameterServer", "Optimizers", "Transport", "Wire", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "FuzzWorkerReplies",
             dependencies: [
-                "WorkerRuntime", "ParameterServer", "Optimizers", "Transport", "VariableScopes", "Wire",
+                "FuzzSupport", "WorkerRuntime", "ParameterServer", "Optimizers", "Transport", "VariableScopes", "Wire",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),

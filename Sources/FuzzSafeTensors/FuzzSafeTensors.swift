@@ -15,7 +15,6 @@ import Wire
 /// is accepted is consistent (each tensor holds as many values as its shape says, every value finite);
 /// what is accepted survives a write and a read unchanged; and a restored server answers with replies
 /// that parse.
-@_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data else { return 0 }
     _ = FileChecks.run(Data(bytes: data, count: size))
@@ -136,3 +135,10 @@ enum FileChecks {
         return l
     }()
 }
+
+#if FUZZING
+    /// libFuzzer's entry by name, in the fuzz build only (one fuzz binary per target; a plain build links every
+    /// target into one test bundle, where three of these would clash).
+    @_cdecl("LLVMFuzzerTestOneInput")
+    func libFuzzerEntry(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt { fuzzTestOneInput(data, size) }
+#endif

@@ -19,7 +19,6 @@ import Wire
 /// --scratch-path .build/fuzz`; `scripts/fuzz.sh` does it and runs the corpus in `Tests/Fuzz/corpus`.
 /// A crash that depends on state left by earlier inputs reproduces by running the crashing input after
 /// the same corpus; most reproduce alone (`.build/fuzz/release/FuzzServer crash-<sha>`).
-@_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data else { return 0 }
     FuzzState.shared.run(UnsafeBufferPointer(start: data, count: size))
@@ -210,3 +209,10 @@ final class FuzzState {
         }
     }
 }
+
+#if FUZZING
+    /// libFuzzer's entry by name, in the fuzz build only (one fuzz binary per target; a plain build links every
+    /// target into one test bundle, where three of these would clash).
+    @_cdecl("LLVMFuzzerTestOneInput")
+    func libFuzzerEntry(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt { fuzzTestOneInput(data, size) }
+#endif

@@ -119,7 +119,12 @@ func runWorker(on script: [(answer: Bool, frames: [[UInt8]])]) -> Bool {
     return true
 }
 
-@_cdecl("LLVMFuzzerTestOneInput")
+#if FUZZING
+    /// libFuzzer's entry by name, in the fuzz build only (see FuzzServer's).
+    @_cdecl("LLVMFuzzerTestOneInput")
+    func libFuzzerEntry(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt { fuzzTestOneInput(data, size) }
+#endif
+
 public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data, size > 0 else { return 0 }
     runWorker(on: ReplyScript.parse(UnsafeRawBufferPointer(start: data, count: size)))
