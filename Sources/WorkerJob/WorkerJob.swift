@@ -234,6 +234,9 @@ public enum WorkerJob {
             logger.error("\(e)")
             if case .refused(_, _, let body) = e, body.code == .unsupportedVersion { return .failure }
             return e.isRetryable ? .peerLost : .refused
+        } catch let e as MetricsEndpointError {
+            logger.error("\(e)")
+            return .usage
         } catch let e as Checkpoints.Error {
             logger.error("\(e)")
             return .noInput
