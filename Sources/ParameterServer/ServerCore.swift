@@ -45,6 +45,9 @@ public final class ServerCore {
     public private(set) var numWorkers: Int?
     /// The job's data scaling, fixed by the first hello that names one (recorded in checkpoints).
     public private(set) var scaling: String?
+    /// The job's model description (`Hello.model`), fixed by the first hello that gives one; recorded in
+    /// checkpoints for `forecast --restore`.
+    public private(set) var model: String?
     var workers: [UInt32: WorkerRecord] = [:]
     /// When the first worker said hello: indices not seen by `workerTimeout` after it are declared lost.
     var firstHelloAt: Double?
@@ -89,6 +92,7 @@ public final class ServerCore {
             syncStep = r.syncStep
             updatesAtLastCheckpoint = r.updates
             scaling = r.scaling
+            model = r.model
             if numWorkers == nil, let n = r.numWorkers, (1...config.limits.maxWorkers).contains(n) { numWorkers = n }
             for w in r.workers {
                 workers[w.index] = WorkerRecord(
@@ -205,7 +209,7 @@ public final class ServerCore {
                 return SavedWorker(
                     index: i, incarnation: w.incarnation, lastPushRequest: w.lastPushRequest,
                     lastPushedStep: w.lastPushedStep, done: w.status == .done)
-            })
+            }, model: model)
     }
 
     /// The current value of a variable.
@@ -368,6 +372,7 @@ public final class ServerCore {
         workers[index]!.packed = hello.packed == true
         workers[index]!.maxFrameBytes = hello.maxFrameBytes.map { max(0, $0) } ?? Int.max
         if scaling == nil { scaling = hello.scaling }
+        if model == nil, let m = hello.model, m.utf8.count <= Hello.maxModelBytes { model = m }
         if firstHelloAt == nil { firstHelloAt = now }
         let welcome = Welcome(
             server: config.name, mode: config.mode, staleness: config.staleness,

@@ -134,6 +134,8 @@ public enum WorkerJob {
                 series, window: job.model.window, horizon: job.model.horizon, validationFraction: job.validationFraction)
             let m = try Seq2Seq(
                 job.model.config(inputDim: series.dimension), graph: Graph(seed: job.training.seed), form: job.denseForm)
+            let spec = ModelSpec(
+                config: m.config, dataset: dataset, series: series, validationFraction: job.validationFraction)
             if let restore = job.restore { try Checkpoints.restore(m.graph, from: restore) }
             let exchange: ParameterExchange
             var remote: RemoteExchange?
@@ -155,6 +157,7 @@ public enum WorkerJob {
                 settings.registerValues = job.restore != nil
                 settings.usesCurve = !job.curveServerKeys.isEmpty
                 settings.scaling = scalingLabel(choice)
+                settings.model = spec.json
                 let r = try RemoteExchange(servers: job.servers, transports: transports, settings: settings, logger: logger)
                 remote = r
                 exchange = r
@@ -221,7 +224,7 @@ public enum WorkerJob {
             metrics?.heldOut(evaluation.ratio)
             emitLine("\(evaluation)")
             if let save = job.save {
-                try ModelFile.save(m, dataset: dataset, to: save)
+                try ModelFile.save(m, dataset: dataset, spec: spec, to: save)
                 emitLine("model written to \(save)")
             }
             _ = context

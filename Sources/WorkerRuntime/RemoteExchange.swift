@@ -95,6 +95,8 @@ public struct RemoteSettings: Sendable {
     /// The data scaling this worker trains with, announced in hello so that servers hold every worker of a
     /// job to one and record it.
     public var scaling: String?
+    /// The model's description for the servers to record in their checkpoints (`Hello.model`).
+    public var model: String?
     /// Offer to send and take each message's tensors packed in one frame (`Hello.packed`); a server that
     /// agrees gets them so, others a frame per tensor.
     public var packed = true
@@ -496,7 +498,8 @@ public final class RemoteExchange: ParameterExchange {
                 Hello(
                     workerName: "worker \(settings.taskIndex) (pid \(getpid()), \(ProcessInfo.processInfo.hostName))",
                     numWorkers: settings.numWorkers, wireDType: settings.wireDType, scaling: settings.scaling,
-                    packed: settings.packed ? true : nil, maxFrameBytes: settings.packed ? settings.maxFrameBytes : nil)),
+                    packed: settings.packed ? true : nil, maxFrameBytes: settings.packed ? settings.maxFrameBytes : nil,
+                    model: settings.model)),
             what: "answer hello")
     }
 
