@@ -188,14 +188,14 @@ public final class ForecastModel: @unchecked Sendable {
                         z[t][k] = (v - n.mean[k]) / n.std[k]
                     }
                 }
-                let (inputs, offs) = Self.scale(z, spec: spec)
-                offsets[r] = offs
+                let (inputs, _) = Self.scale(z, spec: spec)
+                offsets[r] = Self.rawOffsets(hist, spec: spec)
                 for i in 0..<(T * D) { x[r * T * D + i] = Float(inputs[i]) }
             }
             model.forward()
             let p = model.predictions.value
             for r in 0..<rows {
-                out.append((0..<H).map { h in (Double(p[r * H + h]) + offsets[r][h]) * n.std[0] + n.mean[0] })
+                out.append((0..<H).map { h in Double(p[r * H + h]) * n.std[0] + offsets[r][h] })
             }
             start += rows
         }
@@ -229,6 +229,23 @@ public final class ForecastModel: @unchecked Sendable {
             }
         }
         return (inputs, offsets)
+    }
+
+    /// The offsets of `scale` in the series' own units (offset × std + mean), taken from the raw history so
+    /// that a forecast is the model's output times the standard deviation plus a level the history holds
+    /// (the last value, or it plus last season's change): no cancellation near zero, in Swift or in ONNX.
+    static func rawOffsets(_ history: [[Double]], spec: ModelSpec) -> [Double] {
+        let e = history.count - 1
+        let P = spec.season ?? 0
+        return (1...spec.config.horizon).map { h -> Double in
+            switch spec.scaling {
+            case .global: return spec.normalizer.mean[0]
+            case .relative: return history[e][0]
+            case .seasonal:
+                let back = (h + P - 1) / P * P
+                return history[e][0] + history[e + h - back][0] - history[e - back][0]
+            }
+        }
     }
 
     /// The histories of `series` ending at each of `origins` (0-based row of the last observed value).

@@ -60,10 +60,11 @@ public final class ForecastServer: @unchecked Sendable {
     var reloader: Thread?
     let registry: PrometheusCollectorRegistry
     let requests: [Int: Metrics.Counter]
-    let latency = Metrics.Timer(label: "forecast_request_seconds")
-    let windowsServed = Metrics.Counter(label: "forecast_windows_total")
-    let modelAge = Metrics.Gauge(label: "forecast_model_age_seconds")
-    let reloads = Metrics.Counter(label: "forecast_model_reloads_total")
+    // Made after the registry is bootstrapped (metrics made before go nowhere).
+    let latency: Metrics.Timer
+    let windowsServed: Metrics.Counter
+    let modelAge: Metrics.Gauge
+    let reloads: Metrics.Counter
     var series: Series?
 
     /// Loads the model (and the calibration series), binds the port and starts serving and reloading.
@@ -77,6 +78,10 @@ public final class ForecastServer: @unchecked Sendable {
             r[code] = Metrics.Counter(label: "forecast_requests_total", dimensions: [("code", "\(code)")])
         }
         requests = r
+        latency = Metrics.Timer(label: "forecast_request_seconds")
+        windowsServed = Metrics.Counter(label: "forecast_windows_total")
+        modelAge = Metrics.Gauge(label: "forecast_model_age_seconds")
+        reloads = Metrics.Counter(label: "forecast_model_reloads_total")
         let first = try options.source.load()
         if options.data != nil || ForecastData.builtinName(of: first.spec.series) != nil {
             series = try ForecastData.load(options.data, columns: options.columns, timeColumn: nil, spec: first.spec).series
@@ -124,7 +129,7 @@ public final class ForecastServer: @unchecked Sendable {
     func log(_ s: Served, event: String) {
         let age = Date().timeIntervalSince(s.model.newestFileDate)
         logger.info(
-            "\(event): \(s.model.files.map { ($0 as NSString).lastPathComponent }.joined(separator: ", "))",
+            "\(event): \(s.model.files.map(baseName).joined(separator: ", "))",
             metadata: [
                 "updates": "\(s.model.updates.map(String.init).joined(separator: "+"))",
                 "checkpoint.age.seconds": "\(String(format: "%.3f", age))",
@@ -287,10 +292,14 @@ public final class ForecastServer: @unchecked Sendable {
         }
         let out: [String: Any] = [
             "horizon": spec.config.horizon, "input_length": L, "column": spec.columns[0],
-            "model": ["files": s.model.files.map { ($0 as NSString).lastPathComponent }, "updates": s.model.updates.map { Int($0) }],
+            "model": ["files": s.model.files.map(baseName), "updates": s.model.updates.map { Int($0) }] as [String: Any],
             "forecasts": items,
         ]
-        guard let data = try? JSONSerialization.data(withJSONObject: out) else { return Self.error(500, "could not encode the answer") }
+        let data: Data
+        do { data = try JSONSerialization.data(withJSONObject: out) } catch { return Self.error(500, "could not encode the answer: \(error)") }
         return HTTPResponse(status: 200, contentType: "application/json", body: Array(data))
     }
 }
+
+/// The last component of a path.
+func baseName(_ path: String) -> String { URL(fileURLWithPath: path).lastPathComponent }

@@ -134,8 +134,9 @@ public enum ONNXExport {
             let lastLagged = b.slice(z, axis: 1, L - 1 - P, L - P)
             inputs = b.op("Sub", [b.op("Sub", [window, lagged]), b.op("Sub", [last, lastLagged])])
         }
-        // The offsets [B, H] that turn outputs into normalised values, from the target column [B, L].
-        let target = b.op("Gather", [z, b.ints([0], [])], [("axis", 2)])
+        // The levels [B, H] the outputs are added to, in series units, from the raw target column [B, L]
+        // (see `ForecastModel.rawOffsets`): the mean, the last value, or it plus last season's change.
+        let target = b.op("Gather", [x, b.ints([0], [])], [("axis", 2)])
         let e = L - 1
         var offsets: String?
         switch spec.scaling {
@@ -185,11 +186,10 @@ public enum ONNXExport {
             columns.append(b.op("MatMul", [hTilde, wy]))
             feed = hTilde
         }
-        var y = H == 1 ? columns[0] : b.op("Concat", columns, [("axis", 1)])
-        if let offsets { y = b.op("Add", [y, offsets]) }
+        let y = H == 1 ? columns[0] : b.op("Concat", columns, [("axis", 1)])
         let std0 = b.constant([Float(spec.normalizer.std[0])], [1], "std0")
-        let mean0 = b.constant([Float(spec.normalizer.mean[0])], [1], "mean0")
-        _ = b.op("Add", [b.op("Mul", [y, std0]), mean0], name: outputName)
+        let level = offsets ?? b.constant([Float(spec.normalizer.mean[0])], [1], "mean0")
+        _ = b.op("Add", [b.op("Mul", [y, std0]), level], name: outputName)
 
         var g = Onnx_GraphProto()
         g.name = "scoped_trainer_seq2seq_attention"
