@@ -4,9 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 # The interop test reads our checkpoints with Python's safetensors package; the deployment tests check the
-# Kubernetes manifests with kubernetes-validate and run a job across network namespaces (iproute2).
-python3 -c "import safetensors, numpy, kubernetes_validate, prometheus_client" 2>/dev/null \
-    || python3 -m pip install --quiet safetensors numpy kubernetes-validate prometheus_client
+# Kubernetes manifests with kubernetes-validate and run a job across network namespaces (iproute2); the ONNX
+# export is checked with onnx and onnxruntime.
+python3 -c "import safetensors, numpy, kubernetes_validate, prometheus_client, onnx, onnxruntime" 2>/dev/null \
+    || python3 -m pip install --quiet safetensors numpy kubernetes-validate prometheus_client onnx onnxruntime
 if ! command -v ip >/dev/null; then
     [ "$(id -u)" -eq 0 ] && { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2; }
 fi

@@ -157,6 +157,8 @@ public enum ForecastRun {
                 (r.method, ["mae": r.metrics.mae, "rmse": r.metrics.rmse, "smape": r.metrics.smape, "mase": r.metrics.mase])
             }),
         ]
+        object["origin_rows"] = b.origins.map { $0 + 1 }
+        object["forecasts"] = b.forecasts
         var ratios: [String: Any] = [:]
         for base in ["naive", "seasonal-naive"] {
             if let (a, r) = b.ratios(to: base) { ratios[base] = ["mae": a, "rmse": r] }

@@ -82,13 +82,21 @@ public final class ForecastServer: @unchecked Sendable {
         windowsServed = Metrics.Counter(label: "forecast_windows_total")
         modelAge = Metrics.Gauge(label: "forecast_model_age_seconds")
         reloads = Metrics.Counter(label: "forecast_model_reloads_total")
-        let first = try options.source.load()
-        if options.data != nil || ForecastData.builtinName(of: first.spec.series) != nil {
-            series = try ForecastData.load(options.data, columns: options.columns, timeColumn: nil, spec: first.spec).series
+        do {
+            let first = try options.source.load()
+            served = try prepare(first)
+            readiness.set(true)
+            log(served!, event: "serving")
+        } catch let e as ForecastError {
+            // Beside a training run the servers may not have written a complete set yet: serve 503 (not
+            // ready) until the reload thread finds one.
+            guard case .checkpoints(let dir) = options.source else { throw e }
+            switch e {
+            case .noCheckpoints, .incomplete, .noSpec:
+                logger.info("waiting for a complete set of checkpoints", metadata: ["directory": "\(dir)", "reason": "\(e)"])
+            default: throw e
+            }
         }
-        served = try prepare(first)
-        readiness.set(true)
-        log(served!, event: "serving")
         http = try HTTPServer(
             address: options.bind, port: options.port, limits: options.limits, handlerThreads: 1,
             offload: { $0.path == "/v1/forecast" }
@@ -113,6 +121,9 @@ public final class ForecastServer: @unchecked Sendable {
     }
 
     func prepare(_ model: ForecastModel) throws -> Served {
+        if series == nil, options.data != nil || ForecastData.builtinName(of: model.spec.series) != nil {
+            series = try ForecastData.load(options.data, columns: options.columns, timeColumn: nil, spec: model.spec).series
+        }
         var intervals: ConformalIntervals?
         if let series {
             let origins = Backtest.calibrationOrigins(model, series: series, before: series.count - 1)
@@ -168,6 +179,7 @@ public final class ForecastServer: @unchecked Sendable {
                 lock.lock()
                 served = next
                 lock.unlock()
+                readiness.set(true)
                 reloads.increment()
                 log(next, event: "reloaded")
             } catch {
@@ -194,6 +206,17 @@ public final class ForecastServer: @unchecked Sendable {
                 return HTTPResponse(status: 405, body: Array("POST a JSON body to /v1/forecast\n".utf8), headers: [("Allow", "POST")])
             }
             return forecast(request)
+        case "/v1/model":
+            guard request.method == "GET" else { return HTTPResponse(status: 405, text: "only GET is served on /v1/model\n") }
+            guard let s = current else { return Self.error(503, "no model loaded yet") }
+            let info: [String: Any] = [
+                "input_length": s.model.inputLength, "horizon": s.model.spec.config.horizon, "columns": s.model.spec.columns,
+                "scaling": s.model.spec.scaling.rawValue, "season": s.model.spec.season ?? 0,
+                "files": s.model.files.map(baseName), "updates": s.model.updates.map { Int($0) },
+                "levels": (s.intervals?.halfWidths.keys.sorted() ?? []).map { $0 * 100 },
+            ]
+            let data = (try? JSONSerialization.data(withJSONObject: info, options: [.sortedKeys])) ?? Data()
+            return HTTPResponse(status: 200, contentType: "application/json", body: Array(data))
         case "/metrics", "/healthz", "/readyz":
             guard request.method == "GET" else { return HTTPResponse(status: 405, text: "only GET is served on \(request.path)\n") }
             if request.path == "/healthz" { return HTTPResponse(status: 200, text: "ok\n") }
@@ -203,7 +226,7 @@ public final class ForecastServer: @unchecked Sendable {
             if let s = current { modelAge.record(Date().timeIntervalSince(s.model.newestFileDate)) }
             return HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.emitToBuffer())
         default:
-            return HTTPResponse(status: 404, text: "no such endpoint: \(request.path); POST /v1/forecast\n")
+            return HTTPResponse(status: 404, text: "no such endpoint: \(request.path); POST /v1/forecast, GET /v1/model\n")
         }
     }
 
@@ -243,10 +266,10 @@ public final class ForecastServer: @unchecked Sendable {
                 guard values.count == D else { return Self.error(422, "window \(i) row \(t): the model takes \(D) values per row") }
                 var row: [Double] = []
                 for v in values {
-                    guard let n = v as? NSNumber, !(v is Bool), n.doubleValue.isFinite, abs(n.doubleValue) <= 1e30 else {
-                        return Self.error(422, "window \(i) row \(t): \(v) is not a finite number")
+                    guard let n = jsonNumber(v), n.isFinite, abs(n) <= 1e30 else {
+                        return Self.error(422, "window \(i) row \(t): \(v) is not a finite number up to 1e30")
                     }
-                    row.append(n.doubleValue)
+                    row.append(n)
                 }
                 history.append(row)
             }
@@ -256,10 +279,10 @@ public final class ForecastServer: @unchecked Sendable {
         if let asked = body["levels"] {
             guard let list = asked as? [Any], list.count <= 8 else { return Self.error(400, "\"levels\" must be an array of percentages such as [80, 95]") }
             for l in list {
-                guard let n = l as? NSNumber, !(l is Bool), n.doubleValue > 0, n.doubleValue < 100 else {
+                guard let n = jsonNumber(l), n > 0, n < 100 else {
                     return Self.error(400, "level \(l) is not a percentage in (0, 100)")
                 }
-                levels.append(n.doubleValue / 100)
+                levels.append(n / 100)
             }
         }
         var widths: [(Double, [Double])] = []
@@ -303,3 +326,11 @@ public final class ForecastServer: @unchecked Sendable {
 
 /// The last component of a path.
 func baseName(_ path: String) -> String { URL(fileURLWithPath: path).lastPathComponent }
+
+/// A JSON number as Foundation parsed it, or nil for anything else (`true` and `false` are NSNumbers too,
+/// of type char, and `0` would otherwise pass for `false`).
+func jsonNumber(_ v: Any) -> Double? {
+    guard let n = v as? NSNumber else { return nil }
+    if String(cString: n.objCType) == "c" { return nil }
+    return n.doubleValue
+}

@@ -93,6 +93,8 @@ struct ServingTests {
         #expect(c.request("POST", "/v1/forecast", body: Array("{not json".utf8)).0 == 400)
         #expect(c.request("POST", "/v1/forecast", body: Self.body([[1, 2, 3]])).0 == 422)
         #expect(c.request("POST", "/v1/forecast", body: Array(#"{"windows": [[1,2,3,4,5,"x"]]}"#.utf8)).0 == 422)
+        #expect(c.request("POST", "/v1/forecast", body: Array(#"{"windows": [[1,2,3,4,5,true]]}"#.utf8)).0 == 422)
+        #expect(c.request("POST", "/v1/forecast", body: Array(#"{"windows": [[0,0.0,3,4,5,6]]}"#.utf8)).0 == 200)
         #expect(c.request("POST", "/v1/forecast", body: Self.body(windows, levels: [99])).0 == 422)
         #expect(c.request("GET", "/v1/forecast").0 == 405)
         #expect(c.request("POST", "/v1/forecast", body: Self.body(windows), headers: "Content-Type: text/plain\r\n").0 == 415)
