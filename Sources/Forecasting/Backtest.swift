@@ -56,8 +56,11 @@ public struct Backtest: Sendable {
     public let rows: [Row]
     /// Level → share of (origin, step) pairs whose value fell inside the conformal interval.
     public let coverage: [Double: Double]
-    public let intervals: ConformalIntervals?
-    public let calibrationOrigins: [Int]
+    public let levels: [Double]
+    /// Level → origins where too few calibration windows were known to give it (left out of its coverage).
+    public let refusedOrigins: [Double: Int]
+    /// The calibration windows known at each origin.
+    public let calibrationWindows: [Int]
     /// Every forecast, for plots and JSON: [origin][step].
     public let forecasts: [[Double]]
 
@@ -70,9 +73,9 @@ public struct Backtest: Sendable {
     /// Runs the backtest of `model` on `series`.
     /// - Parameters:
     ///   - last: evaluate the last `last` origins whose whole horizon is known; nil: the second half of the
-    ///     held-out part (its first half calibrates the intervals).
-    ///   - levels: interval levels as fractions; calibrated on held-out windows whose targets end at or
-    ///     before the first evaluated origin.
+    ///     held-out part (so that the first origin already has half the held-out windows to calibrate on).
+    ///   - levels: interval levels as fractions; at each origin calibrated on the held-out windows whose
+    ///     targets end by that origin, as `forecast --origin` does.
     public static func run(_ model: ForecastModel, on series: Series, last: Int?, levels: [Double]) throws -> Backtest {
         let H = model.spec.config.horizon
         let n = series.count
@@ -105,23 +108,83 @@ public struct Backtest: Sendable {
             let sn = origins.map { e in (1...H).map { h in Baseline.seasonalNaive(period: p).forecast(y, origin: e, window: 0, step: h) } }
             rows.append(Row(method: "seasonal-naive", metrics: ForecastMetrics(forecasts: sn, truths: truths, scale: scale)))
         }
-        var intervals: ConformalIntervals?
+        // Intervals as `forecast --origin e --interval` would give them at each origin: calibrated on every
+        // held-out window whose targets end by that origin (so the calibration part grows as the origins
+        // advance, and never reaches a target the origin does not know).
         var coverage: [Double: Double] = [:]
-        let calibration = calibrationOrigins(model, series: series, before: firstOrigin)
+        var refusedOrigins: [Double: Int] = [:]
+        var windowsUsed: [Int] = []
+        let calibration: [Int] = calibrationOrigins(model, series: series, before: lastOrigin)
         if !levels.isEmpty {
-            let ci = try Self.intervals(model, series: series, origins: calibration, levels: levels)
-            intervals = ci
-            for (level, widths) in ci.halfWidths {
-                var inside = 0
-                for (f, t) in zip(forecasts, truths) {
-                    for h in 0..<H where abs(t[h] - f[h]) <= widths[h] { inside += 1 }
-                }
-                coverage[level] = Double(inside) / Double(max(1, origins.count * H))
-            }
+            var f: [[Double]] = []
+            if !calibration.isEmpty { f = try model.forecast(model.histories(series, origins: calibration)) }
+            let residuals: [[Double]] = absoluteErrors(y, origins: calibration, forecasts: f)
+            (coverage, refusedOrigins, windowsUsed) = rollingCoverage(
+                origins: origins, forecasts: forecasts, truths: truths, calibration: calibration, residuals: residuals,
+                levels: levels, horizon: H)
         }
         return Backtest(
-            origins: origins, horizon: H, season: m, scale: scale, rows: rows, coverage: coverage, intervals: intervals,
-            calibrationOrigins: calibration, forecasts: forecasts)
+            origins: origins, horizon: H, season: m, scale: scale, rows: rows, coverage: coverage, levels: levels,
+            refusedOrigins: refusedOrigins, calibrationWindows: windowsUsed, forecasts: forecasts)
+    }
+
+    /// |y − ŷ| per window and step.
+    static func absoluteErrors(_ y: [Double], origins: [Int], forecasts: [[Double]]) -> [[Double]] {
+        var out: [[Double]] = []
+        for (e, p) in zip(origins, forecasts) {
+            var row: [Double] = []
+            for h in 0..<p.count { row.append(abs(y[e + 1 + h] - p[h])) }
+            out.append(row)
+        }
+        return out
+    }
+
+    /// Coverage of the intervals each origin would get from the calibration windows ending by it.
+    /// - Returns: level → coverage, level → origins refused, the windows known at each origin.
+    static func rollingCoverage(
+        origins: [Int], forecasts: [[Double]], truths: [[Double]], calibration: [Int], residuals: [[Double]],
+        levels: [Double], horizon H: Int
+    ) -> ([Double: Double], [Double: Int], [Int]) {
+        var sorted: [[Double]] = Array(repeating: [], count: H)
+        var used = 0
+        var inside: [Double: Int] = [:]
+        var judged: [Double: Int] = [:]
+        var refused: [Double: Int] = [:]
+        var windows: [Int] = []
+        for i in 0..<origins.count {
+            let e: Int = origins[i]
+            while used < calibration.count && calibration[used] + H <= e {
+                for h in 0..<H {
+                    let r: Double = residuals[used][h]
+                    var lo = 0
+                    var hi = sorted[h].count
+                    while lo < hi {
+                        let mid = (lo + hi) / 2
+                        if sorted[h][mid] < r { lo = mid + 1 } else { hi = mid }
+                    }
+                    sorted[h].insert(r, at: lo)
+                }
+                used += 1
+            }
+            windows.append(used)
+            for level in levels {
+                let k: Int = Int((Double(used + 1) * level).rounded(.up))
+                if used == 0 || k > used {
+                    refused[level, default: 0] += 1
+                    continue
+                }
+                var hits = 0
+                for h in 0..<H {
+                    let error: Double = abs(truths[i][h] - forecasts[i][h])
+                    if error <= sorted[h][k - 1] { hits += 1 }
+                }
+                inside[level, default: 0] += hits
+                judged[level, default: 0] += H
+            }
+        }
+        var coverage: [Double: Double] = [:]
+        for (level, n) in judged where n > 0 { coverage[level] = Double(inside[level] ?? 0) / Double(n) }
+        return (coverage, refused, windows)
     }
 
     /// Calibration windows: origins whose inputs and whole horizon lie after the rows training fitted on and
@@ -160,13 +223,18 @@ public struct Backtest: Sendable {
                 lines.append(String(format: "model / %@: MAE ratio %.3f, RMSE ratio %.3f", base, a, b))
             }
         }
-        if let ci = intervals {
-            for level in coverage.keys.sorted() {
-                lines.append(
-                    String(format: "coverage of the %@%% interval: %.1f%% (nominal %@%%), calibrated on %d held-out windows", levelLabel(level), 100 * coverage[level]!, levelLabel(level), ci.windows))
-            }
-            for r in ci.refused {
-                lines.append("the \(levelLabel(r.level))% interval is refused: \(ci.windows) calibration windows, it needs \(r.needed)")
+        if !levels.isEmpty, let first = calibrationWindows.first, let last = calibrationWindows.last {
+            for level in levels {
+                if let c = coverage[level] {
+                    lines.append(
+                        String(
+                            format: "coverage of the %@%% interval: %.1f%% (nominal %@%%), calibrated at each origin on the %d to %d held-out windows ending by it",
+                            levelLabel(level), 100 * c, levelLabel(level), first, last))
+                }
+                if let n = refusedOrigins[level] {
+                    lines.append(
+                        "the \(levelLabel(level))% interval was refused at \(n) origins: it needs \(ConformalIntervals.windowsNeeded(level)) calibration windows")
+                }
             }
         }
         return lines.joined(separator: "\n")

@@ -53,11 +53,13 @@ public final class ForecastModel: @unchecked Sendable {
     /// When it was loaded (seconds since the epoch) and the newest file's modification time.
     public let loadedAt: Date
     public let newestFileDate: Date
-    let model: Seq2Seq
+    /// Inference copies for batches of 1, 8 and 64 windows: a lone window does not pay for 64.
+    let models: [Seq2Seq]
     /// TensorFlow name → (shape, values), as loaded.
     public let values: [String: (shape: [Int], scalars: [Float])]
 
-    /// Windows per forward pass of the inference model.
+    /// Windows per forward pass of the inference models.
+    public static let batches = [1, 8, 64]
     public static let batch = 64
 
     /// The rows of history one forecast needs: the window, and with seasonal scaling the seasons before it
@@ -81,8 +83,7 @@ public final class ForecastModel: @unchecked Sendable {
         newestFileDate =
             files.compactMap { (try? FileManager.default.attributesOfItem(atPath: $0))?[.modificationDate] as? Date }.max()
             ?? Date()
-        var config = spec.config
-        config.batch = Self.batch
+        let config = spec.config
         guard (1...4096).contains(config.window), (1...4096).contains(config.horizon), (1...4096).contains(config.hidden),
             (1...4096).contains(config.hidden2), (1...1024).contains(config.inputDim),
             spec.normalizer.mean.count == config.inputDim, spec.normalizer.std.count == config.inputDim,
@@ -92,14 +93,24 @@ public final class ForecastModel: @unchecked Sendable {
         else {
             throw ForecastError.unreadable(files.first ?? "?", reason: "its model description has sizes out of range")
         }
-        model = try Seq2Seq(config, graph: Graph(seed: 0))
-        for v in model.graph.trainableVariables {
-            guard let e = values[v.name] else {
-                throw ForecastError.incomplete(directory: files.first ?? "?", missing: v.name)
-            }
+        var built: [Seq2Seq] = []
+        for b in Self.batches {
+            var c: ModelConfig = config
+            c.batch = b
+            let m = try Seq2Seq(c, graph: Graph(seed: 0))
+            try Self.assign(values, to: m, source: files.first ?? "?")
+            built.append(m)
+        }
+        models = built
+    }
+
+    /// Sets every trainable variable of `m` from `values`.
+    static func assign(_ values: [String: (shape: [Int], scalars: [Float])], to m: Seq2Seq, source: String) throws {
+        for v in m.graph.trainableVariables {
+            guard let e = values[v.name] else { throw ForecastError.incomplete(directory: source, missing: v.name) }
             guard e.shape == v.shape else { throw ForecastError.shape(variable: v.name, file: e.shape, model: v.shape) }
-            guard e.scalars.allSatisfy(\.isFinite) else {
-                throw ForecastError.unreadable(files.first ?? "?", reason: "variable \(v.name) holds values that are not finite")
+            guard e.scalars.allSatisfy({ $0.isFinite }) else {
+                throw ForecastError.unreadable(source, reason: "variable \(v.name) holds values that are not finite")
             }
             v.assign(e.scalars)
         }
@@ -167,6 +178,11 @@ public final class ForecastModel: @unchecked Sendable {
         var start = 0
         while start < histories.count {
             let rows = min(B, histories.count - start)
+            var model: Seq2Seq = models[models.count - 1]
+            for m in models where m.config.batch >= rows {
+                model = m
+                break
+            }
             var offsets = [[Double]](repeating: [], count: rows)
             let x = model.x.value
             x.update(repeating: 0)

@@ -164,10 +164,17 @@ public enum ForecastRun {
             if let (a, r) = b.ratios(to: base) { ratios[base] = ["mae": a, "rmse": r] }
         }
         object["ratios"] = ratios
-        if let ci = b.intervals {
-            object["calibration_windows"] = ci.windows
-            object["coverage"] = Dictionary(uniqueKeysWithValues: b.coverage.map { (levelLabel($0.key), $0.value) })
-            object["refused_levels"] = ci.refused.map { levelLabel($0.level) }
+        if !b.levels.isEmpty {
+            let first: Int = b.calibrationWindows.first ?? 0
+            let last: Int = b.calibrationWindows.last ?? 0
+            let windows: [String: Int] = ["first_origin": first, "last_origin": last]
+            object["calibration_windows"] = windows
+            var coverage: [String: Double] = [:]
+            for (level, c) in b.coverage { coverage[levelLabel(level)] = c }
+            object["coverage"] = coverage
+            var refused: [String: Int] = [:]
+            for (level, n) in b.refusedOrigins { refused[levelLabel(level)] = n }
+            object["refused_origins"] = refused
         }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])) ?? Data()
         return String(decoding: data, as: UTF8.self) + "\n"
