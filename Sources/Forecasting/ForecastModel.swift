@@ -191,7 +191,9 @@ public final class ForecastModel: @unchecked Sendable {
                 guard hist.count == L else {
                     throw ForecastError.tooFewRows(have: hist.count, need: L, what: "window \(start + r + 1)")
                 }
-                var z = [[Double]](repeating: [Double](repeating: 0, count: D), count: L)
+                // float32 from here, in the order the ONNX graph computes: the two then differ only inside
+                // the network (matrix products and activations), not in how values are scaled.
+                var z = [[Float]](repeating: [Float](repeating: 0, count: D), count: L)
                 for t in 0..<L {
                     guard hist[t].count == D else {
                         throw ForecastError.badValue("window \(start + r + 1), row \(t + 1): \(hist[t].count) values, the model takes \(D)")
@@ -201,17 +203,18 @@ public final class ForecastModel: @unchecked Sendable {
                         guard v.isFinite, abs(v) <= 1e30 else {
                             throw ForecastError.badValue("window \(start + r + 1), row \(t + 1): \(v) is not a finite number up to 1e30")
                         }
-                        z[t][k] = (v - n.mean[k]) / n.std[k]
+                        z[t][k] = (Float(v) - Float(n.mean[k])) / Float(n.std[k])
                     }
                 }
-                let (inputs, _) = Self.scale(z, spec: spec)
+                let inputs = Self.scaleFloat(z, spec: spec)
                 offsets[r] = Self.rawOffsets(hist, spec: spec)
-                for i in 0..<(T * D) { x[r * T * D + i] = Float(inputs[i]) }
+                for i in 0..<(T * D) { x[r * T * D + i] = inputs[i] }
             }
             model.forward()
             let p = model.predictions.value
             for r in 0..<rows {
-                out.append((0..<H).map { h in Double(p[r * H + h]) * n.std[0] + offsets[r][h] })
+                let std0 = Float(n.std[0])
+                out.append((0..<H).map { h in Double(p[r * H + h] * std0 + Float(offsets[r][h])) })
             }
             start += rows
         }
@@ -247,6 +250,28 @@ public final class ForecastModel: @unchecked Sendable {
         return (inputs, offsets)
     }
 
+    /// `scale`'s inputs in float32, from float32 normalised values, operation for operation as the ONNX graph.
+    static func scaleFloat(_ z: [[Float]], spec: ModelSpec) -> [Float] {
+        let T = spec.config.window
+        let e = z.count - 1
+        let P = spec.season ?? 0
+        var inputs: [Float] = []
+        inputs.reserveCapacity(T * z[0].count)
+        for t in (e - T + 1)...e {
+            for k in 0..<z[0].count {
+                switch spec.scaling {
+                case .global: inputs.append(z[t][k])
+                case .relative: inputs.append(z[t][k] - z[e][k])
+                case .seasonal:
+                    let a: Float = z[t][k] - z[t - P][k]
+                    let b: Float = z[e][k] - z[e - P][k]
+                    inputs.append(a - b)
+                }
+            }
+        }
+        return inputs
+    }
+
     /// The offsets of `scale` in the series' own units (offset × std + mean), taken from the raw history so
     /// that a forecast is the model's output times the standard deviation plus a level the history holds
     /// (the last value, or it plus last season's change): no cancellation near zero, in Swift or in ONNX.
@@ -255,11 +280,12 @@ public final class ForecastModel: @unchecked Sendable {
         let P = spec.season ?? 0
         return (1...spec.config.horizon).map { h -> Double in
             switch spec.scaling {
-            case .global: return spec.normalizer.mean[0]
-            case .relative: return history[e][0]
+            case .global: return Double(Float(spec.normalizer.mean[0]))
+            case .relative: return Double(Float(history[e][0]))
             case .seasonal:
                 let back = (h + P - 1) / P * P
-                return history[e][0] + history[e + h - back][0] - history[e - back][0]
+                let a: Float = Float(history[e][0]) + Float(history[e + h - back][0])
+                return Double(a - Float(history[e - back][0]))
             }
         }
     }
