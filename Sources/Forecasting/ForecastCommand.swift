@@ -4,6 +4,7 @@ import Logging
 import ProcessSupport
 import SafeTensors
 import Telemetry
+import Training
 
 /// What `forecast` does with its checked options, and the exit status of each failure.
 public enum ForecastCommand {
@@ -51,7 +52,7 @@ public enum ForecastCommand {
 
     static func emit(_ text: String, to output: String?) throws {
         if let output {
-            try text.write(toFile: output, atomically: true, encoding: .utf8)
+            try writeReplacing(Data(text.utf8), to: output)
         } else {
             FileHandle.standardOutput.write(Data(text.utf8))
         }

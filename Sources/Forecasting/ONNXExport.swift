@@ -2,6 +2,7 @@ import Datasets
 import Foundation
 import ONNXProto
 import SwiftProtobuf
+import Training
 
 /// The whole forecaster as one ONNX graph (opset 17): normalisation and scaling of the history, the
 /// encoder LSTM unrolled over the window, the attention decoder with input feeding unrolled over the horizon
@@ -20,7 +21,7 @@ public enum ONNXExport {
     /// Writes `model` to `path`.
     public static func write(_ model: ForecastModel, to path: String) throws {
         let data = try graph(model).serializedData()
-        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        try writeReplacing(data, to: path)
     }
 
     /// Builds nodes and constants, naming each value uniquely.

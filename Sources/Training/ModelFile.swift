@@ -65,6 +65,22 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     }
 }
 
+/// Writes `data` to `path` through a temporary file beside it and a rename, so a reader never sees half a
+/// file. (Foundation's `.atomic` writes on Linux leave a `TemporaryDirectory.*` behind in the temporary
+/// directory.)
+/// - Throws: `SafeTensors.Error.unreadable` naming the path when it cannot be written.
+public func writeReplacing(_ data: Data, to path: String) throws {
+    let temporary = "\(path).tmp-\(getpid())"
+    guard FileManager.default.createFile(atPath: temporary, contents: data) else {
+        throw SafeTensors.Error.unreadable(path: path, reason: "cannot write \(temporary)")
+    }
+    guard rename(temporary, path) == 0 else {
+        let e = errno
+        unlink(temporary)
+        throw SafeTensors.Error.unreadable(path: path, reason: "cannot rename \(temporary) to it: \(String(cString: strerror(e)))")
+    }
+}
+
 /// A trained model on disk: every variable of the graph, keyed by its TensorFlow name, plus the data
 /// normalisation and sizes in the safetensors metadata, and the whole `ModelSpec` under `model`: what
 /// `forecast --model` needs to rebuild the model and its scaling without the training data.
@@ -85,7 +101,7 @@ public enum ModelFile {
         let tensors = model.graph.globalVariables.filter { !$0.isPartitioned }.map {
             (name: $0.name, shape: $0.shape, scalars: Array($0.value))
         }
-        try SafeTensors.write(tensors, to: path, metadata: metadata)
+        try writeReplacing(SafeTensors.encode(tensors, metadata: metadata), to: path)
     }
 
     /// Reads the normaliser saved by `save`.

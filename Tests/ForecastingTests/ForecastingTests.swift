@@ -127,7 +127,7 @@ struct ForecastingTests {
         let series = try BuiltinSeries.sunspots.load()
         let path = try Fixture.modelFile(series, scaling: .relative, in: dir.path)
         let bare = "\(dir.path)/bare.safetensors"
-        try SafeTensors.write([(name: "x", shape: [1], scalars: [0])], to: bare)
+        try writeReplacing(SafeTensors.encode([(name: "x", shape: [1], scalars: [0])]), to: bare)
         #expect(throws: ForecastError.noSpec(bare)) { try ForecastModel.load(modelFile: bare) }
         let model = try ForecastModel.load(modelFile: path)
         #expect(throws: ForecastError.columns(model: ["sunspots"], data: ["co2"])) {

@@ -111,10 +111,10 @@ struct ServingTests {
             (name: name, shape: model.values[name]!.shape, scalars: model.values[name]!.scalars.map { $0 * scale })
         }
         let path = "\(dir)/\(server)-\(String(format: "%08d", sequence)).safetensors"
-        try SafeTensors.write(
-            tensors, to: path + ".tmp",
-            metadata: ["server": server, "sequence": "\(sequence)", "updates": "\(updates)", "model": model.spec.json])
-        _ = rename(path + ".tmp", path)
+        try writeReplacing(
+            SafeTensors.encode(
+                tensors, metadata: ["server": server, "sequence": "\(sequence)", "updates": "\(updates)", "model": model.spec.json]),
+            to: path)
     }
 
     @Test("serving from a checkpoint directory swaps in a newer complete set whole, and names it")

@@ -35,7 +35,7 @@ extension Integration {
             #expect(try forecast(["--restore", ckpt, "--horizon", "5"]).0 == 64)
             #expect(try forecast(["--model", saved, "--data", "co2"]).0 == 65)  // other columns
             let short = h.directory.appendingPathComponent("short.csv").path
-            try "value\n1\n2\n3\n".write(toFile: short, atomically: true, encoding: .utf8)
+            _ = FileManager.default.createFile(atPath: short, contents: Data("value\n1\n2\n3\n".utf8))
             #expect(try forecast(["--model", saved, "--data", short]).0 == 65)  // too few rows
             #expect(try forecast(["--model", h.directory.appendingPathComponent("none").path]).0 == 66)
 
