@@ -20,7 +20,9 @@ public struct ForecastMetrics: Sendable, Codable, Equatable {
     ///   - forecasts, truths: [origin][step] in series units.
     ///   - scale: the in-sample seasonal-naive MAE.
     public init(forecasts: [[Double]], truths: [[Double]], scale: Double) {
-        var abs = 0.0, sq = 0.0, sm = 0.0
+        var abs = 0.0
+        var sq = 0.0
+        var sm = 0.0
         var n = 0
         for (f, y) in zip(forecasts, truths) {
             for (p, t) in zip(f, y) {
@@ -66,7 +68,9 @@ public struct Backtest: Sendable {
 
     /// The model's MAE and RMSE over `baseline`'s.
     public func ratios(to method: String) -> (mae: Double, rmse: Double)? {
-        guard let m = rows.first?.metrics, let b = rows.first(where: { $0.method == method })?.metrics else { return nil }
+        guard let m = rows.first?.metrics, let b = rows.first(where: { $0.method == method })?.metrics else {
+            return nil
+        }
         return (m.mae / b.mae, m.rmse / b.rmse)
     }
 
@@ -105,8 +109,11 @@ public struct Backtest: Sendable {
         let naive = origins.map { e in (1...H).map { h in Baseline.naive.forecast(y, origin: e, window: 0, step: h) } }
         rows.append(Row(method: "naive", metrics: ForecastMetrics(forecasts: naive, truths: truths, scale: scale)))
         if let p = model.spec.season {
-            let sn = origins.map { e in (1...H).map { h in Baseline.seasonalNaive(period: p).forecast(y, origin: e, window: 0, step: h) } }
-            rows.append(Row(method: "seasonal-naive", metrics: ForecastMetrics(forecasts: sn, truths: truths, scale: scale)))
+            let sn = origins.map { e in
+                (1...H).map { h in Baseline.seasonalNaive(period: p).forecast(y, origin: e, window: 0, step: h) }
+            }
+            rows.append(
+                Row(method: "seasonal-naive", metrics: ForecastMetrics(forecasts: sn, truths: truths, scale: scale)))
         }
         // Intervals as `forecast --origin e --interval` would give them at each origin: calibrated on every
         // held-out window whose targets end by that origin (so the calibration part grows as the origins
@@ -211,12 +218,15 @@ public struct Backtest: Sendable {
     public func table(name: String) -> String {
         var lines = [
             "backtest of \(name): \(origins.count) origins (rows \(origins.first! + 1)...\(origins.last! + 1)), horizon \(horizon); MASE scaled by the in-sample seasonal-naive MAE with m = \(season)\(season == 1 ? " (no season)" : "")",
-            "method".padding(toLength: 16, withPad: " ", startingAt: 0) + "          MAE         RMSE   sMAPE %     MASE",
+            "method".padding(toLength: 16, withPad: " ", startingAt: 0)
+                + "          MAE         RMSE   sMAPE %     MASE",
         ]
         for r in rows {
             lines.append(
                 r.method.padding(toLength: 16, withPad: " ", startingAt: 0)
-                    + String(format: " %12.5g %12.5g %9.3f %8.4f", r.metrics.mae, r.metrics.rmse, r.metrics.smape, r.metrics.mase))
+                    + String(
+                        format: " %12.5g %12.5g %9.3f %8.4f", r.metrics.mae, r.metrics.rmse, r.metrics.smape,
+                        r.metrics.mase))
         }
         for base in ["naive", "seasonal-naive"] {
             if let (a, b) = ratios(to: base) {
@@ -228,12 +238,14 @@ public struct Backtest: Sendable {
                 if let c = coverage[level] {
                     lines.append(
                         String(
-                            format: "coverage of the %@%% interval: %.1f%% (nominal %@%%), calibrated at each origin on the %d to %d held-out windows ending by it",
+                            format:
+                                "coverage of the %@%% interval: %.1f%% (nominal %@%%), calibrated at each origin on the %d to %d held-out windows ending by it",
                             levelLabel(level), 100 * c, levelLabel(level), first, last))
                 }
                 if let n = refusedOrigins[level] {
                     lines.append(
-                        "the \(levelLabel(level))% interval was refused at \(n) origins: it needs \(ConformalIntervals.windowsNeeded(level)) calibration windows")
+                        "the \(levelLabel(level))% interval was refused at \(n) origins: it needs \(ConformalIntervals.windowsNeeded(level)) calibration windows"
+                    )
                 }
             }
         }

@@ -28,7 +28,8 @@ public enum ForecastCommand {
 
         public init(
             source: ModelSource, data: String?, columns: [String], timeColumn: String?, horizon: Int?, origin: String?,
-            format: OutputFormat, output: String?, levels: [Double], backtest: Int?, serve: Bool, port: Int, bind: String,
+            format: OutputFormat, output: String?, levels: [Double], backtest: Int?, serve: Bool, port: Int,
+            bind: String,
             maxBodyBytes: Int, reloadSeconds: Double, exportONNX: String?
         ) {
             self.source = source
@@ -85,13 +86,21 @@ public enum ForecastCommand {
             }
             if let path = o.exportONNX {
                 try ONNXExport.write(model, to: path)
-                logger.info("wrote \(path)", metadata: ["onnx.input": "history [batch, \(model.inputLength), \(model.spec.columns.count)]", "onnx.output": "forecast [batch, \(model.spec.config.horizon)]"])
+                logger.info(
+                    "wrote \(path)",
+                    metadata: [
+                        "onnx.input": "history [batch, \(model.inputLength), \(model.spec.columns.count)]",
+                        "onnx.output": "forecast [batch, \(model.spec.config.horizon)]",
+                    ])
                 return .success
             }
             let data = try ForecastData.load(o.data, columns: o.columns, timeColumn: o.timeColumn, spec: model.spec)
             if let k = o.backtest {
                 let b = try Backtest.run(model, on: data.series, last: k == 0 ? nil : k, levels: o.levels)
-                try emit(o.format == .json ? ForecastRun.json(b, name: data.series.name) : b.table(name: data.series.name) + "\n", to: o.output)
+                try emit(
+                    o.format == .json
+                        ? ForecastRun.json(b, name: data.series.name) : b.table(name: data.series.name) + "\n",
+                    to: o.output)
                 return .success
             }
             let origin = try ForecastRun.originRow(o.origin, data: data)

@@ -31,11 +31,16 @@ public enum ForecastError: Error, CustomStringConvertible, Equatable {
         case .unreadable(let p, let r): return "cannot read \(p): \(r)"
         case .noCheckpoints(let d): return "no .safetensors checkpoints in \(d): pass the servers' --checkpoint-dir"
         case .incomplete(let d, let m): return "the newest checkpoints in \(d) do not hold variable \(m) yet"
-        case .shape(let v, let f, let m): return "variable \(v) has shape \(f) in the file and \(m) in the model it describes"
+        case .shape(let v, let f, let m):
+            return "variable \(v) has shape \(f) in the file and \(m) in the model it describes"
         case .columns(let m, let d):
-            return "the model was trained on columns \(m.joined(separator: ", ")); the data has \(d.joined(separator: ", ")): pass the same --column names"
-        case .tooFewRows(let h, let n, let w): return "\(w): \(h) rows, but the model needs \(n) (its window, and its season with seasonal scaling)"
-        case .horizon(let a, let m): return "--horizon \(a) differs from the model's horizon \(m): a model forecasts the horizon it was trained for"
+            return
+                "the model was trained on columns \(m.joined(separator: ", ")); the data has \(d.joined(separator: ", ")): pass the same --column names"
+        case .tooFewRows(let h, let n, let w):
+            return "\(w): \(h) rows, but the model needs \(n) (its window, and its season with seasonal scaling)"
+        case .horizon(let a, let m):
+            return
+                "--horizon \(a) differs from the model's horizon \(m): a model forecasts the horizon it was trained for"
         case .badValue(let s): return s
         }
     }
@@ -74,17 +79,20 @@ public final class ForecastModel: @unchecked Sendable {
         return max(T + P, S + 1)
     }
 
-    init(spec: ModelSpec, values: [String: (shape: [Int], scalars: [Float])], files: [String], updates: [UInt64]) throws {
+    init(spec: ModelSpec, values: [String: (shape: [Int], scalars: [Float])], files: [String], updates: [UInt64]) throws
+    {
         self.spec = spec
         self.files = files
         self.updates = updates
         self.values = values
         loadedAt = Date()
         newestFileDate =
-            files.compactMap { (try? FileManager.default.attributesOfItem(atPath: $0))?[.modificationDate] as? Date }.max()
+            files.compactMap { (try? FileManager.default.attributesOfItem(atPath: $0))?[.modificationDate] as? Date }
+            .max()
             ?? Date()
         let config = spec.config
-        guard (1...4096).contains(config.window), (1...4096).contains(config.horizon), (1...4096).contains(config.hidden),
+        guard (1...4096).contains(config.window), (1...4096).contains(config.horizon),
+            (1...4096).contains(config.hidden),
             (1...4096).contains(config.hidden2), (1...1024).contains(config.inputDim),
             spec.normalizer.mean.count == config.inputDim, spec.normalizer.std.count == config.inputDim,
             spec.columns.count == config.inputDim,
@@ -119,7 +127,9 @@ public final class ForecastModel: @unchecked Sendable {
     /// Loads a model file written by `worker --save`.
     /// - Throws: `ForecastError` (no description, unreadable, shapes), `SafeTensors.Error`.
     public static func load(modelFile path: String) throws -> ForecastModel {
-        guard FileManager.default.fileExists(atPath: path) else { throw ForecastError.unreadable(path, reason: "no such file") }
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ForecastError.unreadable(path, reason: "no such file")
+        }
         let meta = try SafeTensors.metadata(path)
         guard let text = meta["model"], let spec = ModelSpec.parse(text) else { throw ForecastError.noSpec(path) }
         let tensors = try SafeTensors.read(path)
@@ -196,12 +206,14 @@ public final class ForecastModel: @unchecked Sendable {
                 var z = [[Float]](repeating: [Float](repeating: 0, count: D), count: L)
                 for t in 0..<L {
                     guard hist[t].count == D else {
-                        throw ForecastError.badValue("window \(start + r + 1), row \(t + 1): \(hist[t].count) values, the model takes \(D)")
+                        throw ForecastError.badValue(
+                            "window \(start + r + 1), row \(t + 1): \(hist[t].count) values, the model takes \(D)")
                     }
                     for k in 0..<D {
                         let v = hist[t][k]
                         guard v.isFinite, abs(v) <= 1e30 else {
-                            throw ForecastError.badValue("window \(start + r + 1), row \(t + 1): \(v) is not a finite number up to 1e30")
+                            throw ForecastError.badValue(
+                                "window \(start + r + 1), row \(t + 1): \(v) is not a finite number up to 1e30")
                         }
                         z[t][k] = (Float(v) - Float(n.mean[k])) / Float(n.std[k])
                     }

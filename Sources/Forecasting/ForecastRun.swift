@@ -46,7 +46,8 @@ public struct ForecastData: Sendable {
             throw ForecastError.columns(model: spec.columns, data: series.columns)
         }
         let axis = try text.flatMap { try TimeAxis.read(csv: $0, column: timeColumn, dataColumns: series.columns) }
-        return ForecastData(series: series, axis: axis.flatMap { $0.cells.count == series.count ? $0 : nil } ?? .steps(series.count))
+        return ForecastData(
+            series: series, axis: axis.flatMap { $0.cells.count == series.count ? $0 : nil } ?? .steps(series.count))
     }
 
     /// `co2` for `co2 (built-in)`.
@@ -97,7 +98,8 @@ public struct ForecastOutput: Sendable {
             "horizon": values.count, "levels": intervals.map { $0.level * 100 },
             "calibration_windows": calibrationWindows, "model_files": files, "forecast": steps,
         ]
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])) ?? Data()
+        let data =
+            (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])) ?? Data()
         return String(decoding: data, as: UTF8.self) + "\n"
     }
 }
@@ -112,7 +114,8 @@ public enum ForecastRun {
         if let r = data.axis.row(of: text), data.axis.kind != .steps { return r }
         guard let n = Int(text), (1...data.series.count).contains(n) else {
             throw ForecastError.badValue(
-                "--origin \(text) is neither a value of the time column \(data.axis.name) nor a row number in 1...\(data.series.count)")
+                "--origin \(text) is neither a value of the time column \(data.axis.name) nor a row number in 1...\(data.series.count)"
+            )
         }
         return n - 1
     }
@@ -132,7 +135,8 @@ public enum ForecastRun {
             windows = ci.windows
             if let r = ci.refused.first {
                 throw ForecastError.badValue(
-                    "the \(levelLabel(r.level))% interval needs \(r.needed) calibration windows (held-out windows ending by the origin); there are \(ci.windows): choose a lower level or a later --origin")
+                    "the \(levelLabel(r.level))% interval needs \(r.needed) calibration windows (held-out windows ending by the origin); there are \(ci.windows): choose a lower level or a later --origin"
+                )
             }
             for level in levels {
                 let w = ci.halfWidths[level]!
@@ -141,7 +145,8 @@ public enum ForecastRun {
         }
         let H = values.count
         return ForecastOutput(
-            column: model.spec.columns[0], timeName: data.axis.name, originRow: origin, originTime: data.axis.label(origin),
+            column: model.spec.columns[0], timeName: data.axis.name, originRow: origin,
+            originTime: data.axis.label(origin),
             times: (1...H).map { data.axis.label(origin + $0) }, values: values,
             intervals: intervals.map { (level: $0.0, lower: $0.1, upper: $0.2) }, calibrationWindows: windows,
             files: model.files)
@@ -153,9 +158,16 @@ public enum ForecastRun {
             "series": name, "origins": b.origins.count, "first_origin_row": b.origins.first! + 1,
             "last_origin_row": b.origins.last! + 1, "horizon": b.horizon, "mase_season": b.season,
             "mase_scale": b.scale,
-            "metrics": Dictionary(uniqueKeysWithValues: b.rows.map { r in
-                (r.method, ["mae": r.metrics.mae, "rmse": r.metrics.rmse, "smape": r.metrics.smape, "mase": r.metrics.mase])
-            }),
+            "metrics": Dictionary(
+                uniqueKeysWithValues: b.rows.map { r in
+                    (
+                        r.method,
+                        [
+                            "mae": r.metrics.mae, "rmse": r.metrics.rmse, "smape": r.metrics.smape,
+                            "mase": r.metrics.mase,
+                        ]
+                    )
+                }),
         ]
         object["origin_rows"] = b.origins.map { $0 + 1 }
         object["forecasts"] = b.forecasts
@@ -176,7 +188,8 @@ public enum ForecastRun {
             for (level, n) in b.refusedOrigins { refused[levelLabel(level)] = n }
             object["refused_origins"] = refused
         }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])) ?? Data()
+        let data =
+            (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])) ?? Data()
         return String(decoding: data, as: UTF8.self) + "\n"
     }
 }

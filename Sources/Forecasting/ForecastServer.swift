@@ -93,7 +93,8 @@ public final class ForecastServer: @unchecked Sendable {
             guard case .checkpoints(let dir) = options.source else { throw e }
             switch e {
             case .noCheckpoints, .incomplete, .noSpec:
-                logger.info("waiting for a complete set of checkpoints", metadata: ["directory": "\(dir)", "reason": "\(e)"])
+                logger.info(
+                    "waiting for a complete set of checkpoints", metadata: ["directory": "\(dir)", "reason": "\(e)"])
             default: throw e
             }
         }
@@ -122,7 +123,8 @@ public final class ForecastServer: @unchecked Sendable {
 
     func prepare(_ model: ForecastModel) throws -> Served {
         if series == nil, options.data != nil || ForecastData.builtinName(of: model.spec.series) != nil {
-            series = try ForecastData.load(options.data, columns: options.columns, timeColumn: nil, spec: model.spec).series
+            series = try ForecastData.load(options.data, columns: options.columns, timeColumn: nil, spec: model.spec)
+                .series
         }
         var intervals: ConformalIntervals?
         if let series {
@@ -173,7 +175,8 @@ public final class ForecastServer: @unchecked Sendable {
             do {
                 let model = try ForecastModel.load(checkpoints: dir)
                 guard model.spec.config == current?.model.spec.config || current == nil else {
-                    throw ForecastError.badValue("the new checkpoints describe a different model (\(model.spec.config)); keeping the one served")
+                    throw ForecastError.badValue(
+                        "the new checkpoints describe a different model (\(model.spec.config)); keeping the one served")
                 }
                 let next = try prepare(model)
                 lock.lock()
@@ -203,14 +206,18 @@ public final class ForecastServer: @unchecked Sendable {
         switch request.path {
         case "/v1/forecast":
             guard request.method == "POST" else {
-                return HTTPResponse(status: 405, body: Array("POST a JSON body to /v1/forecast\n".utf8), headers: [("Allow", "POST")])
+                return HTTPResponse(
+                    status: 405, body: Array("POST a JSON body to /v1/forecast\n".utf8), headers: [("Allow", "POST")])
             }
             return forecast(request)
         case "/v1/model":
-            guard request.method == "GET" else { return HTTPResponse(status: 405, text: "only GET is served on /v1/model\n") }
+            guard request.method == "GET" else {
+                return HTTPResponse(status: 405, text: "only GET is served on /v1/model\n")
+            }
             guard let s = current else { return Self.error(503, "no model loaded yet") }
             let info: [String: Any] = [
-                "input_length": s.model.inputLength, "horizon": s.model.spec.config.horizon, "columns": s.model.spec.columns,
+                "input_length": s.model.inputLength, "horizon": s.model.spec.config.horizon,
+                "columns": s.model.spec.columns,
                 "scaling": s.model.spec.scaling.rawValue, "season": s.model.spec.season ?? 0,
                 "files": s.model.files.map(baseName), "updates": s.model.updates.map { Int($0) },
                 "levels": (s.intervals?.halfWidths.keys.sorted() ?? []).map { $0 * 100 },
@@ -218,15 +225,20 @@ public final class ForecastServer: @unchecked Sendable {
             let data = (try? JSONSerialization.data(withJSONObject: info, options: [.sortedKeys])) ?? Data()
             return HTTPResponse(status: 200, contentType: "application/json", body: Array(data))
         case "/metrics", "/healthz", "/readyz":
-            guard request.method == "GET" else { return HTTPResponse(status: 405, text: "only GET is served on \(request.path)\n") }
+            guard request.method == "GET" else {
+                return HTTPResponse(status: 405, text: "only GET is served on \(request.path)\n")
+            }
             if request.path == "/healthz" { return HTTPResponse(status: 200, text: "ok\n") }
             if request.path == "/readyz" {
-                return readiness.isReady ? HTTPResponse(status: 200, text: "ready\n") : HTTPResponse(status: 503, text: "not ready\n")
+                return readiness.isReady
+                    ? HTTPResponse(status: 200, text: "ready\n") : HTTPResponse(status: 503, text: "not ready\n")
             }
             if let s = current { modelAge.record(Date().timeIntervalSince(s.model.newestFileDate)) }
-            return HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.emitToBuffer())
+            return HTTPResponse(
+                status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.emitToBuffer())
         default:
-            return HTTPResponse(status: 404, text: "no such endpoint: \(request.path); POST /v1/forecast, GET /v1/model\n")
+            return HTTPResponse(
+                status: 404, text: "no such endpoint: \(request.path); POST /v1/forecast, GET /v1/model\n")
         }
     }
 
@@ -240,9 +252,11 @@ public final class ForecastServer: @unchecked Sendable {
         if let type = request.header("content-type"), !type.lowercased().hasPrefix("application/json") {
             return Self.error(415, "send Content-Type: application/json")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(request.body)), let body = object as? [String: Any]
+        guard let object = try? JSONSerialization.jsonObject(with: Data(request.body)),
+            let body = object as? [String: Any]
         else {
-            return Self.error(400, "the body is not a JSON object; send {\"windows\": [[...], ...], \"levels\": [80, 95]}")
+            return Self.error(
+                400, "the body is not a JSON object; send {\"windows\": [[...], ...], \"levels\": [80, 95]}")
         }
         let spec = s.model.spec
         let L = s.model.inputLength
@@ -257,13 +271,18 @@ public final class ForecastServer: @unchecked Sendable {
         histories.reserveCapacity(windows.count)
         for (i, w) in windows.enumerated() {
             guard let rows = w as? [Any], rows.count == L else {
-                return Self.error(422, "window \(i) must hold \(L) values (the model's window\(L > spec.config.window ? " plus its season" : "")), oldest first")
+                return Self.error(
+                    422,
+                    "window \(i) must hold \(L) values (the model's window\(L > spec.config.window ? " plus its season" : "")), oldest first"
+                )
             }
             var history: [[Double]] = []
             history.reserveCapacity(L)
             for (t, r) in rows.enumerated() {
                 let values: [Any] = D == 1 && !(r is [Any]) ? [r] : (r as? [Any] ?? [])
-                guard values.count == D else { return Self.error(422, "window \(i) row \(t): the model takes \(D) values per row") }
+                guard values.count == D else {
+                    return Self.error(422, "window \(i) row \(t): the model takes \(D) values per row")
+                }
                 var row: [Double] = []
                 for v in values {
                     guard let n = jsonNumber(v), n.isFinite, abs(n) <= 1e30 else {
@@ -277,7 +296,9 @@ public final class ForecastServer: @unchecked Sendable {
         }
         var levels: [Double] = []
         if let asked = body["levels"] {
-            guard let list = asked as? [Any], list.count <= 8 else { return Self.error(400, "\"levels\" must be an array of percentages such as [80, 95]") }
+            guard let list = asked as? [Any], list.count <= 8 else {
+                return Self.error(400, "\"levels\" must be an array of percentages such as [80, 95]")
+            }
             for l in list {
                 guard let n = jsonNumber(l), n > 0, n < 100 else {
                     return Self.error(400, "level \(l) is not a percentage in (0, 100)")
@@ -292,7 +313,9 @@ public final class ForecastServer: @unchecked Sendable {
             }
             guard let w = ci.halfWidths.first(where: { abs($0.key - level) < 1e-9 })?.value else {
                 return Self.error(
-                    422, "level \(levelLabel(level)) is not offered: offered \(ci.halfWidths.keys.sorted().map(levelLabel).joined(separator: ", ")) (--interval at start)")
+                    422,
+                    "level \(levelLabel(level)) is not offered: offered \(ci.halfWidths.keys.sorted().map(levelLabel).joined(separator: ", ")) (--interval at start)"
+                )
             }
             widths.append((level, w))
         }
@@ -315,11 +338,14 @@ public final class ForecastServer: @unchecked Sendable {
         }
         let out: [String: Any] = [
             "horizon": spec.config.horizon, "input_length": L, "column": spec.columns[0],
-            "model": ["files": s.model.files.map(baseName), "updates": s.model.updates.map { Int($0) }] as [String: Any],
+            "model": ["files": s.model.files.map(baseName), "updates": s.model.updates.map { Int($0) }]
+                as [String: Any],
             "forecasts": items,
         ]
         let data: Data
-        do { data = try JSONSerialization.data(withJSONObject: out) } catch { return Self.error(500, "could not encode the answer: \(error)") }
+        do { data = try JSONSerialization.data(withJSONObject: out) } catch {
+            return Self.error(500, "could not encode the answer: \(error)")
+        }
         return HTTPResponse(status: 200, contentType: "application/json", body: Array(data))
     }
 }

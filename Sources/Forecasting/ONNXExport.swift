@@ -55,7 +55,9 @@ public enum ONNXExport {
             return t.name
         }
 
-        mutating func op(_ type: String, _ inputs: [String], _ attributes: [(String, Int)] = [], name hint: String? = nil) -> String {
+        mutating func op(
+            _ type: String, _ inputs: [String], _ attributes: [(String, Int)] = [], name hint: String? = nil
+        ) -> String {
             var n = Onnx_NodeProto()
             n.opType = type
             n.input = inputs
@@ -78,7 +80,9 @@ public enum ONNXExport {
             op("Slice", [x, ints([start]), ints([end]), ints([axis])])
         }
 
-        mutating func columns(_ x: String, _ start: Int, _ width: Int) -> String { slice(x, axis: 1, start, start + width) }
+        mutating func columns(_ x: String, _ start: Int, _ width: Int) -> String {
+            slice(x, axis: 1, start, start + width)
+        }
 
         /// One TF1 LSTMCell step (gates i, j, f, o; the forget bias is folded into `bias`).
         mutating func lstm(_ z: String, c: String?, units N: Int) -> (c: String, h: String) {
@@ -94,7 +98,9 @@ public enum ONNXExport {
     }
 
     /// Rows `rows` of a row-major [rows0, cols] matrix.
-    static func rows(_ m: [Float], cols: Int, _ rows: Range<Int>) -> [Float] { Array(m[(rows.lowerBound * cols)..<(rows.upperBound * cols)]) }
+    static func rows(_ m: [Float], cols: Int, _ rows: Range<Int>) -> [Float] {
+        Array(m[(rows.lowerBound * cols)..<(rows.upperBound * cols)])
+    }
 
     /// The ONNX model of `model`.
     public static func graph(_ model: ForecastModel) throws -> Onnx_ModelProto {
@@ -103,7 +109,9 @@ public enum ONNXExport {
         let (T, H, D, N, M, L) = (c.window, c.horizon, c.inputDim, c.hidden, c.hidden2, model.inputLength)
         let P = spec.season ?? 0
         func value(_ name: String) throws -> [Float] {
-            guard let v = model.values[name] else { throw ForecastError.incomplete(directory: model.files.first ?? "?", missing: name) }
+            guard let v = model.values[name] else {
+                throw ForecastError.incomplete(directory: model.files.first ?? "?", missing: name)
+            }
             return v.scalars
         }
         let ek = try value("encoder/rnn/lstm_cell/kernel")
@@ -180,10 +188,13 @@ public enum ONNXExport {
             zt = b.op("Add", [zt, dbias])
             state = b.lstm(zt, c: state!.c, units: N)
             let h = state!.h
-            let scores = b.op("Squeeze", [b.op("MatMul", [memory, b.op("Unsqueeze", [h, b.ints([2])])]), b.ints([2])])
+            let scores = b.op(
+                "Squeeze", [b.op("MatMul", [memory, b.op("Unsqueeze", [h, b.ints([2])])]), b.ints([2])])
             let a = b.op("Softmax", [scores], [("axis", 1)])
-            let context = b.op("Squeeze", [b.op("MatMul", [b.op("Unsqueeze", [a, b.ints([1])]), memory]), b.ints([1])])
-            let hTilde = b.op("Tanh", [b.op("Add", [b.op("MatMul", [b.op("Concat", [context, h], [("axis", 1)]), wt]), bt])])
+            let context = b.op(
+                "Squeeze", [b.op("MatMul", [b.op("Unsqueeze", [a, b.ints([1])]), memory]), b.ints([1])])
+            let hTilde = b.op(
+                "Tanh", [b.op("Add", [b.op("MatMul", [b.op("Concat", [context, h], [("axis", 1)]), wt]), bt])])
             columns.append(b.op("MatMul", [hTilde, wy]))
             feed = hTilde
         }

@@ -116,15 +116,20 @@ public struct TimeAxis: Sendable, Equatable {
         let index: Int
         if let column {
             guard let i = names.firstIndex(of: column) else {
-                throw ForecastError.badValue("--time-column \(column) is not a column of the data; its columns are: \(names.joined(separator: ", "))")
+                throw ForecastError.badValue(
+                    "--time-column \(column) is not a column of the data; its columns are: \(names.joined(separator: ", "))"
+                )
             }
             index = i
         } else {
-            let timeNames: Set<String> = ["date", "time", "year", "ds", "timestamp", "month", "week", "day", "datetime"]
+            let timeNames: Set<String> = [
+                "date", "time", "year", "ds", "timestamp", "month", "week", "day", "datetime",
+            ]
             let candidates = names.indices.filter { !dataColumns.contains(names[$0]) }
             guard
                 let i = candidates.first(where: { timeNames.contains(names[$0].lowercased()) })
-                    ?? candidates.first(where: { i in rows.last.map { i < $0.count && parseDate($0[i]) != nil } ?? false })
+                    ?? candidates.first(where: { i in rows.last.map { i < $0.count && parseDate($0[i]) != nil } ?? false
+                        })
             else { return nil }
             index = i
         }

@@ -27,11 +27,17 @@ public struct HTTPLimits: Sendable, Equatable {
     public var problem: String? {
         if !(1...(1 << 20)).contains(maxLineBytes) { return "header line limit must be in 1...1048576 bytes" }
         if !(1...10_000).contains(maxHeaderCount) { return "header count limit must be in 1...10000" }
-        if !(maxLineBytes...(16 << 20)).contains(maxHeaderBytes) { return "header size limit must be in line limit...16 MiB" }
+        if !(maxLineBytes...(16 << 20)).contains(maxHeaderBytes) {
+            return "header size limit must be in line limit...16 MiB"
+        }
         if !(0...(1 << 30)).contains(maxBodyBytes) { return "body limit must be in 0...1 GiB" }
         if !(1...65_536).contains(maxConnections) { return "connection limit must be in 1...65536" }
-        if !(idleTimeout.isFinite && idleTimeout > 0 && idleTimeout <= 86_400) { return "idle timeout must be in (0, 86400] s" }
-        if !(readTimeout.isFinite && readTimeout > 0 && readTimeout <= 86_400) { return "read timeout must be in (0, 86400] s" }
+        if !(idleTimeout.isFinite && idleTimeout > 0 && idleTimeout <= 86_400) {
+            return "idle timeout must be in (0, 86400] s"
+        }
+        if !(readTimeout.isFinite && readTimeout > 0 && readTimeout <= 86_400) {
+            return "read timeout must be in (0, 86400] s"
+        }
         if !(1...1_000_000).contains(maxQueuedRequests) { return "request queue limit must be in 1...1000000" }
         return nil
     }
@@ -78,7 +84,9 @@ public struct HTTPResponse: Sendable {
     /// the server.
     public var headers: [(String, String)]
 
-    public init(status: Int, contentType: String = "text/plain; charset=utf-8", body: [UInt8], headers: [(String, String)] = []) {
+    public init(
+        status: Int, contentType: String = "text/plain; charset=utf-8", body: [UInt8], headers: [(String, String)] = []
+    ) {
         self.status = status
         self.contentType = contentType
         self.body = body
@@ -282,7 +290,8 @@ struct RequestParser {
                     return .failure(Failure(status: 400, reason: "two different Content-Length values"))
                 }
                 guard n <= limits.maxBodyBytes else {
-                    return .failure(Failure(status: 413, reason: "body of \(n) bytes exceeds the limit of \(limits.maxBodyBytes)"))
+                    return .failure(
+                        Failure(status: 413, reason: "body of \(n) bytes exceeds the limit of \(limits.maxBodyBytes)"))
                 }
                 length = n
             case "transfer-encoding":

@@ -18,7 +18,8 @@ public enum HTTPServerError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case .badAddress(let a): return "HTTP address \(a) is not an IPv4 address: give one such as 127.0.0.1 or 0.0.0.0"
+        case .badAddress(let a):
+            return "HTTP address \(a) is not an IPv4 address: give one such as 127.0.0.1 or 0.0.0.0"
         case .portTaken(let a, let p):
             return "HTTP port \(p) on \(a) is already in use by another process: choose another port"
         case .socket(let call, let a, let p, let e):
@@ -99,7 +100,9 @@ public final class HTTPServer: @unchecked Sendable {
         // listeners share a port on Linux, so a port in use is still refused below.
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         if bound != 0 {
             let e = errno
@@ -339,8 +342,10 @@ public final class HTTPServer: @unchecked Sendable {
                             $0.rejected += 1
                         }
                         // Best effort: one non-blocking write of the 408, then close.
-                        let bytes = HTTPResponse(status: 408, text: "request not received within \(limits.readTimeout) s\n")
-                            .serialized(keepAlive: false)
+                        let bytes = HTTPResponse(
+                            status: 408, text: "request not received within \(limits.readTimeout) s\n"
+                        )
+                        .serialized(keepAlive: false)
                         _ = bytes.withUnsafeBytes { send(c.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                         drop(c, &connections)
                     } else if c.requestStarted == nil && now - c.lastActivity > limits.idleTimeout {
@@ -394,7 +399,9 @@ public final class HTTPServer: @unchecked Sendable {
                     jobsReady.unlock()
                     if full {
                         count { $0.rejected += 1 }
-                        queue(HTTPResponse(status: 503, text: "too many requests waiting; retry later\n"), on: c, now: now)
+                        queue(
+                            HTTPResponse(status: 503, text: "too many requests waiting; retry later\n"), on: c, now: now
+                        )
                     } else {
                         c.handling = true
                     }

@@ -88,7 +88,9 @@ public final class MetricsEndpoint: @unchecked Sendable {
         switch request.path {
         case "/metrics", "/healthz", "/readyz":
             guard request.method == "GET" else {
-                return HTTPResponse(status: 405, body: Array("only GET is served on \(request.path)\n".utf8), headers: [("Allow", "GET")])
+                return HTTPResponse(
+                    status: 405, body: Array("only GET is served on \(request.path)\n".utf8),
+                    headers: [("Allow", "GET")])
             }
         default:
             return HTTPResponse(status: 404, text: "no such endpoint: \(request.path)\n")
@@ -105,7 +107,8 @@ public final class MetricsEndpoint: @unchecked Sendable {
         case "/healthz":
             return HTTPResponse(status: 200, text: "ok\n")
         default:
-            return readiness.isReady ? HTTPResponse(status: 200, text: "ready\n") : HTTPResponse(status: 503, text: "not ready\n")
+            return readiness.isReady
+                ? HTTPResponse(status: 200, text: "ready\n") : HTTPResponse(status: 503, text: "not ready\n")
         }
     }
 

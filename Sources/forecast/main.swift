@@ -24,11 +24,14 @@ struct Forecast: ParsableCommand {
 
     @Option(help: "A model file written by `worker --save`.") var model: String?
     @Option(help: "The servers' checkpoint directory: the newest checkpoint of each server.") var restore: String?
-    @Option(help: "CSV file, or co2, sunspots, synthetic (default: the series the model was trained on).") var data: String?
+    @Option(help: "CSV file, or co2, sunspots, synthetic (default: the series the model was trained on).") var data:
+        String?
     @Option(help: "CSV column(s), target first (default: the model's training columns).") var column: [String] = []
-    @Option(help: "The CSV's time column (default: one named date, time, year... or holding ISO dates).") var timeColumn: String?
+    @Option(help: "The CSV's time column (default: one named date, time, year... or holding ISO dates).")
+    var timeColumn: String?
     @Option(help: "Must equal the model's horizon, when given.") var horizon: Int?
-    @Option(help: "Forecast after this row: a 1-based row number, or a value of the time column (default: the last row).")
+    @Option(
+        help: "Forecast after this row: a 1-based row number, or a value of the time column (default: the last row).")
     var origin: String?
     @Option(help: "csv or json.") var format: OutputFormat = .csv
     @Option(help: "Write here instead of standard output.") var output: String?
@@ -49,7 +52,8 @@ struct Forecast: ParsableCommand {
             guard let interval else { return [] }
             return try interval.split(separator: ",").map {
                 guard let v = Double($0.trimmingCharacters(in: .whitespaces)), v > 0, v < 100 else {
-                    throw ValidationError("--interval takes percentages in (0, 100) separated by commas, e.g. 80,95; got '\(interval)'")
+                    throw ValidationError(
+                        "--interval takes percentages in (0, 100) separated by commas, e.g. 80,95; got '\(interval)'")
                 }
                 return v / 100
             }
@@ -57,15 +61,27 @@ struct Forecast: ParsableCommand {
     }
 
     func validate() throws {
-        guard (model == nil) != (restore == nil) else { throw ValidationError("give one of --model FILE or --restore DIR") }
+        guard (model == nil) != (restore == nil) else {
+            throw ValidationError("give one of --model FILE or --restore DIR")
+        }
         _ = try levels
-        if let backtest, !(0...10_000_000).contains(backtest) { throw ValidationError("--backtest must be in 0...10000000, got \(backtest)") }
-        if let horizon, !(1...100_000).contains(horizon) { throw ValidationError("--horizon must be in 1...100000, got \(horizon)") }
+        if let backtest, !(0...10_000_000).contains(backtest) {
+            throw ValidationError("--backtest must be in 0...10000000, got \(backtest)")
+        }
+        if let horizon, !(1...100_000).contains(horizon) {
+            throw ValidationError("--horizon must be in 1...100000, got \(horizon)")
+        }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535, got \(port)") }
-        guard (0...(1 << 30)).contains(maxBodyBytes) else { throw ValidationError("--max-body-bytes must be in 0...1073741824") }
-        guard reloadSecs.isFinite, reloadSecs >= 0.01, reloadSecs <= 3600 else { throw ValidationError("--reload-secs must be in [0.01, 3600]") }
+        guard (0...(1 << 30)).contains(maxBodyBytes) else {
+            throw ValidationError("--max-body-bytes must be in 0...1073741824")
+        }
+        guard reloadSecs.isFinite, reloadSecs >= 0.01, reloadSecs <= 3600 else {
+            throw ValidationError("--reload-secs must be in [0.01, 3600]")
+        }
         let modes = [serve, backtest != nil, exportOnnx != nil].filter { $0 }.count
-        guard modes <= 1 else { throw ValidationError("--serve, --backtest and --export-onnx are separate uses: give one") }
+        guard modes <= 1 else {
+            throw ValidationError("--serve, --backtest and --export-onnx are separate uses: give one")
+        }
     }
 
     func run() throws {

@@ -33,7 +33,8 @@ enum Fixture {
         name: String = "m.safetensors"
     ) throws -> String {
         let dataset = try dataset(series, scaling: scaling, window: window, horizon: horizon)
-        let config = ModelConfig(batch: 4, window: window, horizon: horizon, inputDim: series.dimension, hidden: 8, hidden2: 5)
+        let config = ModelConfig(
+            batch: 4, window: window, horizon: horizon, inputDim: series.dimension, hidden: 8, hidden2: 5)
         let m = try Seq2Seq(config, graph: Graph(seed: seed))
         let spec = ModelSpec(config: config, dataset: dataset, series: series, validationFraction: 0.1)
         let path = "\(dir)/\(name)"
@@ -44,7 +45,9 @@ enum Fixture {
 
 @Suite("Forecasting")
 struct ForecastingTests {
-    @Test("the model's inputs and offsets for a history are exactly Dataset's windows, for every scaling", arguments: Scaling.allCases)
+    @Test(
+        "the model's inputs and offsets for a history are exactly Dataset's windows, for every scaling",
+        arguments: Scaling.allCases)
     func scalingMatchesDataset(_ scaling: Scaling) throws {
         let series = try BuiltinSeries.co2.load()
         let dataset = try Fixture.dataset(series, scaling: scaling, window: 8, horizon: 12)
@@ -77,7 +80,8 @@ struct ForecastingTests {
         let got = try model.forecast(model.histories(series, origins: Array(w.origins[0..<4])))
         for r in 0..<4 {
             for h in 0..<3 {
-                let want = (Double(reference.predictions.value[r * 3 + h]) + w.offsets[r * 3 + h]) * dataset.normalizer.std[0]
+                let want =
+                    (Double(reference.predictions.value[r * 3 + h]) + w.offsets[r * 3 + h]) * dataset.normalizer.std[0]
                     + dataset.normalizer.mean[0]
                 #expect(abs(got[r][h] - want) <= 1e-5 * max(1, abs(want)))
             }

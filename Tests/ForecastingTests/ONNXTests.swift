@@ -42,7 +42,9 @@ struct ONNXTests {
         try p.run()
         let bytes = out.fileHandleForReading.readDataToEndOfFile()  // ends when python exits
         p.waitUntilExit()
-        try #require(p.terminationStatus == 0, "onnxruntime (pip install onnx onnxruntime): \(String(decoding: bytes, as: UTF8.self))")
+        try #require(
+            p.terminationStatus == 0,
+            "onnxruntime (pip install onnx onnxruntime): \(String(decoding: bytes, as: UTF8.self))")
         let got = try #require(try JSONSerialization.jsonObject(with: bytes) as? [[Double]])
         #expect(got.count == 100)
         var worst = 0.0

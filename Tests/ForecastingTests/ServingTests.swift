@@ -21,7 +21,9 @@ final class Client {
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         let r = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard r == 0 else { throw POSIXError(.ECONNREFUSED) }
     }
@@ -45,7 +47,9 @@ final class Client {
             data.append(contentsOf: chunk[0..<n])
             let text = String(decoding: data, as: UTF8.self)
             if let end = text.range(of: "\r\n\r\n"),
-                let cl = text[..<end.lowerBound].lowercased().split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
+                let cl = text[..<end.lowerBound].lowercased().split(separator: "\r\n").first(where: {
+                    $0.hasPrefix("content-length:")
+                }),
                 let length = Int(cl.dropFirst(15).trimmingCharacters(in: .whitespaces)),
                 text.utf8.count - text[..<end.upperBound].utf8.count >= length
             {
@@ -78,7 +82,9 @@ struct ServingTests {
         defer { server.stop() }
         let c = try Client(port: server.port)
         let windows = [Array(series.values[0..<6].map { $0[0] }), Array(series.values[100..<106].map { $0[0] })]
-        let (status, text) = c.request("POST", "/v1/forecast", body: Self.body(windows, levels: [80]), headers: "Content-Type: application/json\r\n")
+        let (status, text) = c.request(
+            "POST", "/v1/forecast", body: Self.body(windows, levels: [80]),
+            headers: "Content-Type: application/json\r\n")
         #expect(status == 200, "\(text)")
         let answer = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
         let items = try #require(answer["forecasts"] as? [[String: Any]])
@@ -97,23 +103,32 @@ struct ServingTests {
         #expect(c.request("POST", "/v1/forecast", body: Array(#"{"windows": [[0,0.0,3,4,5,6]]}"#.utf8)).0 == 200)
         #expect(c.request("POST", "/v1/forecast", body: Self.body(windows, levels: [99])).0 == 422)
         #expect(c.request("GET", "/v1/forecast").0 == 405)
-        #expect(c.request("POST", "/v1/forecast", body: Self.body(windows), headers: "Content-Type: text/plain\r\n").0 == 415)
+        #expect(
+            c.request("POST", "/v1/forecast", body: Self.body(windows), headers: "Content-Type: text/plain\r\n").0
+                == 415)
         #expect(c.request("GET", "/healthz").0 == 200 && c.request("GET", "/readyz").0 == 200)
         let (metricsStatus, metrics) = c.request("GET", "/metrics")
-        #expect(metricsStatus == 200 && metrics.contains("forecast_request_seconds") && metrics.contains("forecast_requests_total"))
+        #expect(
+            metricsStatus == 200 && metrics.contains("forecast_request_seconds")
+                && metrics.contains("forecast_requests_total"))
         let big = try Client(port: server.port)
         #expect(big.request("POST", "/v1/forecast", body: [UInt8](repeating: 0x20, count: 5000)).0 == 413)
     }
 
     /// Writes a server-style checkpoint (the variables of `model` and the metadata forecast reads).
-    static func checkpoint(_ model: ForecastModel, dir: String, server: String, sequence: Int, updates: Int, scale: Float) throws {
+    static func checkpoint(
+        _ model: ForecastModel, dir: String, server: String, sequence: Int, updates: Int, scale: Float
+    ) throws {
         let tensors = model.values.keys.sorted().map { name in
             (name: name, shape: model.values[name]!.shape, scalars: model.values[name]!.scalars.map { $0 * scale })
         }
         let path = "\(dir)/\(server)-\(String(format: "%08d", sequence)).safetensors"
         try writeReplacing(
             SafeTensors.encode(
-                tensors, metadata: ["server": server, "sequence": "\(sequence)", "updates": "\(updates)", "model": model.spec.json]),
+                tensors,
+                metadata: [
+                    "server": server, "sequence": "\(sequence)", "updates": "\(updates)", "model": model.spec.json,
+                ]),
             to: path)
     }
 
@@ -143,6 +158,9 @@ struct ServingTests {
             usleep(10_000)
         }
         #expect(after.contains("\"updates\":[20]") && after.contains("ps-0-00000002.safetensors"), "\(after)")
-        #expect(after != before.replacingOccurrences(of: "[10]", with: "[20]").replacingOccurrences(of: "00000001", with: "00000002"))
+        #expect(
+            after
+                != before.replacingOccurrences(of: "[10]", with: "[20]").replacingOccurrences(
+                    of: "00000001", with: "00000002"))
     }
 }

@@ -5,7 +5,9 @@ extension Integration {
     /// `forecast` on what a real cluster and a real worker wrote.
     @Suite("forecast", .serialized)
     struct ForecastTests {
-        @Test("a cluster's checkpoints and a saved model carry what forecast needs; mismatches are named exits; --serve answers")
+        @Test(
+            "a cluster's checkpoints and a saved model carry what forecast needs; mismatches are named exits; --serve answers"
+        )
         func forecastFromCluster() throws {
             let h = try ProcessHarness()
             let ckpt = h.directory.appendingPathComponent("ckpt").path
@@ -13,7 +15,8 @@ extension Integration {
             let (s0, ps0) = try h.startServer(["--checkpoint-dir", ckpt, "--num-workers", "1"], label: "ps-0")
             let (s1, ps1) = try h.startServer(["--checkpoint-dir", ckpt, "--num-workers", "1"], label: "ps-1")
             let worker = try h.start(
-                "worker", ["--ps", "\(ps0),\(ps1)", "--num-workers", "1", "--save", saved] + Small.args(steps: 60), label: "w")
+                "worker", ["--ps", "\(ps0),\(ps1)", "--num-workers", "1", "--save", saved] + Small.args(steps: 60),
+                label: "w")
             #expect(h.wait(worker, seconds: 120, "the worker") == 0, "\(worker.output)")
             #expect(h.wait(s0, seconds: 30, "ps-0 to exit") == 0)
             #expect(h.wait(s1, seconds: 30, "ps-1 to exit") == 0)
@@ -50,7 +53,8 @@ extension Integration {
                 a = json.loads(r.read())
                 print(len(a["forecasts"]), len(a["forecasts"][0]["values"]), len(a["forecasts"][0]["hi_80"]))
                 """
-            let (ps, answer) = try ProcessHarness.runToCompletion("/usr/bin/env", ["python3", "-c", script, "\(port)"], seconds: 60)
+            let (ps, answer) = try ProcessHarness.runToCompletion(
+                "/usr/bin/env", ["python3", "-c", script, "\(port)"], seconds: 60)
             #expect(ps == 0 && answer.hasPrefix("3 3 3"), "\(answer)")
             serve.process.terminate()
             #expect(h.wait(serve, seconds: 30, "forecast --serve to stop") == 0)

@@ -16,7 +16,9 @@ extension Integration {
                 addr.sin_family = sa_family_t(AF_INET)
                 addr.sin_addr.s_addr = inet_addr("127.0.0.1")
                 var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-                _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, len) } }
+                _ = withUnsafePointer(to: &addr) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, len) }
+                }
                 _ = listen(s, 4)
                 _ = withUnsafeMutablePointer(to: &addr) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) }
@@ -35,12 +37,15 @@ extension Integration {
                 "ps-server", ["--port", "0", "--metrics-port", "\(held.port)"], label: "ps-taken")
             #expect(h.wait(server, seconds: 30, "the server to refuse the port") == 64)
             #expect(server.output.contains("--metrics-port \(held.port)"), "\(server.output)")
-            let worker = try h.start("worker", ["--metrics-port", "\(held.port)"] + Small.args(steps: 10), label: "w-taken")
+            let worker = try h.start(
+                "worker", ["--metrics-port", "\(held.port)"] + Small.args(steps: 10), label: "w-taken")
             #expect(h.wait(worker, seconds: 30, "the worker to refuse the port") == 64)
             #expect(worker.output.contains("--metrics-port \(held.port)"), "\(worker.output)")
         }
 
-        @Test("four 3 MB header-line floods at a training worker: /healthz answers, the floods are cut off, training goes on")
+        @Test(
+            "four 3 MB header-line floods at a training worker: /healthz answers, the floods are cut off, training goes on"
+        )
         func headerFloodOnWorker() throws {
             let h = try ProcessHarness()
             let port = MetricsTests.freePort()
@@ -72,15 +77,17 @@ extension Integration {
                 for t in threads: t.join(60)
                 print(json.dumps({"health": codes, "cut": cut}))
                 """
-            let (status, text) = try ProcessHarness.runToCompletion("/usr/bin/env", ["python3", "-c", script, "\(port)"], seconds: 120)
+            let (status, text) = try ProcessHarness.runToCompletion(
+                "/usr/bin/env", ["python3", "-c", script, "\(port)"], seconds: 120)
             #expect(status == 0, "\(text)")
             let result = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: [Any]]
             #expect((result?["health"] as? [Int]) == Array(repeating: 200, count: 20), "\(text)")
             #expect((result?["cut"] as? [Bool]) == [true, true, true, true], "\(text)")
             // Training goes on after the flood: a later step is printed.
-            #expect(h.waitFor(worker, seconds: 60, "the worker past the flood") { out in
-                out.contains("step 300/") || out.contains("step 400/")
-            })
+            #expect(
+                h.waitFor(worker, seconds: 60, "the worker past the flood") { out in
+                    out.contains("step 300/") || out.contains("step 400/")
+                })
             worker.process.terminate()
             #expect(h.wait(worker, seconds: 30, "the worker to stop") == 0)
         }

@@ -9,11 +9,15 @@ import Wire
 /// `Hello.model`: servers record the job's model description verbatim, for `forecast --restore`.
 @Suite("Model description")
 struct ModelDescriptionTests {
-    @Test("the first hello's model description is kept, written to the checkpoint and restored; an oversized one is not kept")
+    @Test(
+        "the first hello's model description is kept, written to the checkpoint and restored; an oversized one is not kept"
+    )
     func recorded() throws {
         let d = Driver(Driver.config(.async))
-        _ = d.request(.hello, worker: 0, body: Body.encode(Hello(workerName: "worker 0", numWorkers: 2, model: #"{"a":1}"#)))
-        _ = d.request(.hello, worker: 1, body: Body.encode(Hello(workerName: "worker 1", numWorkers: 2, model: #"{"b":2}"#)))
+        _ = d.request(
+            .hello, worker: 0, body: Body.encode(Hello(workerName: "worker 0", numWorkers: 2, model: #"{"a":1}"#)))
+        _ = d.request(
+            .hello, worker: 1, body: Body.encode(Hello(workerName: "worker 1", numWorkers: 2, model: #"{"b":2}"#)))
         #expect(d.core.snapshot().model == #"{"a":1}"#)
         d.form(2, [spec("a/bias", [3])])
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-\(UUID().uuidString)").path

@@ -22,7 +22,9 @@ final class TestClient: @unchecked Sendable {
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         let r = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard r == 0 else {
             close(fd)
@@ -37,7 +39,9 @@ final class TestClient: @unchecked Sendable {
     func send(_ bytes: [UInt8]) -> Bool {
         var sent = 0
         while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            let n = bytes.withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL))
+            }
             if n <= 0 { return false }
             sent += n
         }
@@ -74,7 +78,9 @@ final class TestClient: @unchecked Sendable {
 
 @Suite("HTTP server limits", .serialized)
 struct HTTPServerTests {
-    static func parseAll(_ text: String, limits: HTTPLimits = HTTPLimits(), chunk: Int = 7) -> (RequestParser.Outcome, HTTPRequest?) {
+    static func parseAll(_ text: String, limits: HTTPLimits = HTTPLimits(), chunk: Int = 7) -> (
+        RequestParser.Outcome, HTTPRequest?
+    ) {
         var p = RequestParser(limits: limits)
         var buffer: [UInt8] = []
         let bytes = Array(text.utf8)
@@ -127,7 +133,10 @@ struct HTTPServerTests {
             ("GET /\r\n\r\n", 400),
             ("GET / HTTP/1.1\r\n folded\r\n\r\n", 400),
             ("GET / HTTP/1.1\r\nno colon\r\n\r\n", 400),
-            ("GET / HTTP/1.1\r\n" + String(repeating: "A: " + String(repeating: "b", count: 1000) + "\r\n", count: 20) + "\r\n", 431),
+            (
+                "GET / HTTP/1.1\r\n"
+                    + String(repeating: "A: " + String(repeating: "b", count: 1000) + "\r\n", count: 20) + "\r\n", 431
+            ),
         ])
     func limits(_ text: String, _ status: Int) {
         let (o, _) = Self.parseAll(text, chunk: 100)
@@ -148,7 +157,8 @@ struct HTTPServerTests {
         let registry = Telemetry.bootstrap()
         do {
             _ = try MetricsEndpoint(
-                bind: "127.0.0.1", port: first.port, registry: registry, readiness: Readiness(), logger: Logger(label: "t"))
+                bind: "127.0.0.1", port: first.port, registry: registry, readiness: Readiness(),
+                logger: Logger(label: "t"))
             Issue.record("a second endpoint bound a taken port")
         } catch let e as MetricsEndpointError {
             #expect(e == .portTaken(port: first.port, address: "127.0.0.1"))
@@ -160,7 +170,8 @@ struct HTTPServerTests {
     func routes() throws {
         let readiness = Readiness()
         let endpoint = try MetricsEndpoint(
-            bind: "127.0.0.1", port: 0, registry: Telemetry.bootstrap(), readiness: readiness, logger: Logger(label: "t"))
+            bind: "127.0.0.1", port: 0, registry: Telemetry.bootstrap(), readiness: readiness,
+            logger: Logger(label: "t"))
         defer { endpoint.stop() }
         let c = try TestClient(port: endpoint.server.port)
         #expect(c.get("/healthz").hasPrefix("HTTP/1.1 200"))
@@ -177,7 +188,8 @@ struct HTTPServerTests {
     @Test("with a token, /metrics needs it and health stays open")
     func token() throws {
         let endpoint = try MetricsEndpoint(
-            bind: "127.0.0.1", port: 0, registry: Telemetry.bootstrap(), readiness: Readiness(), logger: Logger(label: "t"),
+            bind: "127.0.0.1", port: 0, registry: Telemetry.bootstrap(), readiness: Readiness(),
+            logger: Logger(label: "t"),
             token: "s3cret")
         defer { endpoint.stop() }
         let c = try TestClient(port: endpoint.server.port)
@@ -192,7 +204,8 @@ struct HTTPServerTests {
     @Test("four connections streaming 3 MB header lines are each cut off while /healthz keeps answering")
     func headerFlood() throws {
         let endpoint = try MetricsEndpoint(
-            bind: "127.0.0.1", port: 0, registry: Telemetry.bootstrap(), readiness: Readiness(), logger: Logger(label: "t"))
+            bind: "127.0.0.1", port: 0, registry: Telemetry.bootstrap(), readiness: Readiness(),
+            logger: Logger(label: "t"))
         defer { endpoint.stop() }
         let port = endpoint.server.port
         let floods = try (0..<4).map { _ in try TestClient(port: port) }
@@ -252,7 +265,9 @@ struct HTTPServerTests {
     func connectionLimit() throws {
         var limits = HTTPLimits()
         limits.maxConnections = 4
-        let server = try HTTPServer(address: "127.0.0.1", port: 0, limits: limits) { _ in HTTPResponse(status: 200, text: "ok") }
+        let server = try HTTPServer(address: "127.0.0.1", port: 0, limits: limits) { _ in
+            HTTPResponse(status: 200, text: "ok")
+        }
         defer { server.stop() }
         let held = try (0..<4).map { _ in try TestClient(port: server.port) }
         #expect(held[0].get("/").hasPrefix("HTTP/1.1 200"))  // the server has taken the first ones
@@ -269,7 +284,9 @@ struct HTTPServerTests {
         var limits = HTTPLimits()
         limits.readTimeout = 0.3
         limits.idleTimeout = 0.3
-        let server = try HTTPServer(address: "127.0.0.1", port: 0, limits: limits) { _ in HTTPResponse(status: 200, text: "ok") }
+        let server = try HTTPServer(address: "127.0.0.1", port: 0, limits: limits) { _ in
+            HTTPResponse(status: 200, text: "ok")
+        }
         defer { server.stop() }
         let c = try TestClient(port: server.port)
         c.send(Array("GET / HTTP/1.1\r\nHost".utf8))
