@@ -293,8 +293,9 @@ public final class HTTPServer: @unchecked Sendable {
                     _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK)
                     _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
                     if connections.count >= limits.maxConnections {
-                        close(fd)
+                        // Counted before the close, so a client that sees the close sees the count.
                         count { $0.refused += 1 }
+                        close(fd)
                         continue
                     }
                     var one: Int32 = 1
