@@ -14,13 +14,14 @@ let package = Package(
     products: [
         .executable(name: "ps-server", targets: ["ps-server"]),
         .executable(name: "worker", targets: ["worker"]),
+        .executable(name: "forecast", targets: ["forecast"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
-        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
@@ -43,7 +44,6 @@ let package = Package(
             dependencies: [
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "FlyingFox", package: "FlyingFox"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
@@ -87,6 +87,23 @@ let package = Package(
             dependencies: [
                 "ZeroMQ", "Datasets", "Model", "Optimizers", "ProcessSupport", "Training", "VariableScopes",
                 "WorkerJob", "WorkerRuntime", "Wire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // Generated from the onnx.proto of the `onnx` PyPI package by scripts/gen-onnx-proto.sh; not edited.
+        .target(name: "ONNXProto", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .target(
+            name: "Forecasting",
+            dependencies: [
+                "Datasets", "Model", "ONNXProto", "ProcessSupport", "SafeTensors", "Telemetry", "Training",
+                "VariableScopes", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
+        .executableTarget(
+            name: "forecast",
+            dependencies: [
+                "Datasets", "Forecasting", "ProcessSupport", "Telemetry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -144,6 +161,12 @@ let package = Package(
             dependencies: [
                 "Datasets", "Exchange", "Model", "Optimizers", "SafeTensors", "Training", "VariableScopes", "Wire",
                 "Transport", "ZeroMQ",
+            ]),
+        .testTarget(
+            name: "ForecastingTests",
+            dependencies: [
+                "Forecasting", "Datasets", "Model", "SafeTensors", "Telemetry", "Training", "VariableScopes",
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(
             name: "TrainingTests",

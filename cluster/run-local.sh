@@ -3,6 +3,7 @@
 #
 #   cluster/run-local.sh [--servers P] [--workers W] [--steps N] [--mode async|sync] [--data NAME|CSV]
 #                        [--column C] [--bin DIR] [--no-build] [--restart-failed] [--kill-at STEP ROLE INDEX]
+#                        [--serve PORT]
 #                        [-- extra worker options]
 #
 # Builds the release binaries (unless --no-build), starts the servers on free ports (checkpointing every
@@ -13,11 +14,15 @@
 #                              at most each; without it, the first failure stops the whole cluster.
 #   --kill-at STEP ROLE INDEX  kill -9 one process (ROLE ps or worker) once worker 0 has reached STEP, to
 #                              watch a recovery (servers come back with --restart-failed; workers reconnect).
+#   --serve PORT               also run `forecast --serve` on PORT from the servers' checkpoint directory: it
+#                              answers POST /v1/forecast as soon as a complete set of checkpoints exists and
+#                              swaps in newer ones while training goes on; it keeps serving after the run
+#                              until Ctrl-C.
 # Every wait is bounded. Run files go to runs/<timestamp>/. Ctrl-C stops every process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-servers=2 workers=2 steps=2000 mode=async data=co2 column="" build=1 bin=".build/release" extra=()
+servers=2 workers=2 steps=2000 mode=async data=co2 column="" build=1 bin=".build/release" extra=() serve_port=""
 restart=0 kill_step="" kill_role="" kill_index=""
 usage() { echo "run-local.sh: $*" >&2; exit 64; }
 while [ $# -gt 0 ]; do
@@ -31,6 +36,7 @@ while [ $# -gt 0 ]; do
         --bin) bin=${2-}; build=0; shift 2 || usage "--bin needs a value" ;;
         --no-build) build=0; shift ;;
         --restart-failed) restart=1; shift ;;
+        --serve) serve_port=${2-}; shift 2 || usage "--serve needs a port" ;;
         --kill-at) kill_step=${2-}; kill_role=${3-}; kill_index=${4-}; shift 4 || usage "--kill-at needs STEP ROLE INDEX" ;;
         --) shift; extra=("$@"); break ;;
         -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -41,6 +47,7 @@ done
 [[ "$workers" =~ ^[1-9][0-9]?$ ]] || usage "--workers must be 1..99, got '$workers'"
 [[ "$steps" =~ ^[0-9]+$ ]] || usage "--steps must be a whole number, got '$steps'"
 [[ "$mode" = async || "$mode" = sync ]] || usage "--mode must be async or sync, got '$mode'"
+[ -z "$serve_port" ] || [[ "$serve_port" =~ ^[1-9][0-9]{0,4}$ && "$serve_port" -le 65535 ]] || usage "--serve must be a port in 1..65535, got '$serve_port'"
 if [ -n "$kill_step" ]; then
     [[ "$kill_step" =~ ^[0-9]+$ ]] || usage "--kill-at STEP must be a whole number, got '$kill_step'"
     [[ "$kill_role" = ps || "$kill_role" = worker ]] || usage "--kill-at ROLE must be ps or worker, got '$kill_role'"
@@ -53,6 +60,7 @@ if [ "$build" = 1 ]; then
     scripts/setup.sh
     swift build -c release --product ps-server >&2
     swift build -c release --product worker >&2
+    [ -z "$serve_port" ] || swift build -c release --product forecast >&2
 fi
 [ -x "$bin/ps-server" ] && [ -x "$bin/worker" ] || { echo "no ps-server/worker binaries in $bin: build first" >&2; exit 1; }
 
@@ -118,6 +126,14 @@ for i in $(seq 0 $((servers - 1))); do
 done
 ps_list=$(IFS=,; echo "${endpoints[*]}")
 echo "servers: $ps_list   workers: $workers   mode: $mode   steps: $steps   data: $data   run: $run"
+if [ -n "$serve_port" ]; then
+    [ -x "$bin/forecast" ] || { echo "no forecast binary in $bin: build it first" >&2; exit 1; }
+    "$bin/forecast" --serve --port "$serve_port" --restore "$run/checkpoint" "${data_args[@]}" \
+        > >(sed -u "s/^/[serve] /") 2>&1 &
+    pid[serve]=$!
+    echo "$!" >> "$run/pids"
+    echo "serving forecasts on http://127.0.0.1:$serve_port/v1/forecast (POST; /metrics, /healthz, /readyz)"
+fi
 for i in $(seq 0 $((workers - 1))); do start_worker "$i"; done
 
 # Watch: workers to finish, servers to exit after them; restart or stop on a failure; inject the kill.
@@ -184,3 +200,7 @@ files=$(find "$run/checkpoint" -name '*.safetensors' | wc -l)
 echo "evaluating the servers' checkpoint ($run/checkpoint) on the held-out split:"
 "$bin/worker" --restore "$run/checkpoint" --steps 0 "${data_args[@]}" "${extra[@]}" | grep -E "held-out|ratio" || {
     echo "the evaluation of $run/checkpoint failed" >&2; exit 1; }
+if [ -n "$serve_port" ]; then
+    echo "training done; still serving on port $serve_port (the final checkpoints): Ctrl-C stops it"
+    wait "${pid[serve]}" || true
+fi

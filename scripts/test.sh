@@ -86,9 +86,9 @@ fi
 
 scripts/setup.sh
 # The interop test reads our checkpoints with Python's safetensors package; the deployment tests check the
-# Kubernetes manifests with kubernetes-validate.
-python3 -c "import safetensors, numpy, kubernetes_validate, prometheus_client" 2>/dev/null \
-    || python3 -m pip install --quiet safetensors numpy kubernetes-validate prometheus_client
+# Kubernetes manifests with kubernetes-validate; the ONNX export is checked with onnx and onnxruntime.
+python3 -c "import safetensors, numpy, kubernetes_validate, prometheus_client, onnx, onnxruntime" 2>/dev/null \
+    || python3 -m pip install --quiet safetensors numpy kubernetes-validate prometheus_client onnx onnxruntime
 # Network namespaces (iproute2) for the jobs across hosts; a real terminal (tmux) for the Ctrl-C test.
 scripts/setup.sh iproute2:ip tmux:tmux
 swift build --build-tests

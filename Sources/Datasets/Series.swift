@@ -160,6 +160,15 @@ public enum BuiltinSeries: String, CaseIterable, Sendable {
     /// Yearly sunspot numbers, 1700–2008.
     case sunspots
 
+    /// The CSV text a built-in series is read from (with its time column), or nil for `synthetic`.
+    public var csvText: String? {
+        switch self {
+        case .synthetic: return nil
+        case .co2: return EmbeddedSeries.co2
+        case .sunspots: return EmbeddedSeries.sunspots
+        }
+    }
+
     /// Loads the series; `seed` only affects `synthetic`.
     public func load(seed: UInt64 = 0, length: Int = 3000) throws -> Series {
         switch self {

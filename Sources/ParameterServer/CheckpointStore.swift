@@ -219,6 +219,7 @@ public final class CheckpointStore {
             "updates": "\(state.updates)", "step": "\(state.syncStep)", "sequence": "\(sequence)",
             "num_workers": state.numWorkers.map(String.init) ?? "",
             "scaling": state.scaling ?? "",
+            "model": state.model ?? "",
             "variables": String(decoding: try! json.encode(metas), as: UTF8.self),
             "workers": String(decoding: try! json.encode(state.workers), as: UTF8.self),
         ]
@@ -358,7 +359,8 @@ public final class CheckpointStore {
         }
         let state = ServerState(
             variables: variables, updates: updates, syncStep: step, numWorkers: workerCount,
-            scaling: meta["scaling"].flatMap { $0.isEmpty ? nil : $0 }, workers: workers)
+            scaling: meta["scaling"].flatMap { $0.isEmpty ? nil : $0 }, workers: workers,
+            model: meta["model"].flatMap { $0.isEmpty || $0.utf8.count > Hello.maxModelBytes ? nil : $0 })
         return (state, file.checksumVerified)
     }
 

@@ -43,6 +43,9 @@ public final class ServerCore {
     var progress: [UInt32: WorkerProgress] = [:]
     /// The job's data scaling, fixed by the first hello that names one (recorded in checkpoints).
     public private(set) var scaling: String?
+    /// The job's model description (`Hello.model`), fixed by the first hello that gives one; recorded in
+    /// checkpoints for `forecast --restore`.
+    public private(set) var model: String?
     /// Updates applied in all.
     public private(set) var updates: UInt64 = 0
     /// Pulls waiting for their step.
@@ -79,6 +82,7 @@ public final class ServerCore {
             updates = r.updates
             updatesAtLastCheckpoint = r.updates
             scaling = r.scaling
+            model = r.model
             let n = r.numWorkers.flatMap { (1...config.limits.maxWorkers).contains($0) ? $0 : nil }
             membership.restore(r.workers.map { ($0.index, $0.incarnation, $0.done) }, numWorkers: n, now: now)
             for w in r.workers {
@@ -188,7 +192,7 @@ public final class ServerCore {
                 return SavedWorker(
                     index: i, incarnation: m.incarnation, lastPushRequest: p.lastPushRequest, lastPushedStep: p.lastPushedStep,
                     done: m.status == .done)
-            })
+            }, model: model)
     }
 
     /// The current value of a variable.
@@ -314,6 +318,7 @@ public final class ServerCore {
             dtype: dtype, packed: hello.packed == true, maxFrameBytes: hello.maxFrameBytes.map { max(0, $0) } ?? Int.max)
         progress[index] = p
         if scaling == nil { scaling = hello.scaling }
+        if model == nil, let m = hello.model, m.utf8.count <= Hello.maxModelBytes { model = m }
         return .welcome(
             Welcome(
                 server: config.name, mode: config.mode, staleness: config.staleness, optimizer: config.optimizer.description,

@@ -36,12 +36,15 @@ public enum ServerStartError: Error, CustomStringConvertible {
     case checkpoint(CheckpointError)
     case bind(endpoint: String, error: String)
     case admission(AdmissionError)
+    /// `--metrics-port` taken or unusable: a bad command line (exit 64).
+    case metrics(MetricsEndpointError)
 
     public var description: String {
         switch self {
         case .checkpoint(let e): return "\(e)"
         case .bind(let endpoint, let error): return "cannot listen on \(endpoint): \(error)"
         case .admission(let e): return "\(e)"
+        case .metrics(let e): return "\(e)"
         }
     }
 }
@@ -62,8 +65,8 @@ public enum ServerProcess {
                 do {
                     endpoint = try MetricsEndpoint(
                         bind: launch.metricsBind, port: port, registry: registry, readiness: readiness, logger: logger)
-                } catch {
-                    throw ServerStartError.bind(endpoint: "http://\(launch.metricsBind):\(port)", error: "\(error)")
+                } catch let e as MetricsEndpointError {
+                    throw ServerStartError.metrics(e)
                 }
             }
             let context = try Context()
@@ -182,7 +185,7 @@ public enum ServerProcess {
             logger.error("\(e)")
             switch e {
             case .checkpoint(.corrupt): return .dataError
-            case .admission: return .usage
+            case .admission, .metrics: return .usage
             default: return .failure
             }
         } catch {

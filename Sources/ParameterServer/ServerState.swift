@@ -11,12 +11,15 @@ public struct ServerState: Sendable, Equatable {
     public var numWorkers: Int?
     /// The job's data scaling, when a worker named one.
     public var scaling: String?
+    /// The job's model description (`Hello.model`), recorded verbatim for readers of checkpoints.
+    public var model: String?
     public var workers: [SavedWorker]
 
     public init(
         variables: [SavedVariable], updates: UInt64, syncStep: UInt64, numWorkers: Int?, scaling: String? = nil,
-        workers: [SavedWorker]
+        workers: [SavedWorker], model: String? = nil
     ) {
+        self.model = model
         self.scaling = scaling
         self.variables = variables
         self.updates = updates

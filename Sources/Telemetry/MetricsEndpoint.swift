@@ -1,4 +1,3 @@
-import FlyingFox
 import Foundation
 import Logging
 import Metrics
@@ -41,62 +40,88 @@ public final class Readiness: @unchecked Sendable {
     }
 }
 
-/// The HTTP side of a process: `/metrics` (Prometheus text format), `/healthz` (liveness: the process
-/// answers) and `/readyz` (readiness). FlyingFox serves it on its own task, apart from the training loop.
-public final class MetricsEndpoint: @unchecked Sendable {
-    let server: HTTPServer
-    let task: Task<Void, Error>
+/// Why the metrics endpoint could not start.
+public enum MetricsEndpointError: Error, CustomStringConvertible, Equatable {
+    /// `--metrics-port` is held by another process: an error at start (exit 64), not a process that runs
+    /// on without `/healthz` while its liveness probe fails.
+    case portTaken(port: Int, address: String)
+    case cannotServe(port: Int, address: String, reason: String)
 
-    /// Starts serving on `bind:port`.
-    /// - Throws: when the address is not an IPv4 address.
-    public init(bind: String, port: Int, registry: PrometheusCollectorRegistry, readiness: Readiness, logger: Logger) throws {
-        let address = try sockaddr_in.inet(ip4: bind == "localhost" ? "127.0.0.1" : bind, port: UInt16(port))
-        server = HTTPServer(address: address, logger: .disabled)
-        let server = self.server
-        // The endpoint runs on a queue of its own, not on Swift's shared pool: a process (or a test run)
-        // that keeps the pool's threads busy must not starve its health checks.
-        task = Task.detached(executorPreference: QueueExecutor.shared) {
-            await server.appendRoute("GET /metrics") { _ in
-                HTTPResponse(
-                    statusCode: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                    body: Data(registry.emitToBuffer()))
-            }
-            await server.appendRoute("GET /healthz") { _ in HTTPResponse(statusCode: .ok, body: Data("ok\n".utf8)) }
-            await server.appendRoute("GET /readyz") { _ in
-                readiness.isReady
-                    ? HTTPResponse(statusCode: .ok, body: Data("ready\n".utf8))
-                    : HTTPResponse(statusCode: .serviceUnavailable, body: Data("not ready\n".utf8))
-            }
-            do {
-                try await server.run()
-            } catch is CancellationError {
-            } catch {
-                logger.error("the metrics endpoint stopped", metadata: ["error": "\(error)", "port": "\(port)"])
-            }
+    public var description: String {
+        switch self {
+        case .portTaken(let p, let a):
+            return "--metrics-port \(p): the port is already in use on \(a); choose a free port"
+        case .cannotServe(let p, let a, let r): return "--metrics-port \(p) on \(a): \(r)"
         }
     }
-
-    /// Waits (bounded) until the endpoint listens.
-    public func waitUntilListening(seconds: Double = 5) async -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if await server.listeningAddress != nil { return true }
-            try? await Task.sleep(nanoseconds: 20_000_000)
-        }
-        return false
-    }
-
-    public func stop() { task.cancel() }
 }
 
-/// A task executor on one serial dispatch queue, apart from the cooperative pool.
-final class QueueExecutor: TaskExecutor, @unchecked Sendable {
-    static let shared = QueueExecutor()
-    let queue = DispatchQueue(label: "metrics-endpoint")
+/// The HTTP side of a process: `/metrics` (Prometheus text format), `/healthz` (liveness: the process
+/// answers) and `/readyz` (readiness), served by `HTTPServer` on a thread of its own with bounded limits, so
+/// that neither the training loop nor a hostile client can starve the other.
+public final class MetricsEndpoint: @unchecked Sendable {
+    public let server: HTTPServer
 
-    func enqueue(_ job: consuming ExecutorJob) {
-        let unowned = UnownedJob(job)
-        let executor = asUnownedTaskExecutor()
-        queue.async { unowned.runSynchronously(on: executor) }
+    /// Starts serving on `bind:port`; the port is bound when this returns.
+    /// - Parameter token: when given, `/metrics` needs `Authorization: Bearer <token>` (health stays open
+    ///   for probes).
+    /// - Throws: `MetricsEndpointError.portTaken` when the port is in use, `.cannotServe` otherwise.
+    public init(
+        bind: String, port: Int, registry: PrometheusCollectorRegistry, readiness: Readiness, logger: Logger,
+        token: String? = nil, limits: HTTPLimits = HTTPLimits()
+    ) throws {
+        do {
+            server = try HTTPServer(address: bind, port: port, limits: limits) { request in
+                MetricsEndpoint.respond(request, registry: registry, readiness: readiness, token: token)
+            }
+        } catch HTTPServerError.portTaken {
+            throw MetricsEndpointError.portTaken(port: port, address: bind)
+        } catch {
+            throw MetricsEndpointError.cannotServe(port: port, address: bind, reason: "\(error)")
+        }
     }
+
+    /// The three routes; anything else is 404, and a method other than GET on them 405.
+    static func respond(
+        _ request: HTTPRequest, registry: PrometheusCollectorRegistry, readiness: Readiness, token: String?
+    ) -> HTTPResponse {
+        switch request.path {
+        case "/metrics", "/healthz", "/readyz":
+            guard request.method == "GET" else {
+                return HTTPResponse(
+                    status: 405, body: Array("only GET is served on \(request.path)\n".utf8),
+                    headers: [("Allow", "GET")])
+            }
+        default:
+            return HTTPResponse(status: 404, text: "no such endpoint: \(request.path)\n")
+        }
+        switch request.path {
+        case "/metrics":
+            if let token, !bearerMatches(request.header("authorization"), token) {
+                return HTTPResponse(
+                    status: 401, body: Array("/metrics needs Authorization: Bearer <token>\n".utf8),
+                    headers: [("WWW-Authenticate", "Bearer")])
+            }
+            return HTTPResponse(
+                status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: registry.emitToBuffer())
+        case "/healthz":
+            return HTTPResponse(status: 200, text: "ok\n")
+        default:
+            return readiness.isReady
+                ? HTTPResponse(status: 200, text: "ready\n") : HTTPResponse(status: 503, text: "not ready\n")
+        }
+    }
+
+    public func stop() { server.stop() }
+}
+
+/// Whether an `Authorization` header carries `Bearer <token>`; compared in time independent of where the
+/// first difference is.
+func bearerMatches(_ header: String?, _ token: String) -> Bool {
+    guard let header, header.hasPrefix("Bearer ") else { return false }
+    let given = Array(header.dropFirst(7).utf8)
+    let wanted = Array(token.utf8)
+    var diff = given.count == wanted.count ? 0 : 1
+    for i in 0..<min(given.count, wanted.count) { diff |= Int(given[i] ^ wanted[i]) }
+    return diff == 0
 }

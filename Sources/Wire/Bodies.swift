@@ -24,10 +24,17 @@ public struct Hello: Codable, Sendable, Equatable {
     public var packed: Bool?
     /// With `packed`: the largest frame this worker takes; a server packs values only up to it.
     public var maxFrameBytes: Int?
+    /// Optional: what a reader of the servers' checkpoints needs to use the model (sizes, normaliser, season,
+    /// training columns), as JSON text the servers record verbatim in their checkpoints' metadata (`model`)
+    /// without reading it. Servers keep the first they are told (at most `Hello.maxModelBytes`).
+    public var model: String?
+    /// The longest `model` text a server records.
+    public static let maxModelBytes = 64 * 1024
     public init(
         workerName: String, numWorkers: Int, wireDType: WireDType? = nil, scaling: String? = nil, packed: Bool? = nil,
-        maxFrameBytes: Int? = nil
+        maxFrameBytes: Int? = nil, model: String? = nil
     ) {
+        self.model = model
         self.maxFrameBytes = maxFrameBytes
         self.workerName = workerName
         self.numWorkers = numWorkers

@@ -138,6 +138,8 @@ public enum WorkerJob {
                 series, window: job.model.window, horizon: job.model.horizon, validationFraction: job.validationFraction)
             let m = try Seq2Seq(
                 job.model.config(inputDim: series.dimension), graph: Graph(seed: job.training.seed), form: job.denseForm)
+            let spec = ModelSpec(
+                config: m.config, dataset: dataset, series: series, validationFraction: job.validationFraction)
             if let restore = job.restore { try Checkpoints.restore(m.graph, from: restore, warn: { logger.warning("\($0)") }) }
             let exchange: ParameterExchange
             var remote: RemoteExchange?
@@ -160,6 +162,7 @@ public enum WorkerJob {
                 settings.registerValues = job.restore != nil
                 settings.usesCurve = !job.curveServerKeys.isEmpty
                 settings.scaling = scalingLabel(choice)
+                settings.model = spec.json
                 // The heartbeat thread's own connections, made on that thread (a socket belongs to one thread),
                 // with the same keys: servers bind a heartbeat to the process by its incarnation and key.
                 let r = try RemoteExchange(
@@ -231,7 +234,7 @@ public enum WorkerJob {
             metrics?.heldOut(evaluation.ratio)
             emitLine("\(evaluation)")
             if let save = job.save {
-                try ModelFile.save(m, dataset: dataset, to: save)
+                try ModelFile.save(m, dataset: dataset, spec: spec, to: save)
                 emitLine("model written to \(save)")
             }
             _ = context
@@ -254,6 +257,9 @@ public enum WorkerJob {
             if case .tooLarge = e { return .failure }
             if case .refused(_, _, let body) = e, body.code == .unsupportedVersion { return .failure }
             return e.isRetryable ? .peerLost : .refused
+        } catch let e as MetricsEndpointError {
+            logger.error("\(e)")
+            return .usage
         } catch let e as Checkpoints.Error {
             logger.error("\(e)")
             return e.isMissingInput ? .noInput : .dataError

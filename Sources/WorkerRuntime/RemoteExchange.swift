@@ -365,7 +365,8 @@ public final class RemoteExchange: ParameterExchange {
                 Hello(
                     workerName: "worker \(settings.taskIndex) (pid \(getpid()), \(ProcessInfo.processInfo.hostName))",
                     numWorkers: settings.numWorkers, wireDType: settings.wireDType, scaling: settings.scaling,
-                    packed: settings.packed ? true : nil, maxFrameBytes: settings.packed ? settings.maxFrameBytes : nil)),
+                    packed: settings.packed ? true : nil, maxFrameBytes: settings.packed ? settings.maxFrameBytes : nil,
+                    model: settings.model)),
             what: "answer hello")
     }
 

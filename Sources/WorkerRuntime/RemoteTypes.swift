@@ -134,6 +134,8 @@ public struct RemoteSettings: Sendable {
     /// The data scaling this worker trains with, announced in hello so that servers hold every worker of a
     /// job to one and record it.
     public var scaling: String?
+    /// The model's description for the servers to record in their checkpoints (`Hello.model`).
+    public var model: String?
     /// Offer to send and take each message's tensors packed in one frame (`Hello.packed`); a server that
     /// agrees gets them so, others a frame per tensor.
     public var packed = true
