@@ -36,7 +36,8 @@ trap cleanup EXIT
 check_clean() {
     local bad=0
     local left
-    left=$( { pgrep -x ps-server; pgrep -x worker; pgrep -x forecast; } 2>/dev/null | tr '\n' ' ' || true)
+    # This checkout's binaries only (other checkouts on the same machine may be running their own).
+    left=$(pgrep -f "$PWD/.build/" 2>/dev/null | grep -v "^$$\$" | tr '\n' ' ' || true)
     if [ -n "$left" ]; then echo "test.sh: processes left running: $left" >&2; bad=1; fi
     left=$(ip netns list 2>/dev/null | grep -E '^st[0-9a-f]{4}' | tr '\n' ' ' || true)
     if [ -n "$left" ]; then echo "test.sh: network namespaces left behind: $left" >&2; bad=1; fi
