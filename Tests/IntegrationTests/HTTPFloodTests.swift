@@ -83,13 +83,74 @@ extension Integration {
             let result = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: [Any]]
             #expect((result?["health"] as? [Int]) == Array(repeating: 200, count: 20), "\(text)")
             #expect((result?["cut"] as? [Bool]) == [true, true, true, true], "\(text)")
-            // Training goes on after the flood: a later step is printed.
-            #expect(
-                h.waitFor(worker, seconds: 60, "the worker past the flood") { out in
-                    out.contains("step 300/") || out.contains("step 400/")
-                })
+            // Training goes on after the flood: 200 steps past where it was when the flood ended.
+            let after = (LivenessTests.lastStep(worker.output) / 100 + 2) * 100
+            #expect(h.waitFor(worker, seconds: 120, "the worker at step \(after), past the flood") { $0.contains("step \(after)/") })
             worker.process.terminate()
             #expect(h.wait(worker, seconds: 30, "the worker to stop") == 0)
+        }
+
+        @Test("during a header flood on a server's /metrics, /healthz answers and SIGTERM ends it with its final checkpoint")
+        func sigtermDuringFlood() throws {
+            let h = try ProcessHarness()
+            let port = MetricsTests.freePort()
+            let ckpt = h.directory.appendingPathComponent("ckpt").path
+            let (server, ps) = try h.startServer(
+                ["--metrics-port", "\(port)", "--checkpoint-dir", ckpt, "--keep-serving"], label: "ps-flood")
+            var args = Small.args(steps: Small.untilStopped)
+            args[args.firstIndex(of: "--log-every")! + 1] = "10"
+            let worker = try h.start("worker", ["--ps", ps, "--num-workers", "1"] + args, label: "w")
+            try #require(h.waitFor(worker, seconds: 120, "the worker at step 20") { $0.contains("step 20/") })
+            // Four connections stream endless header lines (reconnecting when cut) until the stop file appears.
+            let stop = h.directory.appendingPathComponent("stop-flood").path
+            let script = """
+                import os, socket, sys, threading, time, urllib.request
+                port, stop = int(sys.argv[1]), sys.argv[2]
+                def flood():
+                    deadline = time.time() + 300
+                    while not os.path.exists(stop) and time.time() < deadline:
+                        try:
+                            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                            s.sendall(b"GET /metrics HTTP/1.1\\r\\nX-big: ")
+                            while not os.path.exists(stop) and time.time() < deadline:
+                                s.sendall(b"a" * 65536)
+                        except OSError:
+                            time.sleep(0.01)
+                threads = [threading.Thread(target=flood, daemon=True) for _ in range(4)]
+                for t in threads: t.start()
+                time.sleep(1)
+                codes = [urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=10).status for _ in range(10)]
+                print("health during the flood:", codes, flush=True)
+                for t in threads: t.join(310)
+                """
+            let out = h.directory.appendingPathComponent("flood.out")
+            _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+            let flood = Process()
+            flood.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            flood.arguments = ["python3", "-c", script, "\(port)", stop]
+            flood.standardOutput = try FileHandle(forWritingTo: out)
+            flood.standardError = flood.standardOutput
+            try flood.run()
+            defer {
+                _ = FileManager.default.createFile(atPath: stop, contents: nil)
+                let deadline = Date().addingTimeInterval(30)
+                while flood.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+                if flood.isRunning { flood.terminate() }
+            }
+            let floodRun = ProcessHarness.Running(process: flood, stdout: out, stderr: out)
+            #expect(
+                h.waitFor(floodRun, seconds: 120, "/healthz to answer during the flood") {
+                    $0.contains("health during the flood: [200, 200, 200, 200, 200, 200, 200, 200, 200, 200]")
+                })
+            // Still flooding: SIGTERM is taken on its own thread and the server stops with its checkpoint.
+            #expect(flood.isRunning)
+            server.process.terminate()
+            h.expectExit(server, 0, seconds: 60, "ps-server on SIGTERM during the flood")
+            #expect(server.output.contains("reason=final"), "\(server.output.suffix(2000))")
+            #expect(!newestCheckpoints(ckpt).isEmpty)
+            worker.process.terminate()
+            h.wait(worker, seconds: 60, "the worker")
+            print("http flood: /healthz answered 10 of 10 during a 4-connection header flood; SIGTERM ended the server with its final checkpoint")
         }
     }
 }
