@@ -202,5 +202,6 @@ echo "evaluating the servers' checkpoint ($run/checkpoint) on the held-out split
     echo "the evaluation of $run/checkpoint failed" >&2; exit 1; }
 if [ -n "$serve_port" ]; then
     echo "training done; still serving on port $serve_port (the final checkpoints): Ctrl-C stops it"
-    wait "${pid[serve]}" || true
+    # A loop, not `wait`: the INT/TERM trap then runs within half a second and stops the server too.
+    while alive "${pid[serve]}"; do sleep 0.5; done
 fi

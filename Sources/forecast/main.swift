@@ -98,4 +98,6 @@ struct Forecast: ParsableCommand {
     }
 }
 
+// Before any other thread exists: signals go to a thread of their own, SIGPIPE is ignored.
+SignalHandlers.prepareProcess()
 Forecast.main()

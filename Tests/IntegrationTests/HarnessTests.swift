@@ -141,3 +141,40 @@ extension Integration.HarnessTests {
         print("ctrl-c: the harness in tmux, interrupted while training: both servers wrote their final checkpoint; nothing left running")
     }
 }
+
+extension Integration.HarnessTests {
+    @Test("--serve PORT starts forecast --serve beside the run: it serves the servers' checkpoints, then stops with the harness")
+    func serveBeside() throws {
+        let h = try ProcessHarness()
+        let port = Integration.MetricsTests.freePort()
+        let out = h.directory.appendingPathComponent("harness.out")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        let p = Process()
+        // Through a wrapper that clears the signal mask: Foundation starts children with the test thread's
+        // mask, in which SIGTERM is blocked, and bash (unlike our executables) would never see it.
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments =
+            ["python3", "-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv('/bin/bash', ['/bin/bash'] + sys.argv[1:])",
+            Self.root.appendingPathComponent("cluster/run-local.sh").path, "--bin", ProcessHarness.binDirectory.path, "--steps", "300",
+            "--serve", "\(port)"] + Self.small + ["--scaling", "relative"]
+        p.standardOutput = try FileHandle(forWritingTo: out)
+        p.standardError = p.standardOutput
+        try p.run()
+        let run = ProcessHarness.Running(process: p, stdout: out, stderr: out)
+        defer { if p.isRunning { p.terminate() } }
+        #expect(h.waitFor(run, seconds: 180, "the run to finish and keep serving") { $0.contains("still serving on port \(port)") })
+        let script = """
+            import json, sys, urllib.request
+            port = int(sys.argv[1])
+            ready = urllib.request.urlopen("http://127.0.0.1:%d/readyz" % port, timeout=10).status
+            model = json.load(urllib.request.urlopen("http://127.0.0.1:%d/v1/model" % port, timeout=10))
+            print(json.dumps({"ready": ready, "model": sorted(model.keys())}))
+            """
+        let (status, text) = try ProcessHarness.runToCompletion("/usr/bin/env", ["python3", "-c", script, "\(port)"], seconds: 60)
+        #expect(status == 0 && text.contains("\"ready\": 200"), "\(text)\n\(run.output.suffix(2000))")
+        p.terminate()
+        #expect(h.wait(run, seconds: 60, "the harness to stop") != nil)
+        #expect(leftovers(run.output).isEmpty, "processes left running after the harness stopped")
+        print("run-local --serve: \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
+    }
+}
