@@ -44,8 +44,10 @@ check_clean() {
     local after
     after=$(count_tmp)
     if [ "$after" -gt "$tmp_before" ]; then
+        # This run writes nothing there (TMPDIR is its own folder); other builds on the same machine may. CI runs
+        # alone, so there it is an error; on a shared machine, a warning.
         echo "test.sh: /tmp gained $((after - tmp_before)) TemporaryDirectory.* folders during the run" >&2
-        bad=1
+        [ "${CI:-}" = true ] && bad=1
     fi
     return $bad
 }
