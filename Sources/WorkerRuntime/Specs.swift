@@ -21,7 +21,8 @@ extension InitializerSpec {
         case .truncatedNormal(let m, let s): self.init(kind: "truncated_normal", a: m, b: s)
         case .glorotUniform: self.init(kind: "glorot_uniform")
         case .uniform(let l, let u): self.init(kind: "uniform", a: l, b: u)
-        case .tensor(let t): self.init(kind: "tensor", values: t.scalars)
+        // The values travel as a tensor frame of the register (`RemoteExchange.registerRequest`).
+        case .tensor: self.init(kind: InitializerSpec.tensorKind)
         }
     }
 }
