@@ -1,10 +1,35 @@
 import Tensors
 
+/// The value and gradient buffers of a variable, or of a partitioned variable and all its parts: parts
+/// that are contiguous in the whole are views of it, and each keeps the storage alive.
+final class VariableStorage {
+    let value: UnsafeMutableBufferPointer<Float>
+    let gradient: UnsafeMutableBufferPointer<Float>
+
+    init(count: Int) {
+        value = .allocate(capacity: count)
+        value.initialize(repeating: 0)
+        gradient = .allocate(capacity: count)
+        gradient.initialize(repeating: 0)
+    }
+
+    deinit {
+        value.deallocate()
+        gradient.deallocate()
+    }
+}
+
 /// A variable of a graph: a name, a shape, and one value buffer and one gradient buffer.
 ///
 /// Every op that reads the variable adds its contribution into `gradient`, so a variable shared by
 /// `getVariable` across the decoder's timesteps receives the sum over all of them in one place.
-/// A partitioned variable (`parts` not empty) has no storage of its own: its parts hold the values.
+///
+/// A partitioned variable (`parts` not empty) holds the whole tensor, which the model reads, and its
+/// parts are the variables that are trained, saved and placed on servers. Parts along the first axis (or
+/// any axis with only 1s before it) are contiguous slices of the whole in row-major order, so they are
+/// views of its buffers: what a part is assigned the whole holds, and the whole's gradient is the parts'
+/// without a copy. Parts along another axis have buffers of their own, and `gatherParts()` /
+/// `scatterGradient()` copy between them and the whole (the tape does it around each forward and backward).
 public final class Variable: CustomStringConvertible {
     /// The variable's name as TensorFlow would print it, without `:0`.
     public let name: String
@@ -21,9 +46,16 @@ public final class Variable: CustomStringConvertible {
     /// The shape whose fans set a Glorot limit: the whole variable's, for a part of a partitioned one.
     public let fanShape: [Int]
     /// The current value, row-major float32.
-    public let value: UnsafeMutableBufferPointer<Float>
+    public private(set) var value: UnsafeMutableBufferPointer<Float>
     /// The accumulated d(loss)/d(value) of the current step.
-    public let gradient: UnsafeMutableBufferPointer<Float>
+    public private(set) var gradient: UnsafeMutableBufferPointer<Float>
+    /// Keeps the buffers alive: this variable's own, or its whole's for a part that is a view.
+    private var storage: VariableStorage
+    /// For a partitioned variable: whether its parts are views of its buffers (no copies needed).
+    public private(set) var partsAreViews = false
+    /// For a part: its offset in the whole along each axis (TensorFlow's `var_offset`), and the whole's name.
+    public private(set) var sliceOffset: [Int]?
+    public private(set) var wholeName: String?
 
     init(
         name: String, shape: [Int], dtype: DType, trainable: Bool, initializer: Initializer,
@@ -38,10 +70,10 @@ public final class Variable: CustomStringConvertible {
         self.isShareable = isShareable
         self.parts = []
         self.partitionAxis = 0
-        value = .allocate(capacity: initialValues.count)
-        _ = value.initialize(from: initialValues)
-        gradient = .allocate(capacity: initialValues.count)
-        gradient.initialize(repeating: 0)
+        storage = VariableStorage(count: initialValues.count)
+        value = storage.value
+        gradient = storage.gradient
+        _ = value.update(fromContentsOf: initialValues)
     }
 
     init(
@@ -57,13 +89,67 @@ public final class Variable: CustomStringConvertible {
         self.isShareable = true
         self.parts = parts
         self.partitionAxis = axis
-        value = .allocate(capacity: 0)
-        gradient = .allocate(capacity: 0)
+        let total = elementCount(shape)
+        storage = VariableStorage(count: total)
+        value = storage.value
+        gradient = storage.gradient
+        // Offsets along the axis, and whether the parts lie back to back in row-major order.
+        var offset = 0
+        partsAreViews = shape.prefix(axis).allSatisfy { $0 == 1 }
+        var flat = 0
+        for part in parts {
+            var at = [Int](repeating: 0, count: shape.count)
+            if !at.isEmpty { at[axis] = offset }
+            part.sliceOffset = at
+            part.wholeName = name
+            offset += part.shape.isEmpty ? 1 : part.shape[axis]
+            if partsAreViews {
+                let n = part.count
+                let v = UnsafeMutableBufferPointer(rebasing: value[flat..<flat + n])
+                _ = v.update(fromContentsOf: part.value)
+                part.value = v
+                part.gradient = UnsafeMutableBufferPointer(rebasing: gradient[flat..<flat + n])
+                part.storage = storage
+                flat += n
+            }
+        }
+        gatherParts()
     }
 
-    deinit {
-        value.deallocate()
-        gradient.deallocate()
+    /// The parts' layout along the axis: (outer repeats, elements per row of each part, of the whole).
+    private var stripes: (outer: Int, inner: Int) {
+        let outer = shape.prefix(partitionAxis).reduce(1, *)
+        let inner = shape.suffix(from: min(shape.count, partitionAxis + 1)).reduce(1, *)
+        return (outer, inner)
+    }
+
+    /// Copies the parts' values into the whole (parts along an inner axis; views need nothing).
+    public func gatherParts() {
+        guard isPartitioned, !partsAreViews else { return }
+        copyStripes(toWhole: true, value: true)
+    }
+
+    /// Copies the whole's gradient into the parts' (parts along an inner axis; views need nothing).
+    public func scatterGradient() {
+        guard isPartitioned, !partsAreViews else { return }
+        copyStripes(toWhole: false, value: false)
+    }
+
+    private func copyStripes(toWhole: Bool, value useValue: Bool) {
+        let (outer, inner) = stripes
+        let row = shape[partitionAxis] * inner
+        var start = 0
+        for part in parts {
+            let width = part.shape[partitionAxis] * inner
+            let whole = useValue ? value : gradient
+            let mine = useValue ? part.value : part.gradient
+            for i in 0..<outer {
+                let w = UnsafeMutableBufferPointer(rebasing: whole[(i * row + start)..<(i * row + start + width)])
+                let p = UnsafeMutableBufferPointer(rebasing: mine[(i * width)..<(i * width + width)])
+                if toWhole { _ = w.update(fromContentsOf: p) } else { _ = p.update(fromContentsOf: w) }
+            }
+            start += width
+        }
     }
 
     /// Elements in the value.
@@ -75,12 +161,13 @@ public final class Variable: CustomStringConvertible {
     /// The value as a `Tensor` copy.
     public var tensor: Tensor { Tensor(shape: shape, scalars: Array(value)) }
 
-    /// Overwrites the value.
+    /// Overwrites the value (a partitioned variable's parts too).
     /// - Precondition: `scalars.count == count`.
     public func assign(_ scalars: [Float]) {
         precondition(
             scalars.count == count, "assigning \(scalars.count) values to \(name) of shape \(formatShape(shape))")
         _ = value.update(fromContentsOf: scalars)
+        if isPartitioned, !partsAreViews { copyStripes(toWhole: false, value: true) }
     }
 
     /// Sets the gradient buffer to zero before a step.
