@@ -145,7 +145,7 @@ let package = Package(
             name: "WorkerRuntimeTests",
             dependencies: [
                 "WorkerRuntime", "ParameterServer", "Exchange", "Optimizers", "ProcessSupport", "Transport", "VariableScopes",
-                "Wire", .product(name: "Logging", package: "swift-log"),
+                "Wire", "SafeTensors", .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "ProcessSupportTests", dependencies: ["ProcessSupport"]),
         .testTarget(name: "ExchangeTests", dependencies: ["Exchange", "Optimizers", "VariableScopes"]),

@@ -52,9 +52,6 @@ public final class RemoteExchange: ParameterExchange {
     /// With prefetch: the round the last `exchange` sent, answered at the next one.
     var inFlight: [Request]?
     let heartbeat: Heartbeat?
-    /// Where each part of a partitioned variable lies in the whole, by the part's name: told to the servers at
-    /// registration, which record it in their checkpoints.
-    public var slices: [String: SliceSpec] = [:]
     /// Whether the worker was told to stop (a signal): then a server that stops answering is not recovered
     /// (after Ctrl-C the servers are stopping too) and the goodbye is not waited for long.
     public var stopRequested: @Sendable () -> Bool = { false }
@@ -416,7 +413,6 @@ public final class RemoteExchange: ParameterExchange {
         var valued: [Variable] = []
         let specs = onServer[i].map { v -> VariableSpec in
             var spec = VariableSpec(v, seed: settings.seed)
-            spec.slice = slices[v.name]
             if withValues { spec.initializer = InitializerSpec(kind: InitializerSpec.tensorKind) }
             if spec.initializer.kind == InitializerSpec.tensorKind { valued.append(v) }
             return spec

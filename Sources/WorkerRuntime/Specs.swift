@@ -2,11 +2,13 @@ import VariableScopes
 import Wire
 
 extension VariableSpec {
-    /// The spec of a variable of a graph: what a server needs to create it exactly as every worker would.
+    /// The spec of a variable of a graph: what a server needs to create it exactly as every worker would,
+    /// and for a part, where it lies in its whole (which the servers record in their checkpoints).
     public init(_ v: Variable, seed: UInt64) {
         self.init(
             name: v.name, shape: v.shape, dtype: v.dtype.rawValue, initializer: InitializerSpec(v.initializer),
-            seed: seed, fanShape: v.fanShape)
+            seed: seed, fanShape: v.fanShape,
+            slice: v.wholeName.map { SliceSpec(fullName: $0, fullShape: v.fanShape, offset: v.sliceOffset ?? []) })
     }
 }
 
