@@ -52,7 +52,7 @@ let package = Package(
                 "Autodiff", "Model", "Datasets", "Exchange", "Optimizers", "ProcessSupport", "VariableScopes",
                 "SafeTensors", "Tensors",
             ]),
-        .target(name: "Wire"),
+        .target(name: "Wire", dependencies: ["SafeTensors"]),
         .target(name: "Transport", dependencies: ["Wire", "ZeroMQ"]),
         .target(
             name: "ParameterServer",

@@ -1,4 +1,5 @@
 import Foundation
+import SafeTensors
 
 /// How a server combines workers' gradients.
 public enum SyncMode: String, Codable, Sendable, CaseIterable {
@@ -163,33 +164,9 @@ public struct VariableSpec: Codable, Sendable, Equatable {
     }
 }
 
-/// Where a part of a partitioned variable lies in the whole: TensorFlow's `SaveSliceInfo` (full name, full
-/// shape, and the part's offset along each axis; its own shape is the variable's).
-public struct SliceSpec: Codable, Sendable, Equatable {
-    public var fullName: String
-    public var fullShape: [Int]
-    public var offset: [Int]
-
-    public init(fullName: String, fullShape: [Int], offset: [Int]) {
-        self.fullName = fullName
-        self.fullShape = fullShape
-        self.offset = offset
-    }
-
-    /// Whether a part of `shape` fits the whole at `offset`: same rank, every number non-negative and every
-    /// sum within the full shape (overflow-safe; the numbers come from the wire or a file).
-    public func fits(_ shape: [Int]) -> Bool {
-        guard fullShape.count == shape.count, offset.count == shape.count, Limits.elementCount(fullShape) != nil else {
-            return false
-        }
-        for k in shape.indices {
-            guard offset[k] >= 0, shape[k] >= 0 else { return false }
-            let (end, overflow) = offset[k].addingReportingOverflow(shape[k])
-            guard !overflow, end <= fullShape[k] else { return false }
-        }
-        return true
-    }
-}
+/// Where a part of a partitioned variable lies in the whole (TensorFlow's `SaveSliceInfo`): the record
+/// the servers' checkpoints keep, carried at registration.
+public typealias SliceSpec = TensorSlice
 
 /// An initializer in a wire-friendly form: `kind` with up to two parameters. Kind `tensor` is a worker's
 /// current value (a restore, or a server that came back without its checkpoint), carried not here but as a

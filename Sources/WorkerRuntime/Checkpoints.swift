@@ -2,7 +2,6 @@ import Foundation
 import SafeTensors
 import Tensors
 import VariableScopes
-import Wire
 
 /// Loading variables saved by the parameter servers (safetensors keyed by TensorFlow variable names).
 public enum Checkpoints {
@@ -83,7 +82,7 @@ public enum Checkpoints {
         let groups = candidates(in: directory)
         guard !groups.isEmpty else { throw Error.noFiles(directory) }
         var all: [String: SafeTensors.Entry] = [:]
-        var slices: [String: SliceSpec] = [:]
+        var slices: [String: TensorSlice] = [:]
         for group in groups {
             var failures: [(String, String)] = []
             var loaded: SafeTensors.File?
@@ -118,9 +117,12 @@ public enum Checkpoints {
                 throw Error.damaged(path: path, reason: reason + older)
             }
             all.merge(file.tensors.filter { !$0.key.hasPrefix("optimizer/") }) { a, _ in a }
-            slices.merge(sliceMetadata(file.metadata)) { a, _ in a }
+            slices.merge(TensorSlice.records(in: file.metadata)) { a, _ in a }
         }
-        let wholes = try assemble(all, slices: slices, directory: directory)
+        let wholes: [String: (shape: [Int], scalars: [Float])]
+        do { wholes = try TensorSlice.assemble(all.mapValues { ($0.shape, $0.scalars) }, slices: slices) } catch {
+            throw Error.damaged(path: directory, reason: "\(error)")
+        }
         // Each variable of the model from the whole it is, or is a part of: any partitioning into any other.
         var done = Set<String>()
         for v in graph.trainableVariables {
@@ -130,101 +132,6 @@ public enum Checkpoints {
             guard let e = wholes[name] else { throw Error.missing(variable: name, directory: directory) }
             guard e.shape == target.shape else { throw Error.shape(variable: name, file: e.shape, model: target.shape) }
             target.assign(e.scalars)
-        }
-    }
-
-    /// The parts' slice records in a server checkpoint's `variables` metadata, by part name.
-    static func sliceMetadata(_ metadata: [String: String]) -> [String: SliceSpec] {
-        struct Meta: Decodable {
-            var name: String
-            var slice: SliceSpec?
-        }
-        guard let text = metadata["variables"], let metas = try? JSONDecoder().decode([Meta].self, from: Data(text.utf8)) else {
-            return [:]
-        }
-        var out: [String: SliceSpec] = [:]
-        for m in metas { if let s = m.slice { out[m.name] = s } }
-        return out
-    }
-
-    /// The whole variables of a checkpoint: tensors without a slice record as they are, parts put back in
-    /// place in their whole (TensorFlow's `SaveSliceInfo`: full name, full shape, offset).
-    /// - Throws: `Error.damaged` for a part that does not fit its whole, parts that overlap or leave a
-    ///   gap, or a whole past the checkpoint's own size.
-    static func assemble(
-        _ tensors: [String: SafeTensors.Entry], slices: [String: SliceSpec], directory: String
-    ) throws -> [String: (shape: [Int], scalars: [Float])] {
-        var out: [String: (shape: [Int], scalars: [Float])] = [:]
-        var covered: [String: Int] = [:]
-        let available = tensors.values.reduce(0) { $0 + $1.scalars.count }
-        for name in tensors.keys.sorted() {
-            let t = tensors[name]!
-            guard let slice = slices[name] else {
-                out[name] = (t.shape, t.scalars)
-                continue
-            }
-            let fail = { (why: String) in
-                Error.damaged(path: directory, reason: "part \(name) of \(slice.fullName.prefix(200)) \(why)")
-            }
-            guard slice.fits(t.shape), let count = Limits.elementCount(slice.fullShape) else {
-                throw fail("at offset \(formatShape(slice.offset)) does not fit the whole's shape \(formatShape(slice.fullShape))")
-            }
-            // A whole is never bigger than the parts a checkpoint holds: a record claiming more is damage.
-            guard count <= available else { throw fail("claims a whole of \(count) elements, more than the checkpoint holds") }
-            if out[slice.fullName] == nil {
-                out[slice.fullName] = (slice.fullShape, [Float](repeating: 0, count: count))
-            }
-            guard out[slice.fullName]!.shape == slice.fullShape else {
-                throw fail("says the whole has shape \(formatShape(slice.fullShape)); another part says \(formatShape(out[slice.fullName]!.shape))")
-            }
-            SliceCopy.insert(t.scalars, shape: t.shape, into: &out[slice.fullName]!.scalars, fullShape: slice.fullShape, at: slice.offset)
-            covered[slice.fullName, default: 0] += t.scalars.count
-        }
-        for (name, n) in covered where n != out[name]!.scalars.count {
-            throw Error.damaged(
-                path: directory,
-                reason: "the parts of \(name) hold \(n) elements but the whole \(formatShape(out[name]!.shape)) has \(out[name]!.scalars.count): parts are missing or overlap")
-        }
-        return out
-    }
-}
-
-/// Copies between a part and its place in a row-major whole, along any axes.
-public enum SliceCopy {
-    /// Writes `part` (of `shape`) into `full` (of `fullShape`) at `offset`. The caller checked that it fits.
-    public static func insert(_ part: [Float], shape: [Int], into full: inout [Float], fullShape: [Int], at offset: [Int]) {
-        walk(shape: shape, fullShape: fullShape, offset: offset) { partStart, fullStart, n in
-            for k in 0..<n { full[fullStart + k] = part[partStart + k] }
-        }
-    }
-
-    /// Calls `body(partIndex, fullIndex, count)` for each contiguous run (the last axis) of the part.
-    static func walk(shape: [Int], fullShape: [Int], offset: [Int], _ body: (Int, Int, Int) -> Void) {
-        guard !shape.isEmpty else {
-            body(0, 0, 1)
-            return
-        }
-        guard !shape.contains(0) else { return }
-        let rank = shape.count
-        let run = shape[rank - 1]
-        // Row-major strides of the whole.
-        var strides = [Int](repeating: 1, count: rank)
-        for k in stride(from: rank - 2, through: 0, by: -1) { strides[k] = strides[k + 1] * fullShape[k + 1] }
-        var index = [Int](repeating: 0, count: rank)  // over all axes but the last
-        var partStart = 0
-        while true {
-            var fullStart = 0
-            for k in 0..<rank { fullStart += (offset[k] + (k == rank - 1 ? 0 : index[k])) * strides[k] }
-            body(partStart, fullStart, run)
-            partStart += run
-            var k = rank - 2
-            while k >= 0 {
-                index[k] += 1
-                if index[k] < shape[k] { break }
-                index[k] = 0
-                k -= 1
-            }
-            if k < 0 { return }
         }
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import ParameterServer
 import Testing
-@testable import SafeTensors
+import SafeTensors
 import VariableScopes
 import Wire
 
@@ -87,19 +87,22 @@ struct RestoreAcrossPartitionsTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var slices: [String: SliceSpec] = [:]
         for f in Checkpoints.newestFiles(in: dir) {
-            slices.merge(Checkpoints.sliceMetadata(try SafeTensors.metadata(f))) { a, _ in a }
+            slices.merge(TensorSlice.records(in: try SafeTensors.metadata(f))) { a, _ in a }
         }
         #expect(slices["net/kernel/part_1"] == SliceSpec(fullName: "net/kernel", fullShape: [7, 4], offset: [3, 0]))
         #expect(slices["net/bias/part_2"] == SliceSpec(fullName: "net/bias", fullShape: [5], offset: [4]))
         let bad = SliceSpec(fullName: "net/kernel", fullShape: [7, 4], offset: [6, 0])
-        let tensors = ["net/kernel/part_0": SafeTensors.Entry(shape: [3, 4], scalars: [Float](repeating: 1, count: 12), dtype: "F32")]
-        #expect(throws: Checkpoints.Error.self) {
-            _ = try Checkpoints.assemble(tensors, slices: ["net/kernel/part_0": bad], directory: dir)
+        let tensors: [String: (shape: [Int], scalars: [Float])] = ["net/kernel/part_0": ([3, 4], [Float](repeating: 1, count: 12))]
+        #expect(throws: TensorSlice.Error.self) { _ = try TensorSlice.assemble(tensors, slices: ["net/kernel/part_0": bad]) }
+        // One part of three: a gap, named.
+        #expect(throws: TensorSlice.Error.self) {
+            _ = try TensorSlice.assemble(
+                tensors, slices: ["net/kernel/part_0": SliceSpec(fullName: "net/kernel", fullShape: [7, 4], offset: [0, 0])])
         }
-        #expect(throws: Checkpoints.Error.self) {
-            _ = try Checkpoints.assemble(
-                tensors, slices: ["net/kernel/part_0": SliceSpec(fullName: "net/kernel", fullShape: [7, 4], offset: [0, 0])],
-                directory: dir)
+        // Hostile numbers: an overflowing whole is refused, not a trap.
+        #expect(throws: TensorSlice.Error.self) {
+            _ = try TensorSlice.assemble(
+                tensors, slices: ["net/kernel/part_0": SliceSpec(fullName: "w", fullShape: [Int.max, 4], offset: [Int.max - 1, 0])])
         }
     }
 }
