@@ -45,6 +45,9 @@ public final class Variable: CustomStringConvertible {
     public let partitionAxis: Int
     /// The shape whose fans set a Glorot limit: the whole variable's, for a part of a partitioned one.
     public let fanShape: [Int]
+    /// For a part of a partitioned variable: where it sits in the whole (TensorFlow's `SaveSliceInfo`);
+    /// nil for any other variable.
+    public let sliceInfo: SliceInfo?
     /// The current value, row-major float32.
     public private(set) var value: UnsafeMutableBufferPointer<Float>
     /// The accumulated d(loss)/d(value) of the current step.
@@ -59,10 +62,11 @@ public final class Variable: CustomStringConvertible {
 
     init(
         name: String, shape: [Int], dtype: DType, trainable: Bool, initializer: Initializer,
-        isShareable: Bool, initialValues: [Float], fanShape: [Int]? = nil
+        isShareable: Bool, initialValues: [Float], fanShape: [Int]? = nil, sliceInfo: SliceInfo? = nil
     ) {
         self.name = name
         self.fanShape = fanShape ?? shape
+        self.sliceInfo = sliceInfo
         self.shape = shape
         self.dtype = dtype
         self.trainable = trainable
@@ -82,6 +86,7 @@ public final class Variable: CustomStringConvertible {
     ) {
         self.name = name
         self.fanShape = shape
+        self.sliceInfo = nil
         self.shape = shape
         self.dtype = dtype
         self.trainable = trainable
@@ -158,6 +163,9 @@ public final class Variable: CustomStringConvertible {
     public var byteCount: Int { elementCount(shape) * dtype.size }
     public var isPartitioned: Bool { !parts.isEmpty }
 
+    /// For a partitioned variable, each part's place in it, in part order (empty otherwise).
+    public var partSlices: [SliceInfo] { parts.compactMap(\.sliceInfo) }
+
     /// The value as a `Tensor` copy.
     public var tensor: Tensor { Tensor(shape: shape, scalars: Array(value)) }
 
@@ -174,4 +182,33 @@ public final class Variable: CustomStringConvertible {
     public func zeroGradient() { gradient.update(repeating: 0) }
 
     public var description: String { "\(name) \(formatShape(shape)) \(dtype.rawValue)" }
+}
+
+/// Where a part of a partitioned variable sits in the whole: TensorFlow's `Variable.SaveSliceInfo`,
+/// which its checkpoints store so that any reader can put the whole variable back together.
+public struct SliceInfo: Equatable, Hashable, Sendable, CustomStringConvertible {
+    /// The whole variable's name, e.g. `lstm_cell_decoder/rnn/lstm_cell/kernel`.
+    public let fullName: String
+    /// The whole variable's shape.
+    public let fullShape: [Int]
+    /// The part's first index along every axis (TensorFlow's `var_offset`).
+    public let offset: [Int]
+    /// The part's own shape (TensorFlow's `var_shape`).
+    public let shape: [Int]
+
+    public init(fullName: String, fullShape: [Int], offset: [Int], shape: [Int]) {
+        self.fullName = fullName
+        self.fullShape = fullShape
+        self.offset = offset
+        self.shape = shape
+    }
+
+    /// TensorFlow's slice spec as its checkpoints write it: the full shape, then `offset,length` per
+    /// axis joined by `:` (`"33 128 17,16:0,128"`).
+    public var spec: String {
+        fullShape.map(String.init).joined(separator: " ") + " "
+            + zip(offset, shape).map { "\($0),\($1)" }.joined(separator: ":")
+    }
+
+    public var description: String { "\(fullName) [\(spec)]" }
 }
