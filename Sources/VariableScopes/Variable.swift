@@ -56,9 +56,6 @@ public final class Variable: CustomStringConvertible {
     private var storage: VariableStorage
     /// For a partitioned variable: whether its parts are views of its buffers (no copies needed).
     public private(set) var partsAreViews = false
-    /// For a part: its offset in the whole along each axis (TensorFlow's `var_offset`), and the whole's name.
-    public private(set) var sliceOffset: [Int]?
-    public private(set) var wholeName: String?
 
     init(
         name: String, shape: [Int], dtype: DType, trainable: Bool, initializer: Initializer,
@@ -98,16 +95,10 @@ public final class Variable: CustomStringConvertible {
         storage = VariableStorage(count: total)
         value = storage.value
         gradient = storage.gradient
-        // Offsets along the axis, and whether the parts lie back to back in row-major order.
-        var offset = 0
+        // Whether the parts lie back to back in row-major order: then they become views of the whole.
         partsAreViews = shape.prefix(axis).allSatisfy { $0 == 1 }
         var flat = 0
         for part in parts {
-            var at = [Int](repeating: 0, count: shape.count)
-            if !at.isEmpty { at[axis] = offset }
-            part.sliceOffset = at
-            part.wholeName = name
-            offset += part.shape.isEmpty ? 1 : part.shape[axis]
             if partsAreViews {
                 let n = part.count
                 let v = UnsafeMutableBufferPointer(rebasing: value[flat..<flat + n])

@@ -126,9 +126,9 @@ public enum Checkpoints {
         // Each variable of the model from the whole it is, or is a part of: any partitioning into any other.
         var done = Set<String>()
         for v in graph.trainableVariables {
-            let name = v.wholeName ?? v.name
+            let name = v.sliceInfo?.fullName ?? v.name
             guard done.insert(name).inserted else { continue }
-            guard let target = v.wholeName.flatMap({ graph.storedVariable($0) }) ?? Optional(v) else { continue }
+            guard let target = v.sliceInfo.map(\.fullName).flatMap({ graph.storedVariable($0) }) ?? Optional(v) else { continue }
             guard let e = wholes[name] else { throw Error.missing(variable: name, directory: directory) }
             guard e.shape == target.shape else { throw Error.shape(variable: name, file: e.shape, model: target.shape) }
             target.assign(e.scalars)

@@ -8,7 +8,7 @@ extension VariableSpec {
         self.init(
             name: v.name, shape: v.shape, dtype: v.dtype.rawValue, initializer: InitializerSpec(v.initializer),
             seed: seed, fanShape: v.fanShape,
-            slice: v.wholeName.map { SliceSpec(fullName: $0, fullShape: v.fanShape, offset: v.sliceOffset ?? []) })
+            slice: v.sliceInfo.map { SliceSpec(fullName: $0.fullName, fullShape: $0.fullShape, offset: $0.offset) })
     }
 }
 

@@ -52,7 +52,7 @@ struct RestoreAcrossPartitionsTests {
     }
 
     /// A partitioner along axis 1 for 2-D variables, none for others (TensorFlow's would refuse a 1-D one).
-    static let columns = Partitioner { shape in shape.count == 2 ? [1, min(2, shape[1])] : shape.map { _ in 1 } }
+    static let columns = Partitioner { shape, _ in shape.count == 2 ? [1, min(2, shape[1])] : shape.map { _ in 1 } }
 
     @Test("none → 2 parts → 3 parts → along columns → none: every value comes back exactly")
     func roundTrip() throws {
