@@ -149,7 +149,9 @@ let package = Package(
             ]),
         .testTarget(name: "ProcessSupportTests", dependencies: ["ProcessSupport"]),
         .testTarget(name: "ExchangeTests", dependencies: ["Exchange", "Optimizers", "VariableScopes"]),
-        .testTarget(name: "WorkerJobTests", dependencies: ["WorkerJob", "SafeTensors", "Datasets", "Training"]),
+        .testTarget(
+            name: "WorkerJobTests",
+            dependencies: ["WorkerJob", "SafeTensors", "Datasets", "Training", "Model", "VariableScopes", "WorkerRuntime"]),
         .testTarget(
             name: "TelemetryTests",
             dependencies: [

@@ -82,11 +82,12 @@ public enum ServerProcess {
             config.limits.maxFrameBytes = Int(launch.maxMessageBytes)
             settings.curveSecretKey = launch.curveSecretKey
             settings.admission = admission
-            // No valid request has more parts than a header, a body and a frame per name, nor more bytes than a
-            // registration's body or a push of every variable this server can hold (values are a third of the
-            // bytes held with their two optimizer slots).
-            settings.maxPartsPerMessage = 1 + 2 + config.limits.maxNamesPerRequest
+            // No valid request has more bytes than a registration's body or a push of every variable this server
+            // can hold (values are a third of the bytes held with their two optimizer slots), nor more parts than
+            // a header, a body, a frame per name and the chunks of those bytes in frames of this server's limit.
             settings.maxBytesPerMessage = max(Body.defaultLimit, config.limits.maxTotalBytes / 3) + (16 << 20)
+            let chunks = settings.maxBytesPerMessage / max(1024, config.limits.maxFrameBytes) + 1
+            settings.maxPartsPerMessage = 1 + 2 + config.limits.maxNamesPerRequest + min(chunks, 1 << 22)
             do {
                 transport = try ZeroMQServerTransport(settings, context: context)
             } catch let e as ZMQError {

@@ -40,6 +40,8 @@ public struct WorkerJobConfig: Sendable {
     public var optimizer: OptimizerConfig
     public var threads: Int
     public var denseForm: DenseVariableForm
+    /// `--partitioner`: how the model's variables are split (nil: not at all).
+    public var partitioner: PartitionerSpec?
     /// `--metrics-port`: serve /metrics, /healthz and /readyz over HTTP.
     public var metricsPort: Int?
     public var metricsBind = "127.0.0.1"
@@ -136,8 +138,10 @@ public enum WorkerJob {
             emitLine(choice.reason)
             let dataset = try choice.dataset(
                 series, window: job.model.window, horizon: job.model.horizon, validationFraction: job.validationFraction)
+            let config = job.model.config(inputDim: series.dimension)
             let m = try Seq2Seq(
-                job.model.config(inputDim: series.dimension), graph: Graph(seed: job.training.seed), form: job.denseForm)
+                config, graph: Graph(seed: job.training.seed), form: job.denseForm,
+                partitioner: resolve(job.partitioner, config: config, servers: job.servers.count))
             let spec = ModelSpec(
                 config: m.config, dataset: dataset, series: series, validationFraction: job.validationFraction)
             if let restore = job.restore { try Checkpoints.restore(m.graph, from: restore, warn: { logger.warning("\($0)") }) }
@@ -162,6 +166,7 @@ public enum WorkerJob {
                 settings.registerValues = job.restore != nil
                 settings.usesCurve = !job.curveServerKeys.isEmpty
                 settings.scaling = scalingLabel(choice)
+                settings.partitioning = job.partitioner?.description ?? "none"
                 settings.model = spec.json
                 // The heartbeat thread's own connections, made on that thread (a socket belongs to one thread),
                 // with the same keys: servers bind a heartbeat to the process by its incarnation and key.
@@ -308,6 +313,13 @@ final class WorkerMetrics {
     }
 
     func heldOut(_ value: Double) { ratio.record(value) }
+}
+
+/// The partitioner `spec` names; `auto` sized for `servers` servers and the model of `config`.
+public func resolve(_ spec: PartitionerSpec?, config: ModelConfig, servers: Int) -> Partitioner? {
+    guard let spec else { return nil }
+    if spec == .auto { return Placement.autoPartitioner(totalBytes: config.parameterBytes, servers: servers) }
+    return spec.partitioner()
 }
 
 /// The scaling as servers record it: `relative`, `global`, or `seasonal:<period>`.

@@ -33,7 +33,7 @@ final class GradientStager {
     func frames(_ vars: [Variable], server: Int, packed: Bool, maxFrameBytes: Int, copy: Bool) -> [Frame] {
         let size = dtype.size
         let total = vars.reduce(0) { $0 + $1.count * size }
-        if packed, vars.count > 1, total <= maxFrameBytes {
+        if packed, vars.count > 1, total <= min(maxFrameBytes, TensorStream.packLimit) {
             let buffer = serverBuffer(server, bytes: total)
             var offset = 0
             for v in vars {
