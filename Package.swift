@@ -64,7 +64,7 @@ let package = Package(
         .target(
             name: "WorkerRuntime",
             dependencies: [
-                "Wire", "Transport", "Exchange", "VariableScopes", "Tensors", "SafeTensors",
+                "Wire", "Transport", "Exchange", "Optimizers", "VariableScopes", "Tensors", "SafeTensors",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(

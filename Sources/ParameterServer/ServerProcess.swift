@@ -180,6 +180,12 @@ public enum ServerProcess {
                     "updates": "\(core.updates)", "errors": "\(c.errorsTotal)", "duplicates": "\(c.duplicatePushes)",
                     "late": "\(c.lateGradients)", "lost": "\(c.workersLost)", "refused": "\(c.refusedPeers)",
                 ])
+            // What the state needs: values and optimizer slots, and the staged update (the same again: an update
+            // is checked whole before any of it is kept).
+            let values = core.valueBytes
+            logger.info(
+                "memory: \(core.variableNames.count) variables, \(values) value bytes; state with optimizer slots and staging \(ProcessMemory.megabytes(values * 6)); peak RSS \(ProcessMemory.megabytes(ProcessMemory.peakResidentBytes()))",
+                metadata: ["value.bytes": "\(values)"])
             context.terminate()
             return .success
         } catch let e as ServerStartError {

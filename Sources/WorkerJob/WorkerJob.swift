@@ -225,6 +225,11 @@ public enum WorkerJob {
                         format:
                             "traffic: %.0f bytes per step (sent %d, received %d in all, %d steps); floor %d (one float32 gradient + one float32 copy of the variables): %.3fx",
                         s.bytesPerStep, s.bytesSent, s.bytesReceived, s.steps, floor, s.bytesPerStep / Double(floor)))
+                let exchangeSeconds = report.times.exchange / Double(max(report.steps, 1))
+                emitLine(
+                    String(
+                        format: "exchange: %.2f GB/s (%.1f MB per step in %.2f ms per step, sending and waiting for the servers)",
+                        s.bytesPerStep / max(exchangeSeconds, 1e-9) / 1e9, s.bytesPerStep / 1e6, exchangeSeconds * 1000))
                 if s.prefetchedSteps > 0 {
                     emitLine("prefetch: \(s.prefetchedSteps) steps overlapped their exchange, each computed on values one step staler")
                 }
@@ -235,6 +240,9 @@ public enum WorkerJob {
                             s.recoveries, s.recoverySeconds, s.updatesLost, s.lateGradients))
                 }
             }
+            let modelBytes = m.variables.map(\.byteCount).reduce(0, +)
+            emitLine(
+                "memory: peak RSS \(ProcessMemory.megabytes(ProcessMemory.peakResidentBytes())); the variables and their gradients are \(ProcessMemory.megabytes(2 * modelBytes))")
             let evaluation = trainer.evaluate()
             metrics?.heldOut(evaluation.ratio)
             emitLine("\(evaluation)")

@@ -1,5 +1,6 @@
 import Exchange
 import Foundation
+import Optimizers
 import VariableScopes
 import Wire
 
@@ -89,9 +90,7 @@ final class GradientStager {
             }
             return ok
         }
-        var ok = true
-        for x in bytes.bindMemory(to: Float.self) { ok = ok && x.isFinite }
-        return ok
+        return OptimizerSlots.allFinite(bytes.bindMemory(to: Float.self))
     }
 
     /// `v`'s gradient in the wire dtype, into `slot`.
