@@ -78,7 +78,8 @@ public enum ServerProcess {
             }
             let transport: ZeroMQServerTransport
             var settings = ZeroMQServerSettings(endpoint: launch.endpoint)
-            settings.maxMessageBytes = launch.maxMessageBytes
+            // Tensors are cut to --max-message-bytes; a body must fit one frame whatever it says.
+            settings.maxMessageBytes = Int64(Body.frameLimit(Int(launch.maxMessageBytes)))
             config.limits.maxFrameBytes = Int(launch.maxMessageBytes)
             settings.curveSecretKey = launch.curveSecretKey
             settings.admission = admission

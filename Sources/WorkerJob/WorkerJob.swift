@@ -153,8 +153,8 @@ public enum WorkerJob {
                 context = ctx
                 let clientSettings: [ZeroMQClientSettings] = job.servers.enumerated().map { i, s in
                     var settings = ZeroMQClientSettings(server: s)
-                    // The limit servers are told in hello is this connection's own.
-                    settings.maxMessageBytes = Int64(job.remote.maxFrameBytes)
+                    // Servers are told the tensor frame limit in hello; a body must fit one frame whatever it is.
+                    settings.maxMessageBytes = Int64(Body.frameLimit(job.remote.maxFrameBytes))
                     if !job.curveServerKeys.isEmpty {
                         settings.curveServerKey = job.curveServerKeys.count == 1 ? job.curveServerKeys[0] : job.curveServerKeys[i]
                         settings.curveKeyPair = job.curveKeyPair

@@ -79,7 +79,7 @@ struct Worker: ParsableCommand {
         })
     var partitioner: PartitionerSpec?
     @Option(help: "With --print-variables and no --ps: the servers --partitioner auto sizes parts for.") var numPs: Int?
-    @Option(help: "Largest frame this worker takes; larger tensors arrive in chunks that fit (1024 bytes to 4 GiB).")
+    @Option(help: "Largest tensor frame this worker takes; larger tensors arrive in chunks that fit (1024 bytes to 4 GiB; a message's JSON body may be up to 4 MiB whatever this is).")
     var maxMessageBytes: Int = 256 << 20
     @Option(help: "How the decoder's dense weights are made: getVariable (shared, the fix) or variable (the seed's bug).")
     var denseForm: DenseVariableForm = .getVariable
