@@ -201,4 +201,5 @@ struct PSServer: ParsableCommand {
 
 // Before any other thread exists: signals go to a thread of their own, SIGPIPE is ignored.
 SignalHandlers.prepareProcess()
+keepLargeMessageBlocks()
 PSServer.main()

@@ -224,4 +224,5 @@ struct Worker: ParsableCommand {
 
 // Before any other thread exists: signals go to a thread of their own, SIGPIPE is ignored.
 SignalHandlers.prepareProcess()
+keepLargeMessageBlocks()
 Worker.main()
