@@ -223,7 +223,7 @@ public enum WorkerJob {
                 emitLine(
                     String(
                         format:
-                            "traffic: %.0f bytes per step (sent %d, received %d in all, %d steps); floor %d (one float32 gradient + one float32 copy of the variables): %.3fx",
+                            "traffic: %.0f bytes per step (sent %ld, received %ld in all, %ld steps); floor %ld (one float32 gradient + one float32 copy of the variables): %.3fx",
                         s.bytesPerStep, s.bytesSent, s.bytesReceived, s.steps, floor, s.bytesPerStep / Double(floor)))
                 let exchangeSeconds = report.times.exchange / Double(max(report.steps, 1))
                 emitLine(

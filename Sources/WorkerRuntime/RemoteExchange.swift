@@ -218,6 +218,9 @@ public final class RemoteExchange: ParameterExchange {
         var deadline = lastHeard + settings.timeout
         var recoveryDeadline: Double?
         var recoveries = 0
+        // Silence is judged after the time this round's bytes take to cross: a connection delivers a message
+        // only whole, and a 235 MB values reply (with the pongs queued behind it) takes seconds to arrive.
+        let lostAfter = settings.lostAfter + Double(requests.reduce(0) { $0 + bytesCrossing($1) }) / Self.slowestBytesPerSecond
         while let open = requests.firstIndex(where: { $0.reply == nil }) {
             let now = MonotonicClock.now()
             var trouble: (why: String, reconnect: Bool)?
@@ -229,10 +232,10 @@ public final class RemoteExchange: ParameterExchange {
                         server: c.endpoint, position: c.position + 1, of: c.count, seconds: settings.timeout,
                         hint: settings.usesCurve ? "; with CURVE, a --curve-server-key that is not this server's public key looks like this" : "")
                 }
-            } else if now - lastHeard > settings.lostAfter {
+            } else if now - lastHeard > lostAfter {
                 let beating = (heartbeat?.lastHeard(c.position) ?? -Double.infinity) > lastHeard
                 trouble = (
-                    "no word on this connection for \(String(format: "%.1f", settings.lostAfter)) s"
+                    "no word on this connection for \(String(format: "%.1f", lostAfter)) s"
                         + (beating ? " (it answers heartbeats: the connection was replaced)" : ""), true
                 )
             } else if now > deadline {
@@ -287,6 +290,17 @@ public final class RemoteExchange: ParameterExchange {
                 deadline = lastHeard + settings.timeout
             }
         }
+    }
+
+    /// The slowest rate at which a live server's messages are assumed to cross (400 Mb/s): the allowance for a
+    /// round's bytes before its silence counts.
+    static let slowestBytesPerSecond = 50e6
+
+    /// The bytes a request and its reply carry: its tensors, and for a pull the values it asks for.
+    func bytesCrossing(_ r: Request) -> Int {
+        let sent = r.tensors.reduce(0) { $0 + $1.count }
+        guard r.kind == .pull else { return sent }
+        return sent + onServer[r.server].reduce(0) { $0 + $1.count * settings.wireDType.size }
     }
 
     /// Counts a refused push; past `maxRefusedPushes` in a row, gives up.

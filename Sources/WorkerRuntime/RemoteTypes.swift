@@ -109,7 +109,8 @@ public struct RemoteSettings: Sendable {
     public var timeout: Double = 60
     /// Seconds between heartbeats, sent from a thread of their own whatever the worker is doing.
     public var heartbeat: Double = 1
-    /// Seconds without any word from a server before it is counted lost and reconnected.
+    /// Seconds without any word from a server before it is counted lost and reconnected, plus the time the
+    /// round's bytes take to cross at `RemoteExchange.slowestBytesPerSecond`.
     public var lostAfter: Double = 4
     /// Seconds that recovering one round of requests may take, however many times the server goes away or
     /// restarts meanwhile; then the worker gives up (exit 138).
