@@ -125,7 +125,8 @@ public struct HalvingPlan: Sendable, Equatable {
 
 /// The tie rule: prefer the simplest candidate unless another beats it on average by more than the
 /// fold-to-fold spread of that advantage. The margin issue 20 found misleading (4% on about 48 windows)
-/// is the kind of difference the spread across folds shows to be noise.
+/// is the kind of difference the spread across folds shows to be noise. The advantage is taken on the
+/// log of the ratios (a factor, as ratios compare), so one hard fold does not swamp the others.
 public enum TieRule {
     /// Simplest first: plain normalisation, then level removal, then level removal on the seasonal
     /// difference. A more complex scaling must earn its place.
@@ -138,14 +139,14 @@ public enum TieRule {
         public let simplest: Scaling
         /// The lowest mean over folds.
         public let lowest: Scaling
-        /// How much lower `lowest`'s mean ratio is than `simplest`'s (0 when they are the same).
+        /// The mean over folds of log(simplest's ratio / lowest's ratio): 0.1 is about 10% lower.
         public let margin: Double
-        /// The sample standard deviation over folds of that advantage.
+        /// The sample standard deviation over folds of that log advantage.
         public let spread: Double
     }
 
-    /// Picks among `scores` (at least one): the lowest mean over folds wins only if its mean advantage over
-    /// the simplest candidate exceeds the standard deviation of that advantage across folds.
+    /// Picks among `scores` (at least one): the lowest mean over folds wins only if its mean log advantage
+    /// over the simplest candidate exceeds the standard deviation of that advantage across folds.
     public static func decide(_ scores: [CandidateScore]) -> Decision {
         precondition(!scores.isEmpty, "the tie rule needs at least one candidate")
         let rank = { (s: Scaling) in simplicity.firstIndex(of: s) ?? simplicity.count }
@@ -156,13 +157,18 @@ public enum TieRule {
         guard lowest.scaling != simplest.scaling else {
             return Decision(chosen: simplest.scaling, simplest: simplest.scaling, lowest: lowest.scaling, margin: 0, spread: 0)
         }
-        let advantage = zip(simplest.foldRatios, lowest.foldRatios).map { $0 - $1 }
-        let margin = simplest.mean - lowest.mean
-        let spread = standardDeviation(advantage)
         // A simplest candidate that diverged (an infinite or NaN score) has no claim to keep.
-        let clear = !simplest.mean.isFinite || margin > spread
+        guard simplest.mean.isFinite, simplest.foldRatios.allSatisfy({ $0 > 0 && $0.isFinite }),
+            lowest.foldRatios.allSatisfy({ $0 > 0 && $0.isFinite })
+        else {
+            return Decision(
+                chosen: lowest.scaling, simplest: simplest.scaling, lowest: lowest.scaling, margin: .infinity, spread: 0)
+        }
+        let advantage = zip(simplest.foldRatios, lowest.foldRatios).map { log($0 / $1) }
+        let margin = advantage.reduce(0, +) / Double(max(1, advantage.count))
+        let spread = standardDeviation(advantage)
         return Decision(
-            chosen: clear ? lowest.scaling : simplest.scaling, simplest: simplest.scaling,
+            chosen: margin > spread ? lowest.scaling : simplest.scaling, simplest: simplest.scaling,
             lowest: lowest.scaling, margin: margin, spread: spread)
     }
 

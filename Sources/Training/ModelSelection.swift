@@ -184,10 +184,11 @@ public enum ModelSelection {
         for (r, rung) in plan.rungs.enumerated() {
             scores = []
             for trial in alive.prefix(rung.candidates) {
+                // The Trainer announces a resume as a restarted worker's; here it is the next rung.
                 let trainer = try Trainer(
                     model: trial.model, dataset: trial.dataset,
                     options: TrainingOptions(steps: rung.steps, seed: options.seed, logEvery: max(1, rung.steps)),
-                    exchange: trial.exchange, output: output)
+                    exchange: trial.exchange, output: { if !$0.hasPrefix("resumed from") { output($0) } })
                 try trainer.train()
                 let errors = RollingOrigin.windowErrors(trial.model, on: trial.dataset.validation)
                 let score = CandidateScore(
@@ -223,12 +224,12 @@ public enum ModelSelection {
             why = "lowest mean over folds"
         } else if d.chosen == d.simplest {
             why = String(
-                format: "the simplest: %@ is lower by %.3f, within the fold spread %.3f", d.lowest.rawValue, d.margin,
-                d.spread)
+                format: "the simplest: %@ is lower by log %.3f on average, within the fold spread %.3f",
+                d.lowest.rawValue, d.margin, d.spread)
         } else {
             why = String(
-                format: "lower than the simpler %@ by %.3f, more than the fold spread %.3f", d.simplest.rawValue,
-                d.margin, d.spread)
+                format: "lower than the simpler %@ by log %.3f on average, more than the fold spread %.3f",
+                d.simplest.rawValue, d.margin, d.spread)
         }
         let table = scores.map { c in
             "\(c.scaling.rawValue) " + c.foldRatios.map { String(format: "%.3f", $0) }.joined(separator: "/")

@@ -47,7 +47,7 @@ struct DataOptions: ParsableArguments {
     var column: [String] = []
     @Option(
         help:
-            "auto (default: short trials of each, the lowest validation MSE wins), relative (per-window level removal), global (normalisation only) or seasonal (relative on the seasonal difference)."
+            "auto (default: trials of each scored on 3 rolling-origin folds, the simplest kept unless another wins clearly), relative (per-window level removal), global (normalisation only), seasonal (relative on the seasonal difference) or ensemble (the mean of the best two on the folds; in-process, no --save)."
     )
     var scaling: ScalingRequest = .auto
     @Option(help: "Seasonal period in steps, for seasonal-naive and seasonal scaling; default: detected from the training part.")

@@ -397,14 +397,23 @@ struct TieRuleTests {
         // seasonal is lower by 0.02 on average, but its advantage swings from -0.10 to +0.12 across folds.
         let d = TieRule.decide([score(.global, [0.30, 0.30, 0.30]), score(.seasonal, [0.40, 0.18, 0.26])])
         #expect(d.chosen == .global && d.lowest == .seasonal)
-        #expect(abs(d.margin - 0.02) < 1e-12 && d.spread > d.margin)
+        let logs = [log(0.30 / 0.40), log(0.30 / 0.18), log(0.30 / 0.26)]
+        #expect(abs(d.margin - logs.reduce(0, +) / 3) < 1e-12 && d.spread > d.margin)
     }
 
     @Test("a win by more than the spread goes to the more complex candidate")
     func clearWin() {
         let d = TieRule.decide([score(.relative, [0.5, 0.6, 0.55]), score(.global, [0.9, 1.0, 0.95])])
         #expect(d.chosen == .relative && d.simplest == .global)
-        #expect(abs(d.margin - 0.4) < 1e-12 && d.spread < 1e-12)
+        #expect(d.margin > 0.5 && d.spread < 0.05)
+    }
+
+    @Test("a win on every fold counts even when one fold's gap is much larger than the others' (issue 20's h02)")
+    func consistentWin() {
+        let d = TieRule.decide([
+            score(.relative, [0.130, 0.075, 0.116]), score(.seasonal, [0.102, 0.041, 0.042]),
+        ])
+        #expect(d.chosen == .seasonal && d.simplest == .relative)
     }
 
     @Test("simplicity runs global, relative, seasonal, whatever order the scores come in")
@@ -460,5 +469,50 @@ struct EarlyStoppingRuleTests {
         let (u, _, raw) = try trainer(TrainingOptions(steps: 60, seed: 1, logEvery: 1000, patience: 1000, validateEvery: 10))
         _ = try u.train()
         #expect(zip(model.variables, raw.variables).contains { Array($0.value) != Array($1.value) })
+    }
+}
+
+@Suite("Ensemble")
+struct EnsembleTests {
+    static let config = ModelConfig(batch: 8, window: 8, horizon: 3, inputDim: 1, hidden: 8, hidden2: 6)
+
+    @Test("an ensemble of one is that model's own evaluation")
+    func one() throws {
+        let dataset = try Dataset(try BuiltinSeries.synthetic.load(seed: 0, length: 600), window: 8, horizon: 3)
+        let model = try Seq2Seq(Self.config, graph: Graph(seed: 1))
+        let alone = Evaluation.run(model, on: dataset)
+        let ensemble = try Evaluation.run([EnsembleMember(model: model, dataset: dataset)])
+        #expect(abs(ensemble.modelMSE - alone.modelMSE) < 1e-9 * alone.modelMSE && ensemble.naiveMSE == alone.naiveMSE)
+    }
+
+    @Test("two members average their forecasts in series units: zero models under relative and global give the mean of naive and the training mean")
+    func average() throws {
+        let series = try BuiltinSeries.synthetic.load(seed: 0, length: 600)
+        let relative = try Dataset(series, window: 8, horizon: 3, scaling: .relative)
+        let global = try Dataset(series, window: 8, horizon: 3, scaling: .global)
+        let zero = try Seq2Seq(Self.config, graph: Graph(seed: 1))
+        for v in zero.variables { v.value.update(repeating: 0) }
+        let e = try Evaluation.run([EnsembleMember(model: zero, dataset: relative), EnsembleMember(model: zero, dataset: global)])
+        let w = relative.heldOut
+        var sum = 0.0
+        for i in 0..<w.count {
+            for k in 1...3 {
+                let err = (w.history[w.origins[i]] + 0) / 2 - w.truth(i, step: k)
+                sum += err * err
+            }
+        }
+        #expect(abs(e.modelMSE - relative.unnormalisedMSE(sum / Double(w.count * 3))) < 1e-9)
+    }
+
+    @Test("the ranking puts the finalists first, lowest mean first, and the dropped candidate last")
+    func ranked() {
+        let choice = ScalingChoice(
+            scaling: .global, season: 12,
+            trials: [
+                CandidateScore(scaling: .relative, steps: 10, foldRatios: [0.1, 0.1, 0.1]),
+                CandidateScore(scaling: .global, steps: 20, foldRatios: [0.5, 0.5, 0.5]),
+                CandidateScore(scaling: .seasonal, steps: 20, foldRatios: [0.3, 0.3, 0.3]),
+            ], budget: 50, reason: "")
+        #expect(choice.ranked == [.seasonal, .global, .relative])
     }
 }
