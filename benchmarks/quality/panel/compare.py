@@ -137,7 +137,7 @@ def gmean(xs):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--bin", default=os.path.join(root, ".build", "release"))
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--series", default="")
