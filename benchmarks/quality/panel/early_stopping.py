@@ -24,7 +24,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--bin", default=os.path.join(here, "..", "..", "..", ".build", "release"))
     p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--series", default="ausbeer,h02,departures,elecdaily,dax,sunspot_month")
+    p.add_argument("--series", default="qcement,h02,departures,sunspot_month")
     p.add_argument("--jobs", type=int, default=2)
     a = p.parse_args()
     import json
