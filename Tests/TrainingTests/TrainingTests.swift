@@ -251,11 +251,11 @@ struct ScalingChoiceTests {
     static let stationary = Series(
         name: "stationary", columns: ["v"], values: noise(600, seed: 2).map { [5 + $0] })
 
-    func choose(_ series: Series, seed: UInt64 = 0) throws -> ScalingChoice {
+    func choose(_ series: Series, seed: UInt64 = 0, steps: Int = 600) throws -> ScalingChoice {
         try ModelSelection.chooseScaling(
             for: series, config: Self.config,
             options: SelectionOptions(
-                steps: 600, seed: seed, optimizer: OptimizerConfig(kind: .adam, learningRate: 0.01)),
+                steps: steps, seed: seed, optimizer: OptimizerConfig(kind: .adam, learningRate: 0.01)),
             output: { _ in })
     }
 
@@ -266,10 +266,15 @@ struct ScalingChoiceTests {
         #expect(choice.season == nil && choice.trials.map(\.scaling) == [.relative, .global])
     }
 
-    @Test("a stationary series picks global", arguments: [0, 1, 2] as [UInt64])
-    func stationaryPicksGlobal(seed: UInt64) throws {
+    @Test("on a stationary series global ranks lowest on the folds, and the choice follows the tie rule", arguments: [0, 1, 2] as [UInt64])
+    func stationaryRanksGlobal(seed: UInt64) throws {
         let choice = try choose(Self.stationary, seed: seed)
-        #expect(choice.scaling == .global, "\(choice)")
+        let relative = try #require(choice.trials.first { $0.scaling == .relative })
+        let global = try #require(choice.trials.first { $0.scaling == .global })
+        #expect(global.mean < relative.mean, "\(choice)")
+        // Relative (naive-like) is the simplest: global must beat it by more than the fold spread.
+        let d = TieRule.decide(choice.trials)
+        #expect(choice.scaling == (d.margin > d.spread ? .global : .relative), "\(choice)")
     }
 
     @Test("the choice and its validation figures are the same for the same seed")
@@ -286,7 +291,7 @@ struct ScalingChoiceTests {
         // Two candidates both reach the second rung: 2 x 45 then 2 x 45 more.
         #expect(choice.trials.map(\.steps) == [90, 90] && choice.budget == 180)
         #expect(!choice.reason.contains("\n"))
-        #expect(choice.reason.hasPrefix("scaling auto: chose relative, lower than the simpler global by "))
+        #expect(choice.reason.hasPrefix("scaling auto: chose relative, lowest mean over folds; "))
         #expect(choice.reason.contains("MSE/naive on 3 rolling-origin folds: relative "))
         for trial in choice.trials {
             let folds = trial.foldRatios.map { String(format: "%.3f", $0) }.joined(separator: "/")
@@ -395,16 +400,16 @@ struct TieRuleTests {
     @Test("a lower mean within the fold-to-fold spread keeps the simplest candidate")
     func withinSpread() {
         // seasonal is lower by 0.02 on average, but its advantage swings from -0.10 to +0.12 across folds.
-        let d = TieRule.decide([score(.global, [0.30, 0.30, 0.30]), score(.seasonal, [0.40, 0.18, 0.26])])
-        #expect(d.chosen == .global && d.lowest == .seasonal)
+        let d = TieRule.decide([score(.relative, [0.30, 0.30, 0.30]), score(.seasonal, [0.40, 0.18, 0.26])])
+        #expect(d.chosen == .relative && d.lowest == .seasonal)
         let logs = [log(0.30 / 0.40), log(0.30 / 0.18), log(0.30 / 0.26)]
         #expect(abs(d.margin - logs.reduce(0, +) / 3) < 1e-12 && d.spread > d.margin)
     }
 
     @Test("a win by more than the spread goes to the more complex candidate")
     func clearWin() {
-        let d = TieRule.decide([score(.relative, [0.5, 0.6, 0.55]), score(.global, [0.9, 1.0, 0.95])])
-        #expect(d.chosen == .relative && d.simplest == .global)
+        let d = TieRule.decide([score(.global, [0.5, 0.6, 0.55]), score(.relative, [0.9, 1.0, 0.95])])
+        #expect(d.chosen == .global && d.simplest == .relative)
         #expect(d.margin > 0.5 && d.spread < 0.05)
     }
 
@@ -416,16 +421,25 @@ struct TieRuleTests {
         #expect(d.chosen == .seasonal && d.simplest == .relative)
     }
 
-    @Test("simplicity runs global, relative, seasonal, whatever order the scores come in")
+    @Test("simplicity runs relative (zero output is naive), global, seasonal, whatever order the scores come in")
     func order() {
-        let d = TieRule.decide([score(.seasonal, [0.5, 0.5, 0.5]), score(.relative, [0.5, 0.5, 0.5])])
-        #expect(d.chosen == .relative && d.simplest == .relative && d.margin == 0)
+        let d = TieRule.decide([score(.seasonal, [0.5, 0.5, 0.5]), score(.global, [0.5, 0.5, 0.5])])
+        #expect(d.chosen == .global && d.simplest == .global && d.margin == 0)
+        #expect(TieRule.decide([score(.global, [0.5, 0.5, 0.5]), score(.relative, [0.5, 0.5, 0.5])]).chosen == .relative)
+    }
+
+    @Test("gold, seed 0 of the panel: global's lower mean swings across folds, so relative (naive-like) is kept")
+    func gold() {
+        let d = TieRule.decide([score(.relative, [0.916, 1.009, 0.901]), score(.global, [2.141, 0.528, 2.853])])
+        #expect(d.chosen == .relative)
+        let melsyd = TieRule.decide([score(.relative, [0.600, 3.770, 1.171]), score(.global, [1.579, 1.611, 1.273])])
+        #expect(melsyd.chosen == .relative && melsyd.lowest == .global)
     }
 
     @Test("a simplest candidate that diverged loses to any finite score")
     func diverged() {
-        let d = TieRule.decide([score(.global, [.infinity, 1, 1]), score(.relative, [0.9, 2, 0.1])])
-        #expect(d.chosen == .relative)
+        let d = TieRule.decide([score(.relative, [.infinity, 1, 1]), score(.global, [0.9, 2, 0.1])])
+        #expect(d.chosen == .global)
     }
 }
 
