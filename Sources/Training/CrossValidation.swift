@@ -43,7 +43,8 @@ public enum RollingOrigin {
                 for k in 0..<h {
                     let truth = w.truth(i, step: k + 1)
                     let e = Double(model.predictions.value[r * h + k]) + w.offsets[i * h + k] - truth
-                    let ne = Baseline.naive.forecast(w.history, origin: w.origins[i], window: w.window, step: k + 1) - truth
+                    let ne =
+                        Baseline.naive.forecast(w.history, origin: w.origins[i], window: w.window, step: k + 1) - truth
                     m += e * e
                     n += ne * ne
                 }
@@ -158,14 +159,16 @@ public enum TieRule {
         let key = { (c: CandidateScore) in c.mean.isNaN ? Double.infinity : c.mean }
         let lowest = scores.min { (key($0), rank($0.scaling)) < (key($1), rank($1.scaling)) }!
         guard lowest.scaling != simplest.scaling else {
-            return Decision(chosen: simplest.scaling, simplest: simplest.scaling, lowest: lowest.scaling, margin: 0, spread: 0)
+            return Decision(
+                chosen: simplest.scaling, simplest: simplest.scaling, lowest: lowest.scaling, margin: 0, spread: 0)
         }
         // A simplest candidate that diverged (an infinite or NaN score) has no claim to keep.
         guard simplest.mean.isFinite, simplest.foldRatios.allSatisfy({ $0 > 0 && $0.isFinite }),
             lowest.foldRatios.allSatisfy({ $0 > 0 && $0.isFinite })
         else {
             return Decision(
-                chosen: lowest.scaling, simplest: simplest.scaling, lowest: lowest.scaling, margin: .infinity, spread: 0)
+                chosen: lowest.scaling, simplest: simplest.scaling, lowest: lowest.scaling, margin: .infinity, spread: 0
+            )
         }
         let advantage = zip(simplest.foldRatios, lowest.foldRatios).map { log($0 / $1) }
         let margin = advantage.reduce(0, +) / Double(max(1, advantage.count))

@@ -27,7 +27,8 @@ public enum EnsembleError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .noMembers: return "an ensemble needs at least one member"
         case .differentWindows(let a, let b):
-            return "ensemble members \(a) and \(b) forecast from different origins or normalisers: they cannot be averaged"
+            return
+                "ensemble members \(a) and \(b) forecast from different origins or normalisers: they cannot be averaged"
         }
     }
 }
@@ -59,7 +60,8 @@ extension Evaluation {
                 m.model.forward()
                 for r in 0..<rows {
                     for k in 0..<h {
-                        sum[(start + r) * h + k] += Double(m.model.predictions.value[r * h + k]) + w.offsets[(start + r) * h + k]
+                        sum[(start + r) * h + k] +=
+                            Double(m.model.predictions.value[r * h + k]) + w.offsets[(start + r) * h + k]
                     }
                 }
                 start += rows

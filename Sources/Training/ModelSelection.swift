@@ -239,7 +239,9 @@ public enum ModelSelection {
         return "scaling auto: chose \(d.chosen.rawValue), \(why); MSE/naive on \(folds) rolling-origin folds: "
             + table.joined(separator: ", ") + "; halving "
             + plan.rungs.map { "\($0.candidates)x\($0.steps)" }.joined(separator: " then ")
-            + String(format: " steps (%d, %.0f%% of --steps %d)", plan.total, 100 * Double(plan.total) / Double(max(1, steps)), steps)
+            + String(
+                format: " steps (%d, %.0f%% of --steps %d)", plan.total,
+                100 * Double(plan.total) / Double(max(1, steps)), steps)
             + (season.map { "; season \($0)" } ?? "; no season detected")
     }
 }

@@ -86,6 +86,8 @@ public struct TrainingReport: Sendable {
     public let stoppedEarly: Bool
     /// Where the steps' time went, summed over the steps.
     public var times = StepTimes()
+    /// Whether the kept variables are the moving average's (`TrainingOptions.averageDecay`), not raw weights.
+    public var averaged = false
 
     /// One line on where a step's time went: computing, and exchanging with the servers (sending, and
     /// waiting for their replies) or applying the optimizer in this process.
@@ -100,8 +102,8 @@ public struct TrainingReport: Sendable {
     public var earlyStoppingSummary: String? {
         guard let bestStep, let bestValidationMSE else { return nil }
         return String(
-            format: "validation: best MSE %.6g at step %d%@; its variables kept", bestValidationMSE, bestStep,
-            stoppedEarly ? ", stopped early at step \(steps)" : "")
+            format: "validation: best MSE %.6g at step %d%@; its %@variables kept", bestValidationMSE, bestStep,
+            stoppedEarly ? ", stopped early at step \(steps)" : "", averaged ? "averaged " : "")
     }
 }
 
@@ -184,7 +186,8 @@ public final class Trainer {
         var best: (mse: Double, step: Int, values: [[Float]])?
         var stoppedEarly = false
         // The moving average starts from the variables as they are (fresh or restored).
-        var average = validating ? options.averageDecay.map { d in (decay: d, values: variables.map { Array($0.value) }) } : nil
+        var average =
+            validating ? options.averageDecay.map { d in (decay: d, values: variables.map { Array($0.value) }) } : nil
         while step < options.steps && !shouldStop {
             step += 1
             sampler.next(&indices)
@@ -226,7 +229,9 @@ public final class Trainer {
                 events?.scalar("validation_mse", Float(mse), step: step)
                 if best == nil || mse < best!.mse {
                     best = (mse, step, judged)
-                } else if Trainer.stopsEarly(step: step, bestStep: best!.step, patience: patience, minSteps: options.minSteps) {
+                } else if Trainer.stopsEarly(
+                    step: step, bestStep: best!.step, patience: patience, minSteps: options.minSteps)
+                {
                     stoppedEarly = true
                     break
                 }
@@ -238,11 +243,13 @@ public final class Trainer {
         }
         let seconds = Date().timeIntervalSince(started)
         try exchange.finish(variables: variables)
-        return TrainingReport(
+        var report = TrainingReport(
             steps: step - firstStep, finalLoss: loss,
             examplesPerSecond: Double((step - firstStep) * batch) / max(seconds, 1e-9), seconds: seconds,
             resumedAt: firstStep, bestStep: best?.step, bestValidationMSE: best?.mse, stoppedEarly: stoppedEarly,
             times: times)
+        report.averaged = average != nil && best != nil
+        return report
     }
 
     /// The early-stopping rule: `patience` steps without a better validation MSE, and not before `minSteps`.

@@ -33,7 +33,9 @@ enum EnsembleJob {
         let choice = try WorkerJob.chooseScaling(job, series: series)
         let chosen = Array(choice.ranked.prefix(members))
         emitLine(choice.reason)
-        emitLine("scaling ensemble: the mean of \(chosen.map(\.rawValue).joined(separator: " and ")), the best \(chosen.count) on the folds")
+        emitLine(
+            "scaling ensemble: the mean of \(chosen.map(\.rawValue).joined(separator: " and ")), the best \(chosen.count) on the folds"
+        )
         var share = job.training
         share.steps = job.training.steps / max(1, chosen.count)
         if share.patience != nil {
@@ -44,9 +46,11 @@ enum EnsembleJob {
         var trained = 0
         for scaling in chosen {
             let dataset = try ScalingChoice.fixed(scaling, season: choice.season).dataset(
-                series, window: job.model.window, horizon: job.model.horizon, validationFraction: job.validationFraction)
+                series, window: job.model.window, horizon: job.model.horizon, validationFraction: job.validationFraction
+            )
             let m = try Seq2Seq(
-                job.model.config(inputDim: series.dimension), graph: Graph(seed: job.training.seed), form: job.denseForm)
+                job.model.config(inputDim: series.dimension), graph: Graph(seed: job.training.seed), form: job.denseForm
+            )
             let trainer = try Trainer(
                 model: m, dataset: dataset, options: share, exchange: LocalExchange(optimizer: job.optimizer))
             let report = try trainer.train()
