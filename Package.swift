@@ -35,7 +35,13 @@ let package = Package(
         .target(name: "Autodiff", dependencies: ["BLAS", "CKernels", "Tensors", "VariableScopes"]),
         .target(name: "Model", dependencies: ["Autodiff", "Tensors", "VariableScopes"]),
         .target(name: "SafeTensors"),
-        .target(name: "Datasets"),
+        // The built-in series are resources compiled into the code (`.embedInCode`), so each binary carries
+        // them and needs no bundle directory beside it: the Docker image ships only binaries.
+        .target(
+            name: "Datasets",
+            resources: [
+                .embedInCode("Resources/co2_weekly_mauna_loa.csv"), .embedInCode("Resources/sunspots_yearly.csv"),
+            ]),
         .target(name: "Optimizers", dependencies: ["CKernels"]),
         .target(name: "ProcessSupport", dependencies: [.product(name: "Logging", package: "swift-log")]),
         .target(name: "Exchange", dependencies: ["Optimizers", "VariableScopes"]),

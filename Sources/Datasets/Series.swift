@@ -164,10 +164,14 @@ public enum BuiltinSeries: String, CaseIterable, Sendable {
     public var csvText: String? {
         switch self {
         case .synthetic: return nil
-        case .co2: return EmbeddedSeries.co2
-        case .sunspots: return EmbeddedSeries.sunspots
+        case .co2: return Self.text(PackageResources.co2_weekly_mauna_loa_csv)
+        case .sunspots: return Self.text(PackageResources.sunspots_yearly_csv)
         }
     }
+
+    /// A resource's bytes as text. The files are ASCII CSV checked in beside this source (the same files
+    /// `data/` links to), so decoding cannot fail; a repair character would surface as a parse error.
+    private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
 
     /// Loads the series; `seed` only affects `synthetic`.
     public func load(seed: UInt64 = 0, length: Int = 3000) throws -> Series {
@@ -185,9 +189,9 @@ public enum BuiltinSeries: String, CaseIterable, Sendable {
             }
             return Series(name: "synthetic", columns: ["value"], values: values)
         case .co2:
-            return try CSVSeries.parse(EmbeddedSeries.co2, source: "co2 (built-in)", columns: ["co2"])
+            return try CSVSeries.parse(csvText!, source: "co2 (built-in)", columns: ["co2"])
         case .sunspots:
-            return try CSVSeries.parse(EmbeddedSeries.sunspots, source: "sunspots (built-in)", columns: ["sunspots"])
+            return try CSVSeries.parse(csvText!, source: "sunspots (built-in)", columns: ["sunspots"])
         }
     }
 }

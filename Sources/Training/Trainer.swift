@@ -22,14 +22,26 @@ public struct TrainingOptions: Sendable {
     public var patience: Int?
     /// Steps between validation checks when `patience` is set.
     public var validateEvery: Int
+    /// Early stopping never stops before this step, however long the validation MSE has not improved: at
+    /// step 100 of 3,000 a flat stretch is noise, not convergence (issue 20 kept step 100's variables).
+    public var minSteps: Int
+    /// With `patience`: judge (and keep) an exponential moving average of the variables instead of the raw
+    /// ones (Polyak and Juditsky, SIAM J. Control Optim. 30(4) 1992; TensorFlow's
+    /// `ExponentialMovingAverage` with `num_updates`, whose decay is min(decay, (1 + t)/(10 + t))). The
+    /// average moves less from batch to batch than the weights, so its validation MSE is a smoother signal.
+    /// Nil judges the raw variables, as before.
+    public var averageDecay: Double?
     /// A test hook: this step takes this many seconds longer (a slow step, as a big model's would be), so
     /// tests can show that a long step is not silence.
     public var stall: (step: Int, seconds: Double)?
 
     public init(
         steps: Int = 1000, seed: UInt64 = 0, taskIndex: Int = 0, numWorkers: Int = 1, logEvery: Int = 100,
-        logdir: String? = nil, patience: Int? = nil, validateEvery: Int = 100, stall: (step: Int, seconds: Double)? = nil
+        logdir: String? = nil, patience: Int? = nil, validateEvery: Int = 100, minSteps: Int = 0,
+        averageDecay: Double? = nil, stall: (step: Int, seconds: Double)? = nil
     ) {
+        self.minSteps = minSteps
+        self.averageDecay = averageDecay
         self.stall = stall
         self.steps = steps
         self.seed = seed
@@ -74,6 +86,8 @@ public struct TrainingReport: Sendable {
     public let stoppedEarly: Bool
     /// Where the steps' time went, summed over the steps.
     public var times = StepTimes()
+    /// Whether the kept variables are the moving average's (`TrainingOptions.averageDecay`), not raw weights.
+    public var averaged = false
 
     /// One line on where a step's time went: computing, and exchanging with the servers (sending, and
     /// waiting for their replies) or applying the optimizer in this process.
@@ -88,8 +102,8 @@ public struct TrainingReport: Sendable {
     public var earlyStoppingSummary: String? {
         guard let bestStep, let bestValidationMSE else { return nil }
         return String(
-            format: "validation: best MSE %.6g at step %d%@; its variables kept", bestValidationMSE, bestStep,
-            stoppedEarly ? ", stopped early at step \(steps)" : "")
+            format: "validation: best MSE %.6g at step %d%@; its %@variables kept", bestValidationMSE, bestStep,
+            stoppedEarly ? ", stopped early at step \(steps)" : "", averaged ? "averaged " : "")
     }
 }
 
@@ -171,6 +185,9 @@ public final class Trainer {
         let validating = options.patience != nil && dataset.validation.count > 0 && options.validateEvery > 0
         var best: (mse: Double, step: Int, values: [[Float]])?
         var stoppedEarly = false
+        // The moving average starts from the variables as they are (fresh or restored).
+        var average =
+            validating ? options.averageDecay.map { d in (decay: d, values: variables.map { Array($0.value) }) } : nil
         while step < options.steps && !shouldStop {
             step += 1
             sampler.next(&indices)
@@ -187,28 +204,57 @@ public final class Trainer {
                 events.scalar("examples_per_second", Float(rate), step: step)
             }
             onStep?(step, loss)
+            if let a = average {
+                let d = Float(min(a.decay, Double(1 + step) / Double(10 + step)))
+                for (k, v) in variables.enumerated() {
+                    average!.values[k].withUnsafeMutableBufferPointer { avg in
+                        for i in avg.indices { avg[i] = d * avg[i] + (1 - d) * v.value[i] }
+                    }
+                }
+            }
             if validating, step % options.validateEvery == 0 || step == options.steps, let patience = options.patience {
-                let mse = Evaluation.run(model, on: dataset, split: .validation).modelMSE
+                let mse: Double
+                let judged: [[Float]]
+                if let a = average {
+                    // Evaluate the average in the model's buffers, then put the raw weights back to train on.
+                    let raw = variables.map { Array($0.value) }
+                    for (v, values) in zip(variables, a.values) { v.assign(values) }
+                    mse = Evaluation.run(model, on: dataset, split: .validation).modelMSE
+                    for (v, values) in zip(variables, raw) { v.assign(values) }
+                    judged = a.values
+                } else {
+                    mse = Evaluation.run(model, on: dataset, split: .validation).modelMSE
+                    judged = variables.map { Array($0.value) }
+                }
                 events?.scalar("validation_mse", Float(mse), step: step)
                 if best == nil || mse < best!.mse {
-                    best = (mse, step, variables.map { Array($0.value) })
-                } else if step - best!.step >= patience {
+                    best = (mse, step, judged)
+                } else if Trainer.stopsEarly(
+                    step: step, bestStep: best!.step, patience: patience, minSteps: options.minSteps)
+                {
                     stoppedEarly = true
                     break
                 }
             }
         }
         progress.finish()
-        if let best, best.step != step {
+        if let best, best.step != step || average != nil {
             for (v, values) in zip(variables, best.values) { v.assign(values) }
         }
         let seconds = Date().timeIntervalSince(started)
         try exchange.finish(variables: variables)
-        return TrainingReport(
+        var report = TrainingReport(
             steps: step - firstStep, finalLoss: loss,
             examplesPerSecond: Double((step - firstStep) * batch) / max(seconds, 1e-9), seconds: seconds,
             resumedAt: firstStep, bestStep: best?.step, bestValidationMSE: best?.mse, stoppedEarly: stoppedEarly,
             times: times)
+        report.averaged = average != nil && best != nil
+        return report
+    }
+
+    /// The early-stopping rule: `patience` steps without a better validation MSE, and not before `minSteps`.
+    public static func stopsEarly(step: Int, bestStep: Int, patience: Int, minSteps: Int) -> Bool {
+        step - bestStep >= patience && step >= minSteps
     }
 
     /// One training step on the training windows `indices`: fill the batch, forward, backward, then hand
@@ -241,10 +287,14 @@ public final class Trainer {
         return evaluation
     }
 
-    /// Writes the scaling trials' validation figures to TensorBoard (`selection/validation_mse_relative`).
+    /// Writes the scaling trials' cross-validated scores to TensorBoard (`selection/cv_ratio_relative`, the
+    /// mean over folds of MSE over naive's, and `selection/cv_ratio_relative_fold1` ...).
     public func record(_ choice: ScalingChoice) {
         for trial in choice.trials {
-            events?.scalar("selection/validation_mse_\(trial.scaling.rawValue)", Float(trial.validationMSE), step: 0)
+            events?.scalar("selection/cv_ratio_\(trial.scaling.rawValue)", Float(trial.mean), step: 0)
+            for (k, r) in trial.foldRatios.enumerated() {
+                events?.scalar("selection/cv_ratio_\(trial.scaling.rawValue)_fold\(k + 1)", Float(r), step: 0)
+            }
         }
     }
 
@@ -264,4 +314,15 @@ public struct StepTimes: Sendable {
 
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}
+
+/// Early stopping's defaults, in proportion to the run: a fixed patience of 1,000 steps let a 3,000-step
+/// run stop at step 1,100 keeping step 100's variables (issue 20), and would never stop a 100,000-step one.
+public enum EarlyStoppingDefaults {
+    /// Steps without a better validation MSE before stopping: a quarter of the run, at least one check's worth.
+    public static func patience(steps: Int, validateEvery: Int = 100) -> Int { max(validateEvery, steps / 4) }
+    /// The run is not stopped before half of it.
+    public static func minSteps(steps: Int) -> Int { steps / 2 }
+    /// The moving average's decay: about the last 100 steps count.
+    public static let averageDecay = 0.99
 }

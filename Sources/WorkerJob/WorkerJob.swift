@@ -16,9 +16,10 @@ import Wire
 import WorkerRuntime
 import ZeroMQ
 
-/// `--scaling`: one of the fixed scalings, or `auto` (chosen on the validation split).
+/// `--scaling`: one of the fixed scalings, `auto` (chosen on rolling-origin folds) or `ensemble` (the mean
+/// forecast of the best two on the folds; in-process only, see `EnsembleJob`).
 public enum ScalingRequest: String, Sendable, CaseIterable {
-    case auto, relative, global, seasonal
+    case auto, relative, global, seasonal, ensemble
 }
 
 /// Everything a worker run needs, already checked by the command line.
@@ -134,6 +135,7 @@ public enum WorkerJob {
             } else {
                 series = try CSVSeries.load(path: job.data, columns: job.columns)
             }
+            if job.scaling == .ensemble { return try EnsembleJob.run(job, series: series, logger: logger) }
             let choice = try chooseScaling(job, series: series)
             emitLine(choice.reason)
             let dataset = try choice.dataset(
@@ -269,6 +271,9 @@ public enum WorkerJob {
             if case .refused(_, _, let body) = e, body.code == .unsupportedVersion { return .failure }
             return e.isRetryable ? .peerLost : .refused
         } catch let e as MetricsEndpointError {
+            logger.error("\(e)")
+            return .usage
+        } catch let e as EnsembleJobError {
             logger.error("\(e)")
             return .usage
         } catch let e as Checkpoints.Error {

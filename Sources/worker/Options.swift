@@ -1,6 +1,7 @@
 import ArgumentParser
 import Datasets
 import Model
+import Training
 import WorkerJob
 
 extension Scaling: ExpressibleByArgument {}
@@ -46,7 +47,7 @@ struct DataOptions: ParsableArguments {
     var column: [String] = []
     @Option(
         help:
-            "auto (default: short trials of each, the lowest validation MSE wins), relative (per-window level removal), global (normalisation only) or seasonal (relative on the seasonal difference)."
+            "auto (default: trials of each scored on 3 rolling-origin folds, the simplest kept unless another wins clearly), relative (per-window level removal), global (normalisation only), seasonal (relative on the seasonal difference) or ensemble (the mean of the best two on the folds; in-process, no --save)."
     )
     var scaling: ScalingRequest = .auto
     @Option(help: "Seasonal period in steps, for seasonal-naive and seasonal scaling; default: detected from the training part.")
@@ -69,13 +70,33 @@ struct DataOptions: ParsableArguments {
 struct StoppingOptions: ParsableArguments {
     @Option(
         help:
-            "Stop after this many steps without a lower validation MSE and keep the best variables (in-process); 0 trains every step."
+            "Stop after this many steps without a lower validation MSE and keep the best variables (in-process); 0 trains every step. Default: a quarter of --steps."
     )
-    var patience = 1000
+    var patience: Int?
+    @Option(help: "Never stop early before this step. Default: half of --steps.") var minSteps: Int?
+    @Option(
+        help:
+            "Early stopping judges and keeps an exponential moving average of the variables with this decay; 0 judges the raw variables."
+    )
+    var averageDecay = EarlyStoppingDefaults.averageDecay
 
     func check() throws {
-        guard (0...1_000_000_000).contains(patience) else { throw ValidationError("--patience must be in 0...1000000000, got \(patience)") }
+        if let patience, !(0...1_000_000_000).contains(patience) {
+            throw ValidationError("--patience must be in 0...1000000000, got \(patience)")
+        }
+        if let minSteps, !(0...1_000_000_000).contains(minSteps) {
+            throw ValidationError("--min-steps must be in 0...1000000000, got \(minSteps)")
+        }
+        guard averageDecay.isFinite, (0..<1).contains(averageDecay) else {
+            throw ValidationError("--average-decay must be in [0, 1), got \(averageDecay)")
+        }
     }
 
-    var value: Int? { patience > 0 ? patience : nil }
+    /// The patience for a run of `steps` steps; nil when early stopping is off.
+    func value(steps: Int) -> Int? {
+        let p = patience ?? EarlyStoppingDefaults.patience(steps: steps)
+        return p > 0 ? p : nil
+    }
+    func minimum(steps: Int) -> Int { minSteps ?? EarlyStoppingDefaults.minSteps(steps: steps) }
+    var decay: Double? { averageDecay > 0 ? averageDecay : nil }
 }

@@ -210,7 +210,8 @@ struct Worker: ParsableCommand {
             remote: remote, curveServerKeys: keys, curveKeyPair: pair, restore: restore, save: save,
             training: TrainingOptions(
                 steps: steps, seed: seed, taskIndex: index, numWorkers: workers, logEvery: logEvery, logdir: logdir,
-                patience: servers.isEmpty ? stopping.value : nil, stall: try stall()),
+                patience: servers.isEmpty ? stopping.value(steps: steps) : nil,
+                minSteps: stopping.minimum(steps: steps), averageDecay: stopping.decay, stall: try stall()),
             optimizer: OptimizerConfig(kind: optimizer, learningRate: learningRate, momentum: momentum), threads: threads,
             denseForm: denseForm)
         var configured = job

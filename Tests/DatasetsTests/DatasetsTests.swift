@@ -27,6 +27,21 @@ struct CSVTests {
         #expect(try BuiltinSeries.sunspots.load().count == 309)
     }
 
+    @Test(
+        "the built-in series are the checked-in CSV files byte for byte, compiled in as resources",
+        arguments: [(BuiltinSeries.co2, "co2_weekly_mauna_loa.csv"), (.sunspots, "sunspots_yearly.csv")])
+    func resources(series: BuiltinSeries, file: String) throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let onDisk = try String(
+            contentsOf: root.appendingPathComponent("Sources/Datasets/Resources/\(file)"), encoding: .utf8)
+        #expect(series.csvText == onDisk)
+        // data/ holds links to the same files, for the Python scripts: one copy, nothing to drift.
+        let linked = try String(contentsOf: root.appendingPathComponent("data/\(file)"), encoding: .utf8)
+        #expect(linked == onDisk)
+        #expect(BuiltinSeries.synthetic.csvText == nil)
+    }
+
     @Test("a missing file, a missing column and a non-numeric cell each get an error naming it")
     func errors() throws {
         #expect(throws: DataError.fileNotFound(path: "/no/such.csv")) {

@@ -251,11 +251,11 @@ struct ScalingChoiceTests {
     static let stationary = Series(
         name: "stationary", columns: ["v"], values: noise(600, seed: 2).map { [5 + $0] })
 
-    func choose(_ series: Series, seed: UInt64 = 0) throws -> ScalingChoice {
+    func choose(_ series: Series, seed: UInt64 = 0, steps: Int = 600) throws -> ScalingChoice {
         try ModelSelection.chooseScaling(
             for: series, config: Self.config,
             options: SelectionOptions(
-                steps: 600, seed: seed, optimizer: OptimizerConfig(kind: .adam, learningRate: 0.01)),
+                steps: steps, seed: seed, optimizer: OptimizerConfig(kind: .adam, learningRate: 0.01)),
             output: { _ in })
     }
 
@@ -266,10 +266,15 @@ struct ScalingChoiceTests {
         #expect(choice.season == nil && choice.trials.map(\.scaling) == [.relative, .global])
     }
 
-    @Test("a stationary series picks global", arguments: [0, 1, 2] as [UInt64])
-    func stationaryPicksGlobal(seed: UInt64) throws {
+    @Test("on a stationary series global ranks lowest on the folds, and the choice follows the tie rule", arguments: [0, 1, 2] as [UInt64])
+    func stationaryRanksGlobal(seed: UInt64) throws {
         let choice = try choose(Self.stationary, seed: seed)
-        #expect(choice.scaling == .global, "\(choice)")
+        let relative = try #require(choice.trials.first { $0.scaling == .relative })
+        let global = try #require(choice.trials.first { $0.scaling == .global })
+        #expect(global.mean < relative.mean, "\(choice)")
+        // Relative (naive-like) is the simplest: global must beat it by more than the fold spread.
+        let d = TieRule.decide(choice.trials)
+        #expect(choice.scaling == (d.margin > d.spread ? .global : .relative), "\(choice)")
     }
 
     @Test("the choice and its validation figures are the same for the same seed")
@@ -277,16 +282,37 @@ struct ScalingChoiceTests {
         let a = try choose(Self.stationary, seed: 3)
         let b = try choose(Self.stationary, seed: 3)
         #expect(a == b)
-        #expect(a.trials.allSatisfy { $0.validationMSE.isFinite && $0.validationMSE > 0 })
+        #expect(a.trials.allSatisfy { $0.mean.isFinite && $0.mean > 0 && $0.foldRatios.count == 3 })
     }
 
-    @Test("the trials share 20% of the steps evenly, and the reason names the choice, the rivals and the budget")
+    @Test("the trials share 30% of the steps in two rungs, and the one line gives every fold score and the cost")
     func budget() throws {
         let choice = try choose(Self.trend)
-        #expect(choice.trials.map(\.steps) == [60, 60] && choice.budget == 120)
+        // Two candidates both reach the second rung: 2 x 45 then 2 x 45 more.
+        #expect(choice.trials.map(\.steps) == [90, 90] && choice.budget == 180)
         #expect(!choice.reason.contains("\n"))
-        #expect(choice.reason.hasPrefix("scaling auto: chose relative, lowest validation MSE "))
-        #expect(choice.reason.contains("against global ") && choice.reason.contains("120 steps, 20% of --steps 600"))
+        #expect(choice.reason.hasPrefix("scaling auto: chose relative, lowest mean over folds; "))
+        #expect(choice.reason.contains("MSE/naive on 3 rolling-origin folds: relative "))
+        for trial in choice.trials {
+            let folds = trial.foldRatios.map { String(format: "%.3f", $0) }.joined(separator: "/")
+            #expect(choice.reason.contains("\(trial.scaling.rawValue) \(folds)"))
+        }
+        #expect(choice.reason.contains("halving 2x45 then 2x90 steps (180, 30% of --steps 600)"))
+    }
+
+    @Test("with three candidates the worst is dropped after the first rung and says so")
+    func halvingDrops() throws {
+        let e = Self.noise(600, seed: 4)
+        let values = (0..<600).map { t -> [Double] in
+            let x = Double(t)
+            return [0.01 * x + sin(2 * Double.pi * x / 12) + 0.2 * e[t]]
+        }
+        let choice = try choose(Series(name: "cycle", columns: ["v"], values: values))
+        #expect(choice.trials.count == 3)
+        let dropped = choice.trials.filter { $0.steps == 36 }
+        #expect(dropped.count == 1 && choice.trials.filter { $0.steps == 72 }.count == 2)
+        #expect(choice.reason.contains("\(dropped[0].scaling.rawValue) ") && choice.reason.contains("(dropped at 36)"))
+        #expect(choice.scaling != dropped[0].scaling)
     }
 
     @Test("a detected season adds seasonal scaling to the candidates, and the data set for the choice carries it")
@@ -309,5 +335,198 @@ struct ScalingChoiceTests {
         let choice = try ModelSelection.chooseScaling(
             for: Self.trend, config: Self.config, options: SelectionOptions(steps: 0), output: { _ in })
         #expect(choice.scaling == .relative && choice.trials.isEmpty && choice.reason.contains("no steps"))
+    }
+}
+
+@Suite("Rolling-origin folds")
+struct RollingOriginTests {
+    @Test("folds are contiguous, cover every window once, earliest first, the later ones taking the remainder")
+    func cover() {
+        let folds = RollingOrigin.folds(count: 10, folds: 3)
+        #expect(folds == [0..<3, 3..<6, 6..<10])
+        #expect(RollingOrigin.folds(count: 9, folds: 3) == [0..<3, 3..<6, 6..<9])
+        #expect(RollingOrigin.folds(count: 2, folds: 3) == [0..<1, 1..<2])
+        #expect(RollingOrigin.folds(count: 0, folds: 3).isEmpty)
+    }
+
+    @Test("a fold's ratio is its model MSE over its naive MSE, not the mean of per-window ratios")
+    func ratios() {
+        let ratios = RollingOrigin.foldRatios(
+            model: [1, 3, 2, 2], naive: [2, 2, 1, 3], folds: [0..<2, 2..<4])
+        #expect(ratios == [1.0, 1.0])
+        #expect(RollingOrigin.foldRatios(model: [0], naive: [0], folds: [0..<1]) == [1])
+    }
+
+    @Test("the folds' windows are the ones the trials never train on: after the training windows, before held-out")
+    func foldsAfterTraining() throws {
+        let series = try BuiltinSeries.synthetic.load(seed: 0, length: 600)
+        let d = try Dataset(series, window: 8, horizon: 3, trainFraction: 0.8, validationFraction: 0.2)
+        let lastTrainedTarget = try #require(d.train.origins.last) + 3
+        let firstFoldTarget = try #require(d.validation.origins.first) + 1
+        let lastFoldTarget = try #require(d.validation.origins.last) + 3
+        let firstHeldOutTarget = try #require(d.heldOut.origins.first) + 1
+        #expect(firstFoldTarget > lastTrainedTarget && lastFoldTarget < firstHeldOutTarget)
+    }
+}
+
+@Suite("Successive halving")
+struct HalvingPlanTests {
+    @Test("three candidates: all train t steps, two train on to 2t, and 5t is the budget", arguments: [100, 900, 1000])
+    func three(budget: Int) {
+        let plan = HalvingPlan(budget: budget, candidates: 3)
+        let t = budget / 5
+        #expect(plan.rungs == [.init(steps: t, candidates: 3), .init(steps: 2 * t, candidates: 2)])
+        #expect(plan.total == 5 * t && plan.total <= budget)
+    }
+
+    @Test("two candidates both reach the second rung, so the last rank is still a comparison")
+    func two() {
+        let plan = HalvingPlan(budget: 180, candidates: 2)
+        #expect(plan.rungs == [.init(steps: 45, candidates: 2), .init(steps: 90, candidates: 2)])
+        #expect(HalvingPlan.survivors(of: 5) == 3 && HalvingPlan.survivors(of: 4) == 2)
+    }
+
+    @Test("a budget too small for one step per candidate plans nothing")
+    func empty() {
+        #expect(HalvingPlan(budget: 3, candidates: 3).rungs.isEmpty)
+        #expect(HalvingPlan(budget: 0, candidates: 2).total == 0)
+    }
+}
+
+@Suite("Tie rule")
+struct TieRuleTests {
+    func score(_ s: Scaling, _ r: [Double]) -> CandidateScore { CandidateScore(scaling: s, steps: 1, foldRatios: r) }
+
+    @Test("a lower mean within the fold-to-fold spread keeps the simplest candidate")
+    func withinSpread() {
+        // seasonal is lower by 0.02 on average, but its advantage swings from -0.10 to +0.12 across folds.
+        let d = TieRule.decide([score(.relative, [0.30, 0.30, 0.30]), score(.seasonal, [0.40, 0.18, 0.26])])
+        #expect(d.chosen == .relative && d.lowest == .seasonal)
+        let logs = [log(0.30 / 0.40), log(0.30 / 0.18), log(0.30 / 0.26)]
+        #expect(abs(d.margin - logs.reduce(0, +) / 3) < 1e-12 && d.spread > d.margin)
+    }
+
+    @Test("a win by more than the spread goes to the more complex candidate")
+    func clearWin() {
+        let d = TieRule.decide([score(.global, [0.5, 0.6, 0.55]), score(.relative, [0.9, 1.0, 0.95])])
+        #expect(d.chosen == .global && d.simplest == .relative)
+        #expect(d.margin > 0.5 && d.spread < 0.05)
+    }
+
+    @Test("a win on every fold counts even when one fold's gap is much larger than the others' (issue 20's h02)")
+    func consistentWin() {
+        let d = TieRule.decide([
+            score(.relative, [0.130, 0.075, 0.116]), score(.seasonal, [0.102, 0.041, 0.042]),
+        ])
+        #expect(d.chosen == .seasonal && d.simplest == .relative)
+    }
+
+    @Test("simplicity runs relative (zero output is naive), global, seasonal, whatever order the scores come in")
+    func order() {
+        let d = TieRule.decide([score(.seasonal, [0.5, 0.5, 0.5]), score(.global, [0.5, 0.5, 0.5])])
+        #expect(d.chosen == .global && d.simplest == .global && d.margin == 0)
+        #expect(TieRule.decide([score(.global, [0.5, 0.5, 0.5]), score(.relative, [0.5, 0.5, 0.5])]).chosen == .relative)
+    }
+
+    @Test("gold, seed 0 of the panel: global's lower mean swings across folds, so relative (naive-like) is kept")
+    func gold() {
+        let d = TieRule.decide([score(.relative, [0.916, 1.009, 0.901]), score(.global, [2.141, 0.528, 2.853])])
+        #expect(d.chosen == .relative)
+        let melsyd = TieRule.decide([score(.relative, [0.600, 3.770, 1.171]), score(.global, [1.579, 1.611, 1.273])])
+        #expect(melsyd.chosen == .relative && melsyd.lowest == .global)
+    }
+
+    @Test("a simplest candidate that diverged loses to any finite score")
+    func diverged() {
+        let d = TieRule.decide([score(.relative, [.infinity, 1, 1]), score(.global, [0.9, 2, 0.1])])
+        #expect(d.chosen == .global)
+    }
+}
+
+@Suite("Early stopping rules")
+struct EarlyStoppingRuleTests {
+    @Test("patience is a quarter of the run and the minimum half of it", arguments: [1000, 3000, 100_000])
+    func proportional(steps: Int) {
+        #expect(EarlyStoppingDefaults.patience(steps: steps) == steps / 4)
+        #expect(EarlyStoppingDefaults.minSteps(steps: steps) == steps / 2)
+        #expect(EarlyStoppingDefaults.patience(steps: 40, validateEvery: 100) == 100)
+    }
+
+    func trainer(_ options: TrainingOptions) throws -> (Trainer, Dataset, Seq2Seq) {
+        let config = ModelConfig(batch: 8, window: 8, horizon: 3, inputDim: 1, hidden: 8, hidden2: 6)
+        let dataset = try Dataset(try BuiltinSeries.synthetic.load(seed: 0, length: 600), window: 8, horizon: 3)
+        let model = try Seq2Seq(config, graph: Graph(seed: 1))
+        let trainer = try Trainer(
+            model: model, dataset: dataset, options: options,
+            exchange: LocalExchange(optimizer: OptimizerConfig(kind: .adam, learningRate: 0.05)), output: { _ in })
+        return (trainer, dataset, model)
+    }
+
+    @Test("no stop before the minimum step, even when patience ran out long before it")
+    func minimum() throws {
+        #expect(!Trainer.stopsEarly(step: 200, bestStep: 10, patience: 20, minSteps: 300))
+        #expect(Trainer.stopsEarly(step: 300, bestStep: 10, patience: 20, minSteps: 300))
+        #expect(!Trainer.stopsEarly(step: 300, bestStep: 290, patience: 20, minSteps: 300))
+        let (t, _, _) = try trainer(
+            TrainingOptions(steps: 400, seed: 1, logEvery: 1000, patience: 20, validateEvery: 10, minSteps: 300))
+        #expect(try t.train().steps >= 300)
+    }
+
+    @Test("with a moving average, the kept variables are the average judged best, not the raw weights")
+    func average() throws {
+        let (t, dataset, model) = try trainer(
+            TrainingOptions(steps: 60, seed: 1, logEvery: 1000, patience: 1000, validateEvery: 10, averageDecay: 0.9))
+        let report = try t.train()
+        let kept = try #require(report.bestValidationMSE)
+        #expect(Evaluation.run(model, on: dataset, split: .validation).modelMSE == kept)
+        // The raw weights of the same run (no average) end elsewhere.
+        let (u, _, raw) = try trainer(TrainingOptions(steps: 60, seed: 1, logEvery: 1000, patience: 1000, validateEvery: 10))
+        _ = try u.train()
+        #expect(zip(model.variables, raw.variables).contains { Array($0.value) != Array($1.value) })
+    }
+}
+
+@Suite("Ensemble")
+struct EnsembleTests {
+    static let config = ModelConfig(batch: 8, window: 8, horizon: 3, inputDim: 1, hidden: 8, hidden2: 6)
+
+    @Test("an ensemble of one is that model's own evaluation")
+    func one() throws {
+        let dataset = try Dataset(try BuiltinSeries.synthetic.load(seed: 0, length: 600), window: 8, horizon: 3)
+        let model = try Seq2Seq(Self.config, graph: Graph(seed: 1))
+        let alone = Evaluation.run(model, on: dataset)
+        let ensemble = try Evaluation.run([EnsembleMember(model: model, dataset: dataset)])
+        #expect(abs(ensemble.modelMSE - alone.modelMSE) < 1e-9 * alone.modelMSE && ensemble.naiveMSE == alone.naiveMSE)
+    }
+
+    @Test("two members average their forecasts in series units: zero models under relative and global give the mean of naive and the training mean")
+    func average() throws {
+        let series = try BuiltinSeries.synthetic.load(seed: 0, length: 600)
+        let relative = try Dataset(series, window: 8, horizon: 3, scaling: .relative)
+        let global = try Dataset(series, window: 8, horizon: 3, scaling: .global)
+        let zero = try Seq2Seq(Self.config, graph: Graph(seed: 1))
+        for v in zero.variables { v.value.update(repeating: 0) }
+        let e = try Evaluation.run([EnsembleMember(model: zero, dataset: relative), EnsembleMember(model: zero, dataset: global)])
+        let w = relative.heldOut
+        var sum = 0.0
+        for i in 0..<w.count {
+            for k in 1...3 {
+                let err = (w.history[w.origins[i]] + 0) / 2 - w.truth(i, step: k)
+                sum += err * err
+            }
+        }
+        #expect(abs(e.modelMSE - relative.unnormalisedMSE(sum / Double(w.count * 3))) < 1e-9)
+    }
+
+    @Test("the ranking puts the finalists first, lowest mean first, and the dropped candidate last")
+    func ranked() {
+        let choice = ScalingChoice(
+            scaling: .global, season: 12,
+            trials: [
+                CandidateScore(scaling: .relative, steps: 10, foldRatios: [0.1, 0.1, 0.1]),
+                CandidateScore(scaling: .global, steps: 20, foldRatios: [0.5, 0.5, 0.5]),
+                CandidateScore(scaling: .seasonal, steps: 20, foldRatios: [0.3, 0.3, 0.3]),
+            ], budget: 50, reason: "")
+        #expect(choice.ranked == [.seasonal, .global, .relative])
     }
 }

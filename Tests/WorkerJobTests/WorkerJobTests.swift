@@ -40,4 +40,22 @@ struct WorkerJobTests {
         #expect(choice.scaling == .global && choice.reason.contains("recorded"))
         #expect(try WorkerJob.chooseScaling(job(restore: dir, scaling: .relative), series: series).scaling == .relative)
     }
+
+    @Test("--scaling ensemble refuses a cluster, a model file and a restore, each by name, with the usage exit")
+    func ensembleInProcessOnly() throws {
+        let series = try BuiltinSeries.synthetic.load(seed: 0, length: 400)
+        var cluster = job(restore: nil, scaling: .ensemble)
+        cluster.servers = ["127.0.0.1:1"]
+        var save = job(restore: nil, scaling: .ensemble)
+        save.save = "/tmp/never-written.safetensors"
+        for (config, flag) in [(cluster, "--ps"), (save, "--save"), (job(restore: "/tmp", scaling: .ensemble), "--restore")] {
+            do {
+                _ = try EnsembleJob.run(config, series: series, logger: .init(label: "test"))
+                Issue.record("\(flag) was accepted")
+            } catch let e as EnsembleJobError {
+                #expect(e.description.contains(flag))
+            }
+        }
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/never-written.safetensors"))
+    }
 }

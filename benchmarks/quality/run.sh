@@ -3,6 +3,7 @@
 # validation split: no validation part, no early stopping), 3 seeds each, on CO2 (horizon 12), sunspots
 # (horizon 6) and a stationary monthly series from stationary.py (horizon 12). One run at a time.
 # Prints one tab-separated line per run; pass the release worker's path (default .build/release/worker).
+# SERIES="co2 sunspots" and SETTINGS="auto" pick a subset (default: all); STEPS (3000) and SEEDS ("0 1 2").
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 worker=${1:-$root/.build/release/worker}
@@ -13,9 +14,10 @@ python3 "$root/benchmarks/quality/stationary.py" "$sst"
 printf "series\tseed\tsetting\tscaling\tsteps\tratio_naive\tratio_seasonal_naive\tratio_window_mean\n"
 for spec in "co2|--data co2" "sunspots|--data sunspots --horizon 6" "stationary|--data $sst --column sst"; do
     name=${spec%%|*}
+    [[ " ${SERIES:-co2 sunspots stationary} " == *" $name "* ]] || continue
     read -r -a args <<<"${spec#*|}"
-    for seed in 0 1 2; do
-        for setting in auto relative global before; do
+    for seed in ${SEEDS:-0 1 2}; do
+        for setting in ${SETTINGS:-auto relative global before}; do
             case $setting in
             before) extra=(--scaling relative --patience 0 --validation-fraction 0) ;;
             *) extra=(--scaling "$setting") ;;
