@@ -25,16 +25,19 @@ public enum LoadError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .badModel(let why): return "cannot build the load model: \(why)"
         case .serverMissing(let path):
-            return "no ps-server executable at \(path): build it (swift build -c release --product ps-server) or pass --server-binary"
+            return
+                "no ps-server executable at \(path): build it (swift build -c release --product ps-server) or pass --server-binary"
         case .serverDidNotStart(let i, let secs, let output):
             return String(format: "ps-server %d did not listen within %.0f s; its output:\n%@", i, secs, output)
         case .notLoopback(let e):
             return "--ps \(e): ps-load drives servers on loopback only (127.0.0.1:PORT or localhost:PORT)"
         case .fileLimit(let needed, let hard):
-            return "this run needs about \(needed) open files, past the hard limit of \(hard) (ulimit -Hn): run fewer workers or raise the hard limit"
+            return
+                "this run needs about \(needed) open files, past the hard limit of \(hard) (ulimit -Hn): run fewer workers or raise the hard limit"
         case .workerFailed(let i, let message): return "simulated worker \(i) failed: \(message)"
         case .joinTimedOut(let joined, let n, let secs):
-            return String(format: "only %d of %d simulated workers joined within %.0f s (--join-timeout)", joined, n, secs)
+            return String(
+                format: "only %d of %d simulated workers joined within %.0f s (--join-timeout)", joined, n, secs)
         case .interrupted: return "stopped by a signal before the measurement window closed; nothing was measured"
         case .file(let path, let problem): return "\(path): \(problem)"
         }

@@ -35,7 +35,8 @@ public struct LoadModel: Sendable, Equatable, CustomStringConvertible {
         let n = hidden
         return [
             ("encoder/rnn/lstm_cell/kernel", [1 + n, 4 * n]), ("encoder/rnn/lstm_cell/bias", [4 * n]),
-            ("lstm_cell_decoder/rnn/lstm_cell/kernel", [2 * n, 4 * n]), ("lstm_cell_decoder/rnn/lstm_cell/bias", [4 * n]),
+            ("lstm_cell_decoder/rnn/lstm_cell/kernel", [2 * n, 4 * n]),
+            ("lstm_cell_decoder/rnn/lstm_cell/bias", [4 * n]),
             ("lstm_cell_decoder/weights_tilde", [2 * n, n]), ("lstm_cell_decoder/bias_tilde", [1, n]),
             ("lstm_cell_decoder/weights_target", [n, 1]),
         ]
@@ -44,7 +45,9 @@ public struct LoadModel: Sendable, Equatable, CustomStringConvertible {
     /// Parameters in all.
     public var parameterCount: Int { 14 * hidden * hidden + 14 * hidden }
 
-    public var description: String { "\(parameterCount) parameters (hidden \(hidden)\(parts > 1 ? ", \(parts) parts each" : ""))" }
+    public var description: String {
+        "\(parameterCount) parameters (hidden \(hidden)\(parts > 1 ? ", \(parts) parts each" : ""))"
+    }
 
     /// Builds the variables in a graph of their own, in TF1 scopes (a partitioner on the outer scopes when
     /// `parts > 1`), and fills every gradient buffer with small finite values that the servers apply as they

@@ -28,7 +28,8 @@ public struct LoadResult: Sendable {
     public let cores: Int
 
     init(
-        settings s: LoadRunSettings, serverCount: Int, endpoints: [String], placementLoad: [Int], workers: [SimulatedWorker],
+        settings s: LoadRunSettings, serverCount: Int, endpoints: [String], placementLoad: [Int],
+        workers: [SimulatedWorker],
         before: Sample, after: Sample, memory: [(rss: Int, peak: Int)?]?
     ) {
         mode = s.mode
@@ -39,7 +40,8 @@ public struct LoadResult: Sendable {
         let t1 = after.at
         window = t1 - t0
         steps = workers.reduce(0) { n, w in n + w.stepEnds.reduce(0) { $0 + ($1 > t0 && $1 <= t1 ? 1 : 0) } }
-        latencies = workers.flatMap { w in w.pushLatencies.filter { $0.at > t0 && $0.at <= t1 }.map(\.seconds) }.sorted()
+        latencies = workers.flatMap { w in w.pushLatencies.filter { $0.at > t0 && $0.at <= t1 }.map(\.seconds) }
+            .sorted()
         serverParameters = placementLoad.map { $0 / 4 }
         serverCPU = zip(before.serverCPU, after.serverCPU).map { b, a in
             guard let b, let a else { return nil }
@@ -120,10 +122,13 @@ public struct LoadResult: Sendable {
                 mode.rawValue, "\(model.hidden)", "\(model.parameterCount)", "\(model.parts)", "\(servers)", "\(i)",
                 "\(workers)", f(window), "\(params)", "\(pushesPerServer)", f(updatesPerServer, 1), f(pushesPerS, 1),
                 f(updatesPerS, 1), f(pushesPerS * Double(params) * 4, 0), f(stepMS), f(bytesPerStep, 0), f(cpu),
-                f(cpu.map { $0 / w }), f(cpu.flatMap { pushesPerServer > 0 ? 1000 * $0 / Double(pushesPerServer) : nil }, 4),
+                f(cpu.map { $0 / w }),
+                f(cpu.flatMap { pushesPerServer > 0 ? 1000 * $0 / Double(pushesPerServer) : nil }, 4),
                 f(cpu.flatMap { updatesPerServer > 0 ? 1000 * $0 / updatesPerServer : nil }, 4),
-                f(latency(quantile: 0.5).map { $0 * 1000 }), f(latency(quantile: 0.99).map { $0 * 1000 }), "\(latencies.count)",
-                f(mem.map { Double($0.rss) / 1e6 }, 1), f(mem.map { Double($0.peak) / 1e6 }, 1), f(adam, 0), f(triad, 0),
+                f(latency(quantile: 0.5).map { $0 * 1000 }), f(latency(quantile: 0.99).map { $0 * 1000 }),
+                "\(latencies.count)",
+                f(mem.map { Double($0.rss) / 1e6 }, 1), f(mem.map { Double($0.peak) / 1e6 }, 1), f(adam, 0),
+                f(triad, 0),
                 f(triad.map { adam / $0 }, 4), f(clientCPU.map { $0 / w }), f(other), "\(cores)",
             ]
             return values.joined(separator: ",")
@@ -134,9 +139,12 @@ public struct LoadResult: Sendable {
     public var summary: String {
         let w = max(window, 1e-9)
         let cpu = serverCPU.compactMap { $0 }
-        let perUpdate = cpu.isEmpty || updatesPerServer == 0 ? "?" : String(format: "%.3f", 1000 * cpu.reduce(0, +) / Double(cpu.count) / updatesPerServer)
+        let perUpdate =
+            cpu.isEmpty || updatesPerServer == 0
+            ? "?" : String(format: "%.3f", 1000 * cpu.reduce(0, +) / Double(cpu.count) / updatesPerServer)
         return String(
-            format: "%@ N=%d P=%d %d params: %.0f updates/s per server, %@ ms server CPU per update, push p50 %.2f ms p99 %.2f ms",
+            format:
+                "%@ N=%d P=%d %d params: %.0f updates/s per server, %@ ms server CPU per update, push p50 %.2f ms p99 %.2f ms",
             mode.rawValue, workers, servers, model.parameterCount, updatesPerServer / w, perUpdate,
             1000 * (latency(quantile: 0.5) ?? .nan), 1000 * (latency(quantile: 0.99) ?? .nan))
     }

@@ -75,7 +75,8 @@ public final class LoadRun: @unchecked Sendable {
         if let external = s.external {
             fleet = try ServerFleet(external: external, pids: s.externalPIDs)
         } else {
-            var f = FleetSettings(binary: s.serverBinary, servers: s.servers, mode: s.mode, workers: s.workers, directory: s.directory)
+            var f = FleetSettings(
+                binary: s.serverBinary, servers: s.servers, mode: s.mode, workers: s.workers, directory: s.directory)
             f.extraArguments = s.serverArguments
             fleet = try ServerFleet(starting: f)
         }
@@ -86,14 +87,18 @@ public final class LoadRun: @unchecked Sendable {
 
         // libzmq's default limit is 1,023 sockets per context.
         let perContext = 768
-        let contexts = try (0..<max(1, (s.workers * socketsPerWorker + perContext - 1) / perContext)).map { _ in try Context() }
+        let contexts = try (0..<max(1, (s.workers * socketsPerWorker + perContext - 1) / perContext)).map { _ in
+            try Context()
+        }
         let placement = Placement(variables: workers[0].variables, servers: serverCount)
         for w in workers {
             var remote = RemoteSettings(taskIndex: w.index, numWorkers: s.workers, seed: s.seed)
             remote.timeout = s.requestTimeout
             remote.recoveryTimeout = 10
             let context = contexts[(w.index * socketsPerWorker) / perContext]
-            w.start(servers: fleet.endpoints, context: context, heartbeats: s.heartbeats, settings: remote, control: control, logger: logger)
+            w.start(
+                servers: fleet.endpoints, context: context, heartbeats: s.heartbeats, settings: remote,
+                control: control, logger: logger)
         }
 
         let joinDeadline = Date().addingTimeInterval(s.joinTimeout)
@@ -154,8 +159,10 @@ public final class LoadRun: @unchecked Sendable {
         if let first = control.now.failures.first {
             control.stop()
             waitForWorkers(workers.count)
-            let tails = fleet.logTails().enumerated().map { "--- ps-\($0.offset)\n\($0.element)" }.joined(separator: "\n")
-            throw LoadError.workerFailed(index: first.index, message: first.message + (tails.isEmpty ? "" : "\n" + tails))
+            let tails = fleet.logTails().enumerated().map { "--- ps-\($0.offset)\n\($0.element)" }.joined(
+                separator: "\n")
+            throw LoadError.workerFailed(
+                index: first.index, message: first.message + (tails.isEmpty ? "" : "\n" + tails))
         }
     }
 }

@@ -44,7 +44,8 @@ public struct MemoryBandwidth: Sendable, Equatable {
             bestTriad = min(bestTriad, timed(slices) { r in triadKernel(arrays, r, scalar: 3) })
         }
         return MemoryBandwidth(
-            copy: Double(8 * n) / bestCopy, triad: Double(12 * n) / bestTriad, threads: max(1, threads), arrayBytes: n * 4)
+            copy: Double(8 * n) / bestCopy, triad: Double(12 * n) / bestTriad, threads: max(1, threads),
+            arrayBytes: n * 4)
     }
 
     /// The parameter updates per second Adam could reach at the triad bandwidth.

@@ -60,7 +60,8 @@ public struct CPUFit: Sendable, Equatable {
         }
         let points = best.values.sorted { $0.parameters < $1.parameters }
         guard points.count >= 2 else {
-            throw LoadError.file(path: "CSV", problem: "the scale model needs async one-server rows of at least two model sizes")
+            throw LoadError.file(
+                path: "CSV", problem: "the scale model needs async one-server rows of at least two model sizes")
         }
         let xs = points.map { Double($0.parameters) }
         let ys = points.map(\.cpuSeconds)
@@ -107,7 +108,8 @@ public enum ScaleModel {
         workers: Int, parameters: Double, stepSeconds: Double, gigabits: Double, fit: CPUFit
     ) -> (servers: Int, byNetwork: Int, byCPU: Int)? {
         let w = Double(workers)
-        let byNetwork = Int((w * 4 * parameters / (payloadBytesPerSecond(gigabits: gigabits) * stepSeconds)).rounded(.up))
+        let byNetwork = Int(
+            (w * 4 * parameters / (payloadBytesPerSecond(gigabits: gigabits) * stepSeconds)).rounded(.up))
         let room = stepSeconds - w * fit.fixedSeconds
         guard room > 0 else { return nil }
         let byCPU = Int((w * fit.secondsPerParameter * parameters / room).rounded(.up))
@@ -119,17 +121,24 @@ public enum ScaleModel {
         var out = String(
             format: "server CPU per update = %.1f µs + %.2f ns × parameters (least squares over %@)\n\n",
             fit.fixedSeconds * 1e6, fit.secondsPerParameter * 1e9,
-            fit.points.map { String(format: "%d params: %.3f ms at N=%d", $0.parameters, $0.cpuSeconds * 1000, $0.workers) }
-                .joined(separator: "; "))
-        out += "| model (parameters) | step time | link | workers per server: link | : CPU | carried | servers for \(jobWorkers) workers (link, CPU) |\n"
+            fit.points.map {
+                String(format: "%d params: %.3f ms at N=%d", $0.parameters, $0.cpuSeconds * 1000, $0.workers)
+            }
+            .joined(separator: "; "))
+        out +=
+            "| model (parameters) | step time | link | workers per server: link | : CPU | carried | servers for \(jobWorkers) workers (link, CPU) |\n"
         out += "| --- | --- | --- | --- | --- | --- | --- |\n"
         for p in parameters {
             for t in stepSeconds {
                 for g in [10.0, 25, 100] {
                     let w = workersPerServer(parameters: Double(p), stepSeconds: t, gigabits: g, fit: fit)
-                    let need = serversNeeded(workers: jobWorkers, parameters: Double(p), stepSeconds: t, gigabits: g, fit: fit)
-                    let needText = need.map { "\($0.servers) (\($0.byNetwork), \($0.byCPU))" } ?? "none: per-message CPU exceeds the step"
-                    out += "| \(p) | \(String(format: "%g", t * 1000)) ms | \(Int(g)) GbE | \(w.network) | \(w.cpu) | \(min(w.network, w.cpu)) | \(needText) |\n"
+                    let need = serversNeeded(
+                        workers: jobWorkers, parameters: Double(p), stepSeconds: t, gigabits: g, fit: fit)
+                    let needText =
+                        need.map { "\($0.servers) (\($0.byNetwork), \($0.byCPU))" }
+                        ?? "none: per-message CPU exceeds the step"
+                    out +=
+                        "| \(p) | \(String(format: "%g", t * 1000)) ms | \(Int(g)) GbE | \(w.network) | \(w.cpu) | \(min(w.network, w.cpu)) | \(needText) |\n"
                 }
             }
         }

@@ -87,7 +87,8 @@ public final class ServerFleet: @unchecked Sendable {
             var endpoints: [String] = []
             for (i, file) in portFiles.enumerated() {
                 endpoints.append(
-                    try Self.waitForPort(file, process: processes[i], log: logs[i], index: i, seconds: settings.startTimeout))
+                    try Self.waitForPort(
+                        file, process: processes[i], log: logs[i], index: i, seconds: settings.startTimeout))
             }
             self.endpoints = endpoints
         } catch {
@@ -113,7 +114,8 @@ public final class ServerFleet: @unchecked Sendable {
             Thread.sleep(forTimeInterval: 0.02)
         }
         throw LoadError.serverDidNotStart(
-            index: index, seconds: seconds, output: String(((try? String(contentsOf: log, encoding: .utf8)) ?? "").suffix(2000)))
+            index: index, seconds: seconds,
+            output: String(((try? String(contentsOf: log, encoding: .utf8)) ?? "").suffix(2000)))
     }
 
     /// The end of each server's log, for messages.

@@ -93,10 +93,13 @@ final class SimulatedWorker: @unchecked Sendable {
     /// - Parameter heartbeats: also send heartbeats, as a real worker does, from a thread and connections of
     ///   their own.
     func start(
-        servers: [String], context: Context, heartbeats: Bool, settings: RemoteSettings, control: RunControl, logger: Logger
+        servers: [String], context: Context, heartbeats: Bool, settings: RemoteSettings, control: RunControl,
+        logger: Logger
     ) {
         let thread = Thread { [self] in
-            run(servers: servers, context: context, heartbeats: heartbeats, settings: settings, control: control, logger: logger)
+            run(
+                servers: servers, context: context, heartbeats: heartbeats, settings: settings, control: control,
+                logger: logger)
             control.didFinish()
         }
         thread.name = "worker-\(index)"
@@ -105,12 +108,15 @@ final class SimulatedWorker: @unchecked Sendable {
     }
 
     private func run(
-        servers: [String], context: Context, heartbeats: Bool, settings: RemoteSettings, control: RunControl, logger: Logger
+        servers: [String], context: Context, heartbeats: Bool, settings: RemoteSettings, control: RunControl,
+        logger: Logger
     ) {
         var transports: [ZeroMQClientTransport] = []
         defer { for t in transports { t.close() } }
         do {
-            transports = try servers.map { try ZeroMQClientTransport(ZeroMQClientSettings(server: $0), context: context) }
+            transports = try servers.map {
+                try ZeroMQClientTransport(ZeroMQClientSettings(server: $0), context: context)
+            }
             let makeHeartbeats: @Sendable () throws -> [ClientTransport] = {
                 try servers.map { try ZeroMQClientTransport(ZeroMQClientSettings(server: $0), context: context) }
             }

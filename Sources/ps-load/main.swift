@@ -52,13 +52,17 @@ struct Run: ParsableCommand {
         guard hidden != nil || LoadModel.preset(model) != nil else {
             throw ValidationError("--model must be 58k, 1m or 15m (or give --hidden), got \(model)")
         }
-        guard (1...1024).contains(workers) else { throw ValidationError("--workers must be in 1...1024, got \(workers)") }
+        guard (1...1024).contains(workers) else {
+            throw ValidationError("--workers must be in 1...1024, got \(workers)")
+        }
         guard (1...64).contains(servers) else { throw ValidationError("--servers must be in 1...64, got \(servers)") }
         guard warmup >= 0, warmup <= 600 else { throw ValidationError("--warmup must be in 0...600 seconds") }
         guard window > 0, window <= 3600 else { throw ValidationError("--window must be in (0, 3600] seconds") }
         guard joinTimeout > 0 else { throw ValidationError("--join-timeout must be positive") }
         if psPids != nil && ps == nil { throw ValidationError("--ps-pids goes with --ps") }
-        if let t = triad { guard t.isFinite, t > 0 else { throw ValidationError("--triad must be a positive number of bytes/s") } }
+        if let t = triad {
+            guard t.isFinite, t > 0 else { throw ValidationError("--triad must be a positive number of bytes/s") }
+        }
     }
 
     func run() throws {
@@ -66,14 +70,18 @@ struct Run: ParsableCommand {
         let endpoints = ps.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
         let pids = try psPids.map { text in
             try text.split(separator: ",").map { s -> Int32 in
-                guard let p = Int32(s.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--ps-pids: '\(s)' is not a pid") }
+                guard let p = Int32(s.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--ps-pids: '\(s)' is not a pid")
+                }
                 return p
             }
         }
         let serverCount = endpoints?.count ?? servers
         let model = try LoadModel(hidden: hidden ?? LoadModel.preset(model)!, parts: partition ? serverCount : 1)
-        let scratch = workDir.map { URL(fileURLWithPath: $0) }
-            ?? FileManager.default.temporaryDirectory.appendingPathComponent("ps-load-\(getpid())-\(UUID().uuidString.prefix(8))")
+        let scratch =
+            workDir.map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent(
+                "ps-load-\(getpid())-\(UUID().uuidString.prefix(8))")
         defer { if workDir == nil { try? FileManager.default.removeItem(at: scratch) } }
         var settings = LoadRunSettings(
             model: model, mode: mode, workers: workers, servers: servers,
@@ -121,9 +129,15 @@ struct Bandwidth: ParsableCommand {
         for threads in Array(Set([1, ProcStat.cores])).sorted() {
             let m = MemoryBandwidth.measure(arrayBytes: arrayMib << 20, threads: threads, passes: passes)
             lines.append(
-                String(format: "%d,%d,%.0f,%.0f,%.0f", m.threads, m.arrayBytes, m.copy, m.triad, m.adamParameterUpdatesPerSecond))
+                String(
+                    format: "%d,%d,%.0f,%.0f,%.0f", m.threads, m.arrayBytes, m.copy, m.triad,
+                    m.adamParameterUpdatesPerSecond))
             FileHandle.standardError.write(
-                Data(String(format: "ps-load: %d thread(s): copy %.2f GB/s, triad %.2f GB/s\n", threads, m.copy / 1e9, m.triad / 1e9).utf8))
+                Data(
+                    String(
+                        format: "ps-load: %d thread(s): copy %.2f GB/s, triad %.2f GB/s\n", threads, m.copy / 1e9,
+                        m.triad / 1e9
+                    ).utf8))
         }
         if let csv {
             try writeText(lines.joined(separator: "\n") + "\n", to: csv)
@@ -178,9 +192,12 @@ func writeRows(_ rows: [String], to path: String?) throws {
     }
     let exists = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int).flatMap { $0 } ?? 0 > 0
     let text = (exists ? rows : [LoadResult.csvHeader] + rows).joined(separator: "\n") + "\n"
-    guard let handle = FileHandle(forWritingAtPath: path) ?? {
-        FileManager.default.createFile(atPath: path, contents: nil) ? FileHandle(forWritingAtPath: path) : nil
-    }() else { throw ValidationError("--csv \(path): cannot open it for writing") }
+    guard
+        let handle = FileHandle(forWritingAtPath: path)
+            ?? {
+                FileManager.default.createFile(atPath: path, contents: nil) ? FileHandle(forWritingAtPath: path) : nil
+            }()
+    else { throw ValidationError("--csv \(path): cannot open it for writing") }
     defer { try? handle.close() }
     handle.seekToEndOfFile()
     handle.write(Data(text.utf8))

@@ -16,14 +16,18 @@ struct LoadModelTests {
         #expect(vars.map(\.name).contains("encoder/rnn/lstm_cell/kernel"))
     }
 
-    @Test("the 1m and 15m presets count 921,088 and 14,694,400 parameters", arguments: [("1m", 921_088), ("15m", 14_694_400)])
+    @Test(
+        "the 1m and 15m presets count 921,088 and 14,694,400 parameters",
+        arguments: [("1m", 921_088), ("15m", 14_694_400)])
     func presets(name: String, parameters: Int) throws {
         let model = try LoadModel(hidden: #require(LoadModel.preset(name)))
         #expect(model.parameterCount == parameters)
         #expect(model.shapes.reduce(0) { $0 + $1.shape.reduce(1, *) } == parameters)
     }
 
-    @Test("partitioned into 4 parts, each variable becomes part_0...part_3 along axis 0 (bias_tilde, one row, stays part_0), with the same parameters")
+    @Test(
+        "partitioned into 4 parts, each variable becomes part_0...part_3 along axis 0 (bias_tilde, one row, stays part_0), with the same parameters"
+    )
     func partitioned() throws {
         let vars = try LoadModel(hidden: 16, parts: 4).build(seed: 1)
         #expect(vars.count == 6 * 4 + 1)

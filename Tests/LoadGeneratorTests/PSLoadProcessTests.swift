@@ -10,7 +10,8 @@ struct PSLoadProcessTests {
     /// The built executables: `$SCOPED_TRAINER_BIN`, else the package's `.build/debug`.
     static let bin: URL = {
         if let dir = ProcessInfo.processInfo.environment["SCOPED_TRAINER_BIN"] { return URL(fileURLWithPath: dir) }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug").standardized
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/debug")
+            .standardized
     }()
 
     /// A started `ps-load` with its output in a file.
@@ -73,14 +74,19 @@ struct PSLoadProcessTests {
         return stat.contains(") Z ")
     }
 
-    @Test("2 async workers against 1 server: every column present, updates applied, CPU, latency and memory measured; the server is gone after")
+    @Test(
+        "2 async workers against 1 server: every column present, updates applied, CPU, latency and memory measured; the server is gone after"
+    )
     func tinyRun() throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         let csv = dir.appendingPathComponent("out.csv").path
         let run = try Running(
-            ["run", "--model", "58k", "--mode", "async", "--workers", "2", "--servers", "1", "--warmup", "0.3", "--window", "1",
-             "--triad", "1e10", "--csv", csv], directory: dir)
+            [
+                "run", "--model", "58k", "--mode", "async", "--workers", "2", "--servers", "1", "--warmup", "0.3",
+                "--window", "1",
+                "--triad", "1e10", "--csv", csv,
+            ], directory: dir)
         let status = run.waitForExit(seconds: 120)
         #expect(status == 0, "\(run.text)")
         let rows = try CSVTable.read(csv)
@@ -108,7 +114,10 @@ struct PSLoadProcessTests {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         let run = try Running(
-            ["run", "--model", "58k", "--mode", "sync", "--workers", "2", "--servers", "2", "--warmup", "0", "--window", "600"],
+            [
+                "run", "--model", "58k", "--mode", "sync", "--workers", "2", "--servers", "2", "--warmup", "0",
+                "--window", "600",
+            ],
             directory: dir)
         #expect(run.waitForOutput("measuring", seconds: 120), "\(run.text)")
         let pids = run.serverPIDs
