@@ -17,6 +17,10 @@ public struct LoadResult: Sendable {
     public let serverParameters: [Int]
     /// CPU seconds (user + system) each server used in the window; nil where /proc could not be read.
     public let serverCPU: [Double?]
+    /// The kernel's part of each server's CPU seconds (system time: TCP copies, page faults).
+    public let serverSystemCPU: [Double?]
+    /// Minor page faults each server took in the window.
+    public let serverFaults: [Double?]
     /// Resident and peak resident bytes of each server at the window's end.
     public let serverMemory: [(rss: Int, peak: Int)?]
     /// CPU seconds this process (the simulated workers and their ZeroMQ threads) used in the window.
@@ -26,6 +30,8 @@ public struct LoadResult: Sendable {
     /// Bytes one worker moved per step (push and pull, every server).
     public let bytesPerStep: Double
     public let cores: Int
+    /// The run's free-text tag.
+    public var label = ""
 
     init(
         settings s: LoadRunSettings, serverCount: Int, endpoints: [String], placementLoad: [Int],
@@ -43,15 +49,20 @@ public struct LoadResult: Sendable {
         latencies = workers.flatMap { w in w.pushLatencies.filter { $0.at > t0 && $0.at <= t1 }.map(\.seconds) }
             .sorted()
         serverParameters = placementLoad.map { $0 / 4 }
-        serverCPU = zip(before.serverCPU, after.serverCPU).map { b, a in
+        let deltas = zip(before.serverCPU, after.serverCPU).map { b, a -> ProcStat.Times? in
             guard let b, let a else { return nil }
-            return a - b
+            return ProcStat.Times(
+                user: a.user - b.user, system: a.system - b.system, minorFaults: a.minorFaults - b.minorFaults)
         }
+        serverCPU = deltas.map { $0?.total }
+        serverSystemCPU = deltas.map { $0?.system }
+        serverFaults = deltas.map { $0?.minorFaults }
         serverMemory = memory ?? Array(repeating: nil, count: serverCount)
         clientCPU = before.ownCPU.flatMap { b in after.ownCPU.map { $0 - b } }
         machineBusy = before.machineBusy.flatMap { b in after.machineBusy.map { $0 - b } }
         bytesPerStep = workers.map(\.bytesPerStep).max() ?? 0
         cores = ProcStat.cores
+        label = s.label
     }
 
     /// Builds a result from its parts (tests, and re-reading).
@@ -69,6 +80,8 @@ public struct LoadResult: Sendable {
         self.latencies = latencies.sorted()
         self.serverParameters = serverParameters
         self.serverCPU = serverCPU
+        serverSystemCPU = serverCPU.map { _ in nil }
+        serverFaults = serverCPU.map { _ in nil }
         self.serverMemory = serverMemory
         self.clientCPU = clientCPU
         self.machineBusy = machineBusy
@@ -98,7 +111,7 @@ public struct LoadResult: Sendable {
         "pushes", "updates", "pushes_per_s", "updates_per_s", "grad_bytes_per_s", "step_ms", "bytes_per_step",
         "cpu_s", "cpu_util", "cpu_ms_per_push", "cpu_ms_per_update", "push_p50_ms", "push_p99_ms", "latency_samples",
         "rss_mb", "hwm_mb", "adam_bytes_per_s", "triad_bytes_per_s", "apply_fraction", "client_cpu_util",
-        "other_cpu_util", "cores",
+        "other_cpu_util", "cores", "cpu_sys_share", "faults_per_update", "label",
     ]
 
     public static var csvHeader: String { columns.joined(separator: ",") }
@@ -130,6 +143,9 @@ public struct LoadResult: Sendable {
                 f(mem.map { Double($0.rss) / 1e6 }, 1), f(mem.map { Double($0.peak) / 1e6 }, 1), f(adam, 0),
                 f(triad, 0),
                 f(triad.map { adam / $0 }, 4), f(clientCPU.map { $0 / w }), f(other), "\(cores)",
+                f(serverSystemCPU[i].flatMap { sys in cpu.flatMap { $0 > 0 ? sys / $0 : nil } }),
+                f(serverFaults[i].flatMap { updatesPerServer > 0 ? $0 / updatesPerServer : nil }, 1),
+                label.replacingOccurrences(of: ",", with: ";"),
             ]
             return values.joined(separator: ",")
         }

@@ -32,6 +32,10 @@ public struct LoadRunSettings: Sendable {
     public var directory: URL
     /// More `ps-server` arguments.
     public var serverArguments: [String] = []
+    /// Environment variables for the servers only.
+    public var serverEnvironment: [String: String] = [:]
+    /// A free-text tag for the CSV (`label` column), say the variant a point measures.
+    public var label = ""
 
     public init(model: LoadModel, mode: SyncMode, workers: Int, servers: Int, serverBinary: String, directory: URL) {
         self.model = model
@@ -78,6 +82,7 @@ public final class LoadRun: @unchecked Sendable {
             var f = FleetSettings(
                 binary: s.serverBinary, servers: s.servers, mode: s.mode, workers: s.workers, directory: s.directory)
             f.extraArguments = s.serverArguments
+            f.environment = s.serverEnvironment
             fleet = try ServerFleet(starting: f)
         }
         defer { fleet.stop() }
@@ -187,13 +192,13 @@ private final class Built: @unchecked Sendable {
 /// CPU readings at one instant: each server's, this process's and the machine's.
 struct Sample {
     let at: Double
-    let serverCPU: [Double?]
+    let serverCPU: [ProcStat.Times?]
     let ownCPU: Double?
     let machineBusy: Double?
 
     init(_ fleet: ServerFleet) {
         at = MonotonicClock.now()
-        serverCPU = fleet.pids?.map { ProcStat.cpuSeconds(pid: $0) } ?? fleet.endpoints.map { _ in nil }
+        serverCPU = fleet.pids?.map { ProcStat.times(pid: $0) } ?? fleet.endpoints.map { _ in nil }
         ownCPU = ProcStat.cpuSeconds(pid: getpid())
         machineBusy = ProcStat.machine()?.busy
     }

@@ -3,21 +3,38 @@ import Foundation
 /// What Linux's /proc says about a process: CPU time and memory. The server is measured from outside, as
 /// `top` would, so that nothing in it changes for the measurement.
 public enum ProcStat {
+    /// A process's CPU seconds in user and kernel mode, and its minor page faults (a fault that maps a page
+    /// without reading a file: every first touch of freshly allocated memory).
+    public struct Times: Sendable, Equatable {
+        public var user: Double
+        public var system: Double
+        public var minorFaults: Double
+        public var total: Double { user + system }
+    }
+
     /// User + system CPU seconds of a process (fields 14 and 15 of /proc/PID/stat, in clock ticks), or nil
     /// when it is gone.
-    public static func cpuSeconds(pid: Int32) -> Double? {
+    public static func cpuSeconds(pid: Int32) -> Double? { times(pid: pid)?.total }
+
+    /// The CPU times and minor faults of a process, or nil when it is gone.
+    public static func times(pid: Int32) -> Times? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return nil }
-        return cpuSeconds(statLine: text)
+        return times(statLine: text)
     }
+
+    /// User + system CPU seconds from a /proc/PID/stat line.
+    public static func cpuSeconds(statLine: String) -> Double? { times(statLine: statLine)?.total }
 
     /// Parses a /proc/PID/stat line. The command name (field 2) is in parentheses and may itself hold spaces
     /// and parentheses, so fields are counted from the last `)`.
-    public static func cpuSeconds(statLine: String) -> Double? {
+    public static func times(statLine: String) -> Times? {
         guard let close = statLine.lastIndex(of: ")") else { return nil }
         let fields = statLine[statLine.index(after: close)...].split(separator: " ", omittingEmptySubsequences: true)
-        // After the name: state is field 3, so utime (14) and stime (15) are at offsets 11 and 12.
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-        return (user + system) / ticksPerSecond
+        // After the name: state is field 3, so minflt (10), utime (14) and stime (15) are at offsets 7, 11, 12.
+        guard fields.count > 12, let faults = Double(fields[7]), let user = Double(fields[11]),
+            let system = Double(fields[12])
+        else { return nil }
+        return Times(user: user / ticksPerSecond, system: system / ticksPerSecond, minorFaults: faults)
     }
 
     static let ticksPerSecond: Double = {

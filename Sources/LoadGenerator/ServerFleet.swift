@@ -17,6 +17,8 @@ public struct FleetSettings: Sendable {
     public var directory: URL
     /// More `ps-server` arguments (say `--optimizer sgd`).
     public var extraArguments: [String] = []
+    /// Environment variables set for the servers only (say glibc's `MALLOC_MMAP_THRESHOLD_`).
+    public var environment: [String: String] = [:]
 
     public init(binary: String, servers: Int, mode: SyncMode, workers: Int, directory: URL) {
         self.binary = binary
@@ -76,6 +78,9 @@ public final class ServerFleet: @unchecked Sendable {
                         "--num-workers", "\(settings.workers)", "--worker-timeout", "\(settings.workerTimeout)",
                         "--max-workers", "\(max(1024, settings.workers))",
                     ] + settings.extraArguments
+                if !settings.environment.isEmpty {
+                    p.environment = ProcessInfo.processInfo.environment.merging(settings.environment) { $1 }
+                }
                 let handle = try FileHandle(forWritingTo: log)
                 p.standardOutput = handle
                 p.standardError = handle

@@ -47,6 +47,9 @@ struct Run: ParsableCommand {
     var csv: String?
     @Option(help: "Keep the servers' logs and port files here (default: a temporary folder, removed).")
     var workDir: String?
+    @Option(help: "Set KEY=VALUE in the servers' environment only (repeatable), e.g. MALLOC_MMAP_THRESHOLD_=536870912.")
+    var serverEnv: [String] = []
+    @Option(help: "A tag for the CSV's label column (commas become semicolons).") var label = ""
 
     func validate() throws {
         guard hidden != nil || LoadModel.preset(model) != nil else {
@@ -59,6 +62,9 @@ struct Run: ParsableCommand {
         guard warmup >= 0, warmup <= 600 else { throw ValidationError("--warmup must be in 0...600 seconds") }
         guard window > 0, window <= 3600 else { throw ValidationError("--window must be in (0, 3600] seconds") }
         guard joinTimeout > 0 else { throw ValidationError("--join-timeout must be positive") }
+        for e in serverEnv where !e.contains("=") || e.hasPrefix("=") {
+            throw ValidationError("--server-env takes KEY=VALUE, got \(e)")
+        }
         if psPids != nil && ps == nil { throw ValidationError("--ps-pids goes with --ps") }
         if let t = triad {
             guard t.isFinite, t > 0 else { throw ValidationError("--triad must be a positive number of bytes/s") }
@@ -92,6 +98,11 @@ struct Run: ParsableCommand {
         settings.window = window
         settings.joinTimeout = joinTimeout
         settings.heartbeats = heartbeats
+        settings.label = label
+        for e in serverEnv {
+            let eq = e.firstIndex(of: "=")!
+            settings.serverEnvironment[String(e[..<eq])] = String(e[e.index(after: eq)...])
+        }
         let run = LoadRun(settings, logger: logger)
         let signals = SignalHandlers([SIGINT, SIGTERM]) { _ in run.interrupt() }
         defer { signals.cancel() }

@@ -5,12 +5,18 @@ import Testing
 
 @Suite("/proc readings")
 struct ProcStatTests {
-    @Test("CPU time is read after the last parenthesis, so a command name with spaces and parentheses is skipped")
+    @Test(
+        "CPU times and minor faults are read after the last parenthesis, so a command name with spaces and parentheses is skipped"
+    )
     func statLine() {
         // Fields: pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
         let line = "4242 (ps (a) b) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0"
         let seconds = ProcStat.cpuSeconds(statLine: line)
         #expect(seconds == 300 / ProcStat.ticksPerSecond)
+        let times = ProcStat.times(statLine: line)
+        #expect(times?.user == 250 / ProcStat.ticksPerSecond)
+        #expect(times?.system == 50 / ProcStat.ticksPerSecond)
+        #expect(times?.minorFaults == 100)
     }
 
     @Test("VmRSS and VmHWM are read in kB and returned in bytes")

@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+STEM = "ps-load"
 NAMES = {"64": "58k", "256": "1M (0.92M)", "1024": "15M (14.7M)"}
 
 
@@ -37,7 +38,7 @@ def one_server(rows):
     series = defaultdict(list)
     for r in rows:
         if r["servers"] == "1" and r["parts"] == "1":
-            series[(r["mode"], r["hidden"])].append(r)
+            series[(r["mode"], r["hidden"], r.get("label", ""))].append(r)
     for k in series:
         series[k].sort(key=lambda r: int(r["workers"]))
     return series
@@ -46,9 +47,9 @@ def one_server(rows):
 def plot_workers(rows, out):
     series = one_server(rows)
     fig, ax = plt.subplots(2, 2, figsize=(12, 9))
-    for (mode, hidden), rs in sorted(series.items()):
+    for (mode, hidden, tag), rs in sorted(series.items()):
         n = [int(r["workers"]) for r in rs]
-        label = f"{mode} {NAMES.get(hidden, hidden)}"
+        label = f"{mode} {NAMES.get(hidden, hidden)}" + (f" ({tag})" if tag else "")
         style = "-o" if mode == "async" else "--s"
         ax[0][0].plot(n, [num(r, "updates_per_s") for r in rs], style, label=label + (" (averaged steps)" if mode == "sync" else ""))
         if mode == "sync":
@@ -75,9 +76,9 @@ def plot_workers(rows, out):
     # Where the two cores went, per async point.
     a = ax[1][1]
     labels, server, client, other = [], [], [], []
-    for (mode, hidden), rs in sorted(series.items()):
+    for (mode, hidden, tag), rs in sorted(series.items()):
         for r in rs:
-            labels.append(f"{mode[0]} {NAMES.get(hidden, hidden).split()[0]} N={r['workers']}")
+            labels.append(f"{mode[0]} {NAMES.get(hidden, hidden).split()[0]}{'*' if tag else ''} N={r['workers']}")
             server.append(num(r, "cpu_util"))
             client.append(num(r, "client_cpu_util") )
             other.append(num(r, "other_cpu_util") * num(r, "cores"))
@@ -94,13 +95,15 @@ def plot_workers(rows, out):
     a.set_title("where the cores went")
     a.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "ps-load.png"), dpi=110)
+    fig.savefig(os.path.join(out, f"{STEM}.png"), dpi=110)
 
 
 def by_point(rows):
     """Rows grouped by point: (mode, hidden, parts, servers, workers) -> rows of its servers."""
     points = defaultdict(list)
     for r in rows:
+        if r.get("label", ""):
+            continue
         points[(r["mode"], r["hidden"], r["parts"], r["servers"], r["workers"])].append(r)
     return points
 
@@ -137,7 +140,7 @@ def plot_servers(rows, out):
         a.grid(True, alpha=0.3)
         a.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "ps-load-servers.png"), dpi=110)
+    fig.savefig(os.path.join(out, f"{STEM}-servers.png"), dpi=110)
 
 
 def summary(rows, bandwidth, out):
@@ -148,15 +151,16 @@ def summary(rows, bandwidth, out):
         for b in bandwidth:
             lines.append(f"| {b['threads']} | {float(b['copy_bytes_per_s'])/1e9:.2f} | {float(b['triad_bytes_per_s'])/1e9:.2f} | {float(b['adam_parameter_updates_per_s'])/1e6:.0f} M |")
         lines.append("")
-    lines.append("| mode | model | N | updates/s | pushes/s | gradient MB/s | server CPU per update (ms) | per push (ms) | push p50 / p99 (ms) | server cores busy | ps-load cores | others' cores | RSS / peak MB | Adam bytes / triad |")
-    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for (mode, hidden), rs in sorted(one_server(rows).items()):
+    lines.append("| mode | model | N | updates/s | pushes/s | gradient MB/s | server CPU per update (ms) | per push (ms) | push p50 / p99 (ms) | server cores busy | ps-load cores | others' cores | RSS / peak MB | Adam bytes / triad | kernel share of server CPU | page faults per update |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for (mode, hidden, tag), rs in sorted(one_server(rows).items()):
         for r in rs:
             lines.append(
-                f"| {mode} | {NAMES.get(hidden, hidden)} | {r['workers']} | {num(r,'updates_per_s'):,.0f} | {num(r,'pushes_per_s'):,.0f} | "
+                f"| {mode} | {NAMES.get(hidden, hidden)}{' (' + tag + ')' if tag else ''} | {r['workers']} | {num(r,'updates_per_s'):,.0f} | {num(r,'pushes_per_s'):,.0f} | "
                 f"{num(r,'grad_bytes_per_s')/1e6:,.0f} | {num(r,'cpu_ms_per_update'):.3f} | {num(r,'cpu_ms_per_push'):.3f} | "
                 f"{num(r,'push_p50_ms'):.2f} / {num(r,'push_p99_ms'):.2f} | {num(r,'cpu_util'):.2f} | {num(r,'client_cpu_util'):.2f} | "
-                f"{num(r,'other_cpu_util')*num(r,'cores'):.2f} | {num(r,'rss_mb'):.0f} / {num(r,'hwm_mb'):.0f} | {num(r,'apply_fraction'):.3f} |")
+                f"{num(r,'other_cpu_util')*num(r,'cores'):.2f} | {num(r,'rss_mb'):.0f} / {num(r,'hwm_mb'):.0f} | {num(r,'apply_fraction'):.3f} | "
+                f"{num(r,'cpu_sys_share'):.2f} | {num(r,'faults_per_update'):,.0f} |")
     lines.append("")
     lines.append("| placement | N | servers P | job steps/s | per server: parameters | CPU per update (ms) | cores busy | push p99 (ms) |")
     lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -168,7 +172,7 @@ def summary(rows, bandwidth, out):
                 + " / ".join(f"{num(r,'cpu_ms_per_update'):.3f}" for r in rs) + " | "
                 + " / ".join(f"{num(r,'cpu_util'):.2f}" for r in rs) + f" | {num(rs[0],'push_p99_ms'):.1f} |")
     text = "\n".join(lines) + "\n"
-    with open(os.path.join(out, "ps-load-summary.md"), "w") as f:
+    with open(os.path.join(out, f"{STEM}-summary.md"), "w") as f:
         f.write(text)
     print(text)
 
@@ -178,7 +182,10 @@ def main():
     p.add_argument("csv")
     p.add_argument("bandwidth", nargs="?")
     p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--stem", default="ps-load", help="file names: STEM.png, STEM-servers.png, STEM-summary.md")
     a = p.parse_args()
+    global STEM
+    STEM = a.stem
     rows = read(a.csv)
     bandwidth = read(a.bandwidth) if a.bandwidth and os.path.exists(a.bandwidth) else []
     plot_workers(rows, a.out)
