@@ -53,7 +53,7 @@ let package = Package(
                 "Autodiff", "Model", "Datasets", "Exchange", "Optimizers", "ProcessSupport", "VariableScopes",
                 "SafeTensors", "Tensors",
             ]),
-        .target(name: "Wire"),
+        .target(name: "Wire", dependencies: ["SafeTensors"]),
         .target(name: "Transport", dependencies: ["Wire", "ZeroMQ"]),
         .target(
             name: "ParameterServer",
@@ -158,7 +158,7 @@ let package = Package(
             name: "WorkerRuntimeTests",
             dependencies: [
                 "WorkerRuntime", "ParameterServer", "Exchange", "Optimizers", "ProcessSupport", "Transport", "VariableScopes",
-                "Wire", .product(name: "Logging", package: "swift-log"),
+                "Wire", "SafeTensors", .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "ProcessSupportTests", dependencies: ["ProcessSupport"]),
         .testTarget(name: "ExchangeTests", dependencies: ["Exchange", "Optimizers", "VariableScopes"]),

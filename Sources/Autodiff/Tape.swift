@@ -8,6 +8,8 @@ import VariableScopes
 public final class Tape {
     public private(set) var nodes: [Node] = []
     private var variableNodes: [ObjectIdentifier: Node] = [:]
+    /// The partitioned variables this graph reads whole (their parts are what is trained).
+    private var partitionedReads: [Variable] = []
 
     public init() {}
 
@@ -30,6 +32,7 @@ public final class Tape {
         if let n = variableNodes[ObjectIdentifier(variable)] { return n }
         let n = Node(variable: variable)
         variableNodes[ObjectIdentifier(variable)] = n
+        if variable.isPartitioned { partitionedReads.append(variable) }
         nodes.append(n)
         return n
     }
@@ -45,6 +48,8 @@ public final class Tape {
 
     /// Runs every op in order.
     public func forward() {
+        // A partitioned variable is read whole: parts along an inner axis are copied in first (views need nothing).
+        for v in partitionedReads { v.gatherParts() }
         for n in nodes {
             if let op = n.op { op.forward(n.inputs, n) }
         }
@@ -58,5 +63,7 @@ public final class Tape {
         for n in nodes.reversed() {
             if let op = n.op { op.backward(n.inputs, n) }
         }
+        for v in partitionedReads { v.scatterGradient() }
     }
+
 }

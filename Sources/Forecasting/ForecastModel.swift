@@ -162,15 +162,21 @@ public final class ForecastModel: @unchecked Sendable {
         var spec: ModelSpec?
         var values: [String: (shape: [Int], scalars: [Float])] = [:]
         var updates: [UInt64] = []
+        var slices: [String: TensorSlice] = [:]
         for f in files {
             let meta = try SafeTensors.metadata(f)
             if spec == nil, let text = meta["model"], !text.isEmpty { spec = ModelSpec.parse(text) }
             updates.append(meta["updates"].flatMap { UInt64($0) } ?? 0)
+            slices.merge(TensorSlice.records(in: meta)) { a, _ in a }
             for (name, e) in try SafeTensors.read(f) where !name.hasPrefix("optimizer/") && values[name] == nil {
                 values[name] = (e.shape, e.scalars)
             }
         }
         guard let spec else { throw ForecastError.noSpec(directory) }
+        // A partitioned job's parts, put back in their wholes: the model is built unpartitioned.
+        do { values = try TensorSlice.assemble(values, slices: slices) } catch {
+            throw ForecastError.unreadable(files[0], reason: "\(error)")
+        }
         return try ForecastModel(spec: spec, values: values, files: files, updates: updates)
     }
 

@@ -44,8 +44,8 @@ enum Seeds {
         spec("enc/kernel", [6, 8]), spec("enc/bias", [8], "zeros"), spec("dec/kernel", [4, 4], "truncated_normal"),
     ]
 
-    static func register(_ peer: Int, _ specs: [VariableSpec] = model, id: UInt64 = 2) -> [UInt8] {
-        message(.register, peer: peer, id: id, body: encode(Register(variables: specs)))
+    static func register(_ peer: Int, _ specs: [VariableSpec] = model, id: UInt64 = 2, tensors: [[Float]] = []) -> [UInt8] {
+        message(.register, peer: peer, id: id, body: encode(Register(variables: specs)), tensors: tensors)
     }
 
     static func names(_ n: [String]) -> [UInt8] { encode(Names(names: n)) }
@@ -119,8 +119,8 @@ enum Seeds {
                         [
                             VariableSpec(
                                 name: "t", shape: [3], dtype: "float32",
-                                initializer: InitializerSpec(kind: "tensor", values: [1, .nan, 3]), seed: 0)
-                        ], id: 9)
+                                initializer: InitializerSpec(kind: "tensor"), seed: 0)
+                        ], id: 9, tensors: [[1, .nan, 3]])
             ))
         seeds.append(
             (

@@ -21,10 +21,13 @@ public final class Seq2Seq {
     /// Builds the model's variables in `graph` and its unrolled computation in a new tape.
     /// - Parameter form: `.getVariable` (shared dense weights, 7 variables) or `.variable` (the seed's
     ///   original bug: new dense weights at every decoder step).
-    public convenience init(_ config: ModelConfig, graph: Graph = Graph(), form: DenseVariableForm = .getVariable)
-        throws
-    {
-        try self.init(config, graph: graph, form: form, kernelScopeForStep: nil, stepByStep: false)
+    /// - Parameter partitioner: splits every variable as an outer `variable_scope(partitioner=...)` does in
+    ///   TensorFlow: the names gain `/part_<i>`, the model reads each whole, and the parts are what is
+    ///   trained, placed on servers and saved.
+    public convenience init(
+        _ config: ModelConfig, graph: Graph = Graph(), form: DenseVariableForm = .getVariable, partitioner: Partitioner? = nil
+    ) throws {
+        try self.init(config, graph: graph, form: form, kernelScopeForStep: nil, stepByStep: false, partitioner: partitioner)
     }
 
     /// - Parameter kernelScopeForStep: for tests only: wraps decoder step t's LSTM in its own `.auto`
@@ -33,7 +36,7 @@ public final class Seq2Seq {
     ///   shared, as the reference for the whole-sequence ops.
     init(
         _ config: ModelConfig, graph: Graph, form: DenseVariableForm = .getVariable,
-        kernelScopeForStep: ((Int) -> String)?, stepByStep: Bool = false
+        kernelScopeForStep: ((Int) -> String)?, stepByStep: Bool = false, partitioner: Partitioner? = nil
     ) throws {
         self.config = config
         self.graph = graph
@@ -44,10 +47,13 @@ public final class Seq2Seq {
         y = tape.placeholder([config.batch, config.horizon])
         let cell = LSTMCell(units: config.hidden)
 
-        if kernelScopeForStep == nil && form == .getVariable && !stepByStep {
-            (predictions, attention) = try Seq2Seq.buildShared(graph, tape, config, x: x, cell: cell)
-        } else {
-            (predictions, attention) = try Seq2Seq.buildStepByStep(
+        // The root scope re-entered with the partitioner (TF's `variable_scope(get_variable_scope(),
+        // partitioner=p)`): names are unchanged but for the parts' suffixes.
+        (predictions, attention) = try graph.variableScope(graph.currentVariableScope, partitioner: partitioner) { _ in
+            if kernelScopeForStep == nil && form == .getVariable && !stepByStep {
+                return try Seq2Seq.buildShared(graph, tape, config, x: x, cell: cell)
+            }
+            return try Seq2Seq.buildStepByStep(
                 graph, tape, config, x: x, cell: cell, form: form, kernelScopeForStep: kernelScopeForStep)
         }
         loss = tape.meanSquaredError(predictions, y)

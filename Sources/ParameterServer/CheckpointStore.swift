@@ -193,6 +193,9 @@ public final class CheckpointStore {
         var dtype: String
         var step: Int
         var registeredBy: String
+        /// For a part of a partitioned variable: its full name, full shape and offset (TensorFlow's
+        /// `SaveSliceInfo`), so that any reader can put the whole variable back together.
+        var slice: SliceSpec?
     }
 
     /// The bytes of a checkpoint of `state` (format 2, with its checksum); `write` puts them on disk.
@@ -208,7 +211,7 @@ public final class CheckpointStore {
                 tensors.append(("optimizer/\(v.name)/v", v.shape, v.second))
             }
         }
-        let metas = state.variables.map { VariableMeta(name: $0.name, dtype: $0.dtype, step: $0.step, registeredBy: $0.registeredBy) }
+        let metas = state.variables.map { VariableMeta(name: $0.name, dtype: $0.dtype, step: $0.step, registeredBy: $0.registeredBy, slice: $0.slice) }
         // Sorted keys: the same state gives the same bytes in every process (fuzz seeds, diffs).
         let json = JSONEncoder()
         json.outputFormatting = .sortedKeys
@@ -219,6 +222,7 @@ public final class CheckpointStore {
             "updates": "\(state.updates)", "step": "\(state.syncStep)", "sequence": "\(sequence)",
             "num_workers": state.numWorkers.map(String.init) ?? "",
             "scaling": state.scaling ?? "",
+            "partitioning": state.partitioning ?? "",
             "model": state.model ?? "",
             "variables": String(decoding: try! json.encode(metas), as: UTF8.self),
             "workers": String(decoding: try! json.encode(state.workers), as: UTF8.self),
@@ -265,7 +269,7 @@ public final class CheckpointStore {
         let step = try count("step")
         let metas: [VariableMeta]
         do { metas = try JSONDecoder().decode([VariableMeta].self, from: Data(try text("variables").utf8)) } catch {
-            throw corrupt("metadata variables is not a list of {name, dtype, step, registeredBy}: \(brief(error))")
+            throw corrupt("metadata variables is not a list of {name, dtype, step, registeredBy[, slice]}: \(brief(error))")
         }
         let workers: [SavedWorker]
         do { workers = try JSONDecoder().decode([SavedWorker].self, from: Data(try text("workers").utf8)) } catch {
@@ -320,6 +324,11 @@ public final class CheckpointStore {
                 throw corrupt("variable \(m.name) has update count \(m.step), not in 0...\(maxCount)")
             }
             guard let t = tensors[m.name] else { throw corrupt("variable \(m.name) is listed but its tensor is missing") }
+            if let slice = m.slice {
+                guard slice.fits(t.shape), !slice.fullName.isEmpty, slice.fullName.utf8.count <= limits.maxNameLength else {
+                    throw corrupt("variable \(m.name)'s slice (of \(slice.fullName.prefix(80)) \(slice.fullShape) at \(slice.offset)) does not fit its shape \(t.shape)")
+                }
+            }
             used.insert(m.name)
             guard t.shape.count <= limits.maxRank else {
                 throw corrupt("variable \(m.name) has rank \(t.shape.count), more than \(limits.maxRank)")
@@ -352,14 +361,15 @@ public final class CheckpointStore {
                 SavedVariable(
                     name: m.name, shape: t.shape, dtype: m.dtype, value: t.scalars,
                     first: slots["m"] ?? slots["momentum"] ?? zeros, second: slots["v"] ?? zeros,
-                    step: m.step, registeredBy: m.registeredBy))
+                    step: m.step, registeredBy: m.registeredBy, slice: m.slice))
         }
         if let stray = tensors.keys.sorted().first(where: { !used.contains($0) }) {
             throw corrupt("tensor \(stray) is neither a listed variable nor one of its optimizer slots")
         }
         let state = ServerState(
             variables: variables, updates: updates, syncStep: step, numWorkers: workerCount,
-            scaling: meta["scaling"].flatMap { $0.isEmpty ? nil : $0 }, workers: workers,
+            scaling: meta["scaling"].flatMap { $0.isEmpty ? nil : $0 },
+            partitioning: meta["partitioning"].flatMap { $0.isEmpty || $0.utf8.count > 256 ? nil : $0 }, workers: workers,
             model: meta["model"].flatMap { $0.isEmpty || $0.utf8.count > Hello.maxModelBytes ? nil : $0 })
         return (state, file.checksumVerified)
     }

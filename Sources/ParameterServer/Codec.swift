@@ -5,7 +5,8 @@ import Tensors
 /// here, its tensors cut (packed) and sized (and widened from bfloat16).
 enum Request {
     case hello(Hello)
-    case register(Register)
+    /// The specs, and the values of those of kind `tensor` by name (float32 frames, sized and checked).
+    case register(Register, values: [String: Frame])
     case pull(names: [String])
     case push(names: [String], gradients: [Frame])
     case done
@@ -43,7 +44,9 @@ final class RequestDecoder {
     func decode(_ m: Envelope, store: VariableStore, packed: Bool, dtype: WireDType) throws -> Request {
         switch m.header.kind {
         case .hello: return .hello(try m.decode(Hello.self, limit: 1 << 16))
-        case .register: return .register(try m.decode(Register.self, limit: Body.defaultLimit))
+        case .register:
+            let body = try m.decode(Register.self, limit: Body.defaultLimit)
+            return .register(body, values: try registerValues(m, body))
         case .pull:
             let names = try checkedNames(m, store: store)
             guard m.tensors.isEmpty else { throw ErrorBody(code: .malformed, message: "ps \(server): a pull carries no tensors") }
@@ -92,9 +95,37 @@ final class RequestDecoder {
         return names
     }
 
-    /// A push's gradients, one per name, as float32: the frames as sent, or cut out of the one packed frame
-    /// (views, no copy) when a packing worker sent one frame for several names (it sends a frame each when the
-    /// packed frame would pass this server's frame limit). Every frame must hold exactly its variable's bytes.
+    /// The values a register carries for its specs of kind `tensor`: float32 tensor frames in the specs'
+    /// order (`TensorStream`: a frame each, packed, or in chunks). Sizes come from the specs' shapes,
+    /// overflow-safe; the store checks the shapes against its limits before taking any value.
+    func registerValues(_ m: Envelope, _ body: Register) throws -> [String: Frame] {
+        let valued = body.valued
+        guard valued.count <= limits.maxNamesPerRequest else {
+            throw ErrorBody(
+                code: .limitExceeded,
+                message: "ps \(server): a register carries values for \(valued.count) variables, past the limit of \(limits.maxNamesPerRequest) --max-names-per-request")
+        }
+        var sizes: [Int] = []
+        for spec in valued {
+            guard let n = spec.count, n <= limits.maxVariableElements else {
+                throw ErrorBody(
+                    code: .limitExceeded,
+                    message: "ps \(server): variable \(spec.name.prefix(200)) has shape \(formatShape(spec.shape)), which is negative, overflows, or has more than \(limits.maxVariableElements) elements (--max-variable-elements)")
+            }
+            sizes.append(n * 4)
+        }
+        let frames: [Frame]
+        do { frames = try TensorStream.split(m.tensors, sizes: sizes) } catch let e as TensorStream.Error {
+            throw ErrorBody(code: .wrongTensorSize, message: "ps \(server): a register's values: \(e)")
+        }
+        var out: [String: Frame] = [:]
+        for (spec, frame) in zip(valued, frames) { out[spec.name] = frame }
+        return out
+    }
+
+    /// A push's gradients, one per name, as float32, cut from the message's tensor frames (`TensorStream`:
+    /// a frame each, one packed frame, or chunks of a tensor past a frame limit): views where a tensor lies in
+    /// one frame, no copy. The frames must hold exactly the variables' bytes in the wire dtype.
     func gradients(_ m: Envelope, names: [String], store: VariableStore, packed: Bool, dtype: WireDType) throws -> [Frame] {
         var sizes: [Int] = []
         sizes.reserveCapacity(names.count)
@@ -104,42 +135,8 @@ final class RequestDecoder {
             sizes.append(v.value.count * dtype.size)
         }
         var frames: [Frame]
-        if packed, names.count > 1, m.tensors.count != names.count {
-            guard m.tensors.count == 1, let frame = m.tensors.first else {
-                throw ErrorBody(
-                    code: .malformed,
-                    message:
-                        "ps \(server): a \(m.header.kind) naming \(names.count) variables carries \(m.tensors.count) tensor frames; a packing worker sends one frame for all or one per variable"
-                )
-            }
-            let total = sizes.reduce(0, +)
-            guard frame.count == total else {
-                throw ErrorBody(
-                    code: .wrongTensorSize,
-                    message:
-                        "ps \(server): the packed gradients for \(names.count) variables have \(frame.count) bytes; they need \(total) as \(dtype.rawValue)"
-                )
-            }
-            frames = []
-            frames.reserveCapacity(names.count)
-            var offset = 0
-            for size in sizes {
-                frames.append(frame.slice(offset..<offset + size))
-                offset += size
-            }
-        } else {
-            guard names.count == m.tensors.count else {
-                throw WireError.tensorCountMismatch(header: Int(m.header.tensorCount), frames: m.tensors.count, names: names.count)
-            }
-            frames = Array(m.tensors)
-            for (k, frame) in frames.enumerated() where frame.count != sizes[k] {
-                let v = store[names[k]]
-                throw ErrorBody(
-                    code: .wrongTensorSize,
-                    message:
-                        "ps \(server): gradient for \(names[k]) has \(frame.count) bytes; shape \(formatShape(v?.shape ?? [])) needs \(sizes[k]) as \(dtype.rawValue)"
-                )
-            }
+        do { frames = try TensorStream.split(m.tensors, sizes: sizes) } catch let e as TensorStream.Error {
+            throw ErrorBody(code: .wrongTensorSize, message: "ps \(server): the gradients of a \(m.header.kind) as \(dtype.rawValue): \(e)")
         }
         if dtype == .bf16 {
             // Widened to the float32 masters' precision before anything else looks at it.
@@ -204,7 +201,7 @@ final class ReplyEncoder {
         let values = names.compactMap { store[$0]?.value }
         let count = values.reduce(0) { $0 + $1.count }
         let bf16 = wire.dtype == .bf16
-        if wire.packed, names.count > 1, count * wire.dtype.size <= wire.maxFrameBytes {
+        if wire.packed, names.count > 1, count <= wire.maxFrameBytes / wire.dtype.size {
             // Reserved first, so the copy never regrows its buffer.
             if bf16 {
                 var all = [UInt8]()
@@ -217,7 +214,10 @@ final class ReplyEncoder {
             for v in values { all += v }
             return [Frame(floats: all)]
         }
-        return values.map { bf16 ? Frame(BFloat16.bytes($0)) : Frame(floats: $0) }
+        // A tensor past the worker's frame limit goes in chunks that fit (copies of its parts).
+        return TensorStream.frames(
+            owned: values.map { bf16 ? Frame(BFloat16.bytes($0)) : Frame(floats: $0) }, maxFrameBytes: wire.maxFrameBytes,
+            elementSize: wire.dtype.size)
     }
 }
 

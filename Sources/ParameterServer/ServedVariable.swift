@@ -16,11 +16,14 @@ final class ServedVariable {
     var step: Int
     /// The worker that created it, for conflict messages.
     let registeredBy: String
+    /// For a part of a partitioned variable: where it lies in the whole (for checkpoints).
+    let slice: SliceSpec?
     private var stagedValue: [Float] = []
     private var stagedFirst: [Float] = []
     private var stagedSecond: [Float] = []
 
-    init(name: String, shape: [Int], dtype: String, value: [Float], registeredBy: String) {
+    init(name: String, shape: [Int], dtype: String, value: [Float], registeredBy: String, slice: SliceSpec? = nil) {
+        self.slice = slice
         self.name = name
         self.shape = shape
         self.dtype = dtype
@@ -40,6 +43,7 @@ final class ServedVariable {
         second = saved.second
         step = saved.step
         registeredBy = saved.registeredBy
+        slice = saved.slice
     }
 
     /// Bytes held: the value and two slots.
@@ -82,7 +86,7 @@ final class ServedVariable {
     var saved: SavedVariable {
         SavedVariable(
             name: name, shape: shape, dtype: dtype, value: value, first: first, second: second, step: step,
-            registeredBy: registeredBy)
+            registeredBy: registeredBy, slice: slice)
     }
 }
 

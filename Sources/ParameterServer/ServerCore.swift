@@ -43,6 +43,11 @@ public final class ServerCore {
     var progress: [UInt32: WorkerProgress] = [:]
     /// The job's data scaling, fixed by the first hello that names one (recorded in checkpoints).
     public private(set) var scaling: String?
+    /// How the job partitions its variables (`Hello.partitioning`), fixed by the first hello (recorded in
+    /// checkpoints): a worker that partitions otherwise would name parts this server does not hold.
+    public private(set) var partitioning: String?
+    /// The smallest frame limit a worker may claim: smaller ones would cut a reply into a frame per element.
+    static let minFrameBytes = 1024
     /// The job's model description (`Hello.model`), fixed by the first hello that gives one; recorded in
     /// checkpoints for `forecast --restore`.
     public private(set) var model: String?
@@ -82,6 +87,7 @@ public final class ServerCore {
             updates = r.updates
             updatesAtLastCheckpoint = r.updates
             scaling = r.scaling
+            partitioning = r.partitioning
             model = r.model
             let n = r.numWorkers.flatMap { (1...config.limits.maxWorkers).contains($0) ? $0 : nil }
             membership.restore(r.workers.map { ($0.index, $0.incarnation, $0.done) }, numWorkers: n, now: now)
@@ -185,7 +191,7 @@ public final class ServerCore {
     public func snapshot() -> ServerState {
         ServerState(
             variables: store.saved, updates: updates, syncStep: policy.syncStep, numWorkers: membership.numWorkers,
-            scaling: scaling,
+            scaling: scaling, partitioning: partitioning,
             workers: membership.members.keys.sorted().compactMap { i in
                 guard let m = membership[i], m.incarnation != 0 else { return nil }
                 let p = progress[i] ?? WorkerProgress()
@@ -230,8 +236,8 @@ public final class ServerCore {
             switch try decoder.decode(m, store: store, packed: wire.packed, dtype: wire.dtype) {
             case .ping, .heartbeat:
                 return .pong
-            case .register(let body):
-                try store.register(body.variables, by: member.name, open: updates == 0 && policy.syncStep == 0)
+            case .register(let body, let values):
+                try store.register(body.variables, values: values, by: member.name, open: updates == 0 && policy.syncStep == 0)
                 return .registered(names: body.variables.map(\.name))
             case .pull(let names):
                 counters.pulls[index, default: 0] += 1
@@ -287,6 +293,13 @@ public final class ServerCore {
                     "ps \(config.name): \(hello.workerName) scales its data as \(wanted), but this job uses \(fixed); give every worker the same --scaling (or --scaling auto and the same seed)"
             )
         }
+        if let fixed = partitioning, fixed != (hello.partitioning ?? "none") {
+            throw ErrorBody(
+                code: .settingsConflict,
+                message:
+                    "ps \(config.name): \(hello.workerName) partitions its variables as \((hello.partitioning ?? "none").prefix(80)), but this job uses \(fixed); give every worker the same --partitioner"
+            )
+        }
         let outcome: Membership.HelloOutcome
         do {
             outcome = try membership.hello(
@@ -315,16 +328,16 @@ public final class ServerCore {
             p.pendingPushRequest = nil
         }
         p.wire = WorkerWire(
-            dtype: dtype, packed: hello.packed == true, maxFrameBytes: hello.maxFrameBytes.map { max(0, $0) } ?? Int.max)
+            dtype: dtype, packed: hello.packed == true, maxFrameBytes: hello.maxFrameBytes.map { max(Self.minFrameBytes, $0) } ?? Int.max)
         progress[index] = p
         if scaling == nil { scaling = hello.scaling }
+        if partitioning == nil { partitioning = hello.partitioning ?? "none" }
         if model == nil, let m = hello.model, m.utf8.count <= Hello.maxModelBytes { model = m }
         return .welcome(
             Welcome(
                 server: config.name, mode: config.mode, staleness: config.staleness, optimizer: config.optimizer.description,
                 backupWorkers: config.backupWorkers, updates: updates, resumeStep: policy.resumeStep(for: p), wireDType: dtype,
-                scaling: scaling, packed: hello.packed == true ? true : nil,
-                maxFrameBytes: hello.packed == true ? config.limits.maxFrameBytes : nil))
+                scaling: scaling, packed: hello.packed == true ? true : nil, maxFrameBytes: config.limits.maxFrameBytes))
     }
 
     func push(_ header: Header, names: [String], gradients: [Frame]) throws -> Pushed {

@@ -11,14 +11,17 @@ public struct ServerState: Sendable, Equatable {
     public var numWorkers: Int?
     /// The job's data scaling, when a worker named one.
     public var scaling: String?
+    /// How the job partitions its variables (`Hello.partitioning`).
+    public var partitioning: String?
     /// The job's model description (`Hello.model`), recorded verbatim for readers of checkpoints.
     public var model: String?
     public var workers: [SavedWorker]
 
     public init(
         variables: [SavedVariable], updates: UInt64, syncStep: UInt64, numWorkers: Int?, scaling: String? = nil,
-        workers: [SavedWorker], model: String? = nil
+        partitioning: String? = nil, workers: [SavedWorker], model: String? = nil
     ) {
+        self.partitioning = partitioning
         self.model = model
         self.scaling = scaling
         self.variables = variables
@@ -38,11 +41,14 @@ public struct SavedVariable: Sendable, Equatable {
     public var second: [Float]
     public var step: Int
     public var registeredBy: String
+    /// For a part of a partitioned variable: where it lies in the whole.
+    public var slice: SliceSpec?
 
     public init(
         name: String, shape: [Int], dtype: String, value: [Float], first: [Float], second: [Float], step: Int,
-        registeredBy: String
+        registeredBy: String, slice: SliceSpec? = nil
     ) {
+        self.slice = slice
         self.name = name
         self.shape = shape
         self.dtype = dtype

@@ -31,7 +31,8 @@ final class VariableStore {
     /// Creates the variables of `specs` that do not exist (while `open`), and checks the others' shapes and
     /// dtypes; checks everything before creating anything, so a refused registration changes nothing.
     /// - Throws: `ErrorBody` naming the variable and the conflict or limit.
-    func register(_ specs: [VariableSpec], by worker: String, open: Bool) throws(ErrorBody) {
+    /// - Parameter values: the values of the specs of kind `tensor`, by name (float32 frames of the right size).
+    func register(_ specs: [VariableSpec], values: [String: Frame] = [:], by worker: String, open: Bool) throws(ErrorBody) {
         guard specs.count <= limits.maxNamesPerRequest else {
             throw limitError("a register names \(specs.count) variables", limits.maxNamesPerRequest, "--max-names-per-request")
         }
@@ -47,6 +48,17 @@ final class VariableStore {
             }
             let count = try checkedCount(spec.shape, of: spec.name)
             _ = try checkedCount(spec.fanShape, of: spec.name + " (fan shape)", elementLimit: Int.max)
+            if let slice = spec.slice {
+                guard slice.fits(spec.shape), !slice.fullName.isEmpty, slice.fullName.utf8.count <= limits.maxNameLength,
+                    slice.fullShape.count <= limits.maxRank
+                else {
+                    throw ErrorBody(
+                        code: .malformed,
+                        message:
+                            "ps \(server): variable \(spec.name) says it is a part of \(slice.fullName.prefix(200)) \(formatShape(slice.fullShape)) at offset \(formatShape(slice.offset)), where a part of shape \(formatShape(spec.shape)) does not fit"
+                    )
+                }
+            }
             guard DType(rawValue: spec.dtype) != nil else {
                 throw ErrorBody(code: .dtypeConflict, message: "ps \(server): variable \(spec.name) has unknown dtype \(spec.dtype)")
             }
@@ -74,7 +86,7 @@ final class VariableStore {
                         "ps \(server): variable \(spec.name) does not exist, and new variables can be registered only while the job forms (before the first update); this server holds \(order.count) variables"
                 )
             }
-            guard let initializer = Self.initializer(spec.initializer, shape: spec.shape, count: count) else {
+            guard let initializer = Self.initializer(spec.initializer, shape: spec.shape, count: count, values: values[spec.name]) else {
                 throw ErrorBody(
                     code: .badInitializer, message: "ps \(server): variable \(spec.name) has an unusable initializer \(spec.initializer.kind)")
             }
@@ -98,7 +110,9 @@ final class VariableStore {
                 throw ErrorBody(
                     code: .badInitializer, message: "ps \(server): the initializer of \(c.spec.name) gives values that are not finite")
             }
-            made.append(ServedVariable(name: c.spec.name, shape: c.spec.shape, dtype: c.spec.dtype, value: values, registeredBy: worker))
+            made.append(
+                ServedVariable(
+                    name: c.spec.name, shape: c.spec.shape, dtype: c.spec.dtype, value: values, registeredBy: worker, slice: c.spec.slice))
         }
         for v in made {
             variables[v.name] = v
@@ -144,12 +158,20 @@ final class VariableStore {
         ErrorBody(code: .limitExceeded, message: "ps \(server): \(what) the limit of \(limit) \(flag)")
     }
 
-    static func initializer(_ spec: InitializerSpec, shape: [Int], count: Int) -> Initializer? {
+    /// - Parameter values: for kind `tensor`, the register's float32 frame of the values.
+    static func initializer(_ spec: InitializerSpec, shape: [Int], count: Int, values: Frame? = nil) -> Initializer? {
         guard spec.a.isFinite, spec.b.isFinite else { return nil }
         switch spec.kind {
-        case "tensor":
-            guard let values = spec.values, values.count == count, values.allSatisfy(\.isFinite) else { return nil }
-            return .tensor(Tensor(shape: shape, scalars: values))
+        case InitializerSpec.tensorKind:
+            guard let frame = values, frame.count == count * 4 else { return nil }
+            let scalars = frame.withUnsafeBytes { raw in
+                [Float](unsafeUninitializedCapacity: count) { out, n in
+                    _ = UnsafeMutableRawBufferPointer(out).copyMemory(from: raw)
+                    n = count
+                }
+            }
+            guard scalars.withUnsafeBufferPointer({ allFinite($0) }) else { return nil }
+            return .tensor(Tensor(shape: shape, scalars: scalars))
         case "zeros": return .zeros
         case "ones": return .ones
         case "constant": return .constant(spec.a)

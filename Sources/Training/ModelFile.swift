@@ -98,8 +98,15 @@ public enum ModelFile {
             "config": String(decoding: try encoder.encode(c), as: UTF8.self),
         ]
         if let spec { metadata["model"] = spec.json }
-        let tensors = model.graph.globalVariables.filter { !$0.isPartitioned }.map {
-            (name: $0.name, shape: $0.shape, scalars: Array($0.value))
+        // Whole variables under their own names, whatever the partitioning (as TensorFlow's Saver keys a
+        // partitioned variable by its full name): a model file reads back into any partitioning, or none.
+        var seen = Set<String>()
+        var tensors: [(name: String, shape: [Int], scalars: [Float])] = []
+        for v in model.graph.globalVariables {
+            let whole = v.sliceInfo.map(\.fullName).flatMap { model.graph.storedVariable($0) } ?? v
+            guard seen.insert(whole.name).inserted else { continue }
+            whole.gatherParts()
+            tensors.append((whole.name, whole.shape, Array(whole.value)))
         }
         try writeReplacing(SafeTensors.encode(tensors, metadata: metadata), to: path)
     }

@@ -5,27 +5,31 @@ extension Graph {
     ///
     /// The full name is the current *variable* scope's name + `/` + `name`; name scopes are ignored.
     /// Under `.create` an existing name is an error, under `.reuse` a missing one is, and `.auto`
-    /// shares or creates. Sharing checks shape, then dtype. In a scope with a partitioner the
-    /// variable is created as parts `name/part_0`, ... and the returned variable lists them in `parts`.
+    /// shares or creates. Sharing checks shape, then dtype. With a partitioner (this call's, else the
+    /// scope's) the variable is created as parts `name/part_0`, ... along one axis, the first parts
+    /// taking the extra rows, and the returned variable lists them in `parts`; one part is still
+    /// `part_0`. A scalar (`shape: []`) is never partitioned, as in TensorFlow.
     ///
     /// - Parameters:
     ///   - shape: required to create; when sharing, nil accepts any shape.
     ///   - dtype: defaults to the scope's dtype (float32 at the root).
     ///   - initializer: defaults to the scope's, else Glorot-uniform (zeros for integers).
     ///   - trainable: whether the variable joins `trainableVariables`.
+    ///   - partitioner: overrides the scope's partitioner (nil keeps it, as TF's `partitioner=None`).
     /// - Throws: `VariableScopeError.alreadyExists`, `.doesNotExist`, `.shapeMismatch`, `.dtypeMismatch`,
-    ///   `.shapeRequired`, or a partition error.
+    ///   `.shapeRequired`, or a partition error (`.partitionFailed`, `.invalidPartitions`,
+    ///   `.partitionedEmpty`, `.partitionMismatch`, `.partitionedAlreadyExists`, `.partitionedConflict`).
     @discardableResult
     public func getVariable(
         _ name: String, shape: [Int]? = nil, dtype: DType? = nil, initializer: Initializer? = nil,
-        trainable: Bool = true
+        trainable: Bool = true, partitioner: Partitioner? = nil
     ) throws -> Variable {
         let scope = currentVariableScope
         let fullName = scope.name.isEmpty ? name : scope.name + "/" + name
         let dtype = dtype ?? scope.dtype
         let initializer =
             initializer ?? scope.initializer ?? (dtype == .float32 || dtype == .float64 ? .glorotUniform : .zeros)
-        if let partitioner = scope.partitioner {
+        if let partitioner = partitioner ?? scope.partitioner, shape != [] {
             return try getPartitioned(
                 fullName, shape: shape, dtype: dtype, initializer: initializer,
                 trainable: trainable, mode: scope.reuse, partitioner: partitioner)
@@ -49,7 +53,7 @@ extension Graph {
     /// Gets or creates one unpartitioned variable under the store's rules for `mode`.
     func getSingle(
         _ fullName: String, shape: [Int]?, dtype: DType, initializer: Initializer, trainable: Bool,
-        mode: ReuseMode, fanShape: [Int]?
+        mode: ReuseMode, fanShape: [Int]?, sliceInfo: SliceInfo? = nil
     ) throws -> Variable {
         if let found = store[fullName] {
             if mode == .create { throw VariableScopeError.alreadyExists(name: fullName) }
@@ -66,12 +70,27 @@ extension Graph {
         let values = initializer.values(shape: shape, seed: seed, name: opName, fanShape: fanShape)
         let v = Variable(
             name: opName, shape: shape, dtype: dtype, trainable: trainable, initializer: initializer,
-            isShareable: true, initialValues: values, fanShape: fanShape)
+            isShareable: true, initialValues: values, fanShape: fanShape, sliceInfo: sliceInfo)
         store[fullName] = v
         register(v)
         return v
     }
 
+    /// Calls the partitioner and checks its answer as TensorFlow's `_call_partitioner` does: one count
+    /// per axis, none below 1, at most one above 1.
+    private func partitions(_ fullName: String, shape: [Int], dtype: DType, partitioner: Partitioner) throws -> [Int] {
+        let p: [Int]
+        do { p = try partitioner.partitions(shape, dtype.size) } catch {
+            throw VariableScopeError.partitionFailed(name: fullName, error)
+        }
+        if p.count != shape.count || p.contains(where: { $0 < 1 }) || p.filter({ $0 > 1 }).count > 1 {
+            throw VariableScopeError.invalidPartitions(name: fullName, shape: shape, partitions: p)
+        }
+        return p
+    }
+
+    /// TensorFlow's `_get_partitioned_variable`: the parts are ordinary variables `name/part_<i>`, each
+    /// with its slice of the whole (`SaveSliceInfo`); the whole is kept by name for reuse.
     private func getPartitioned(
         _ fullName: String, shape: [Int]?, dtype: DType, initializer: Initializer, trainable: Bool,
         mode: ReuseMode, partitioner: Partitioner
@@ -80,7 +99,7 @@ extension Graph {
         if let found = partitionedStore[fullName] {
             if mode == .create { throw VariableScopeError.partitionedAlreadyExists(name: fullName) }
             try checkSharing(found, fullName, shape: shape, dtype: dtype)
-            let specified = partitioner.partitions(found.shape)
+            let specified = try partitions(fullName, shape: found.shape, dtype: dtype, partitioner: partitioner)
             var existing = [Int](repeating: 1, count: found.shape.count)
             if !existing.isEmpty { existing[found.partitionAxis] = found.parts.count }
             if specified != existing {
@@ -90,26 +109,22 @@ extension Graph {
         }
         if mode == .reuse { throw VariableScopeError.doesNotExist(name: fullName) }
         guard let shape else { throw VariableScopeError.shapeRequired(name: fullName) }
-        let partitions = partitioner.partitions(shape)
-        guard let axis = partitions.firstIndex(where: { $0 > 1 }) else {
-            // One part: TF still names it part_0.
-            let part = try getSingle(
-                fullName + "/part_0", shape: shape, dtype: dtype, initializer: initializer,
-                trainable: trainable, mode: mode, fanShape: shape)
-            let whole = Variable(
-                partitioned: fullName, shape: shape, dtype: dtype, trainable: trainable,
-                initializer: initializer, parts: [part], axis: 0)
-            partitionedStore[fullName] = whole
-            return whole
-        }
+        let counts = try partitions(fullName, shape: shape, dtype: dtype, partitioner: partitioner)
+        // TensorFlow's `_PartitionInfo` wants every offset below its dimension: no zero-sized axis.
+        if shape.contains(0) { throw VariableScopeError.partitionedEmpty(name: fullName, shape: shape) }
+        // No axis above 1: one part, which TensorFlow still names part_0 (along axis 0).
+        let axis = counts.firstIndex(where: { $0 > 1 }) ?? 0
         var parts: [Variable] = []
-        for (i, size) in Partitioner.sliceSizes(shape[axis], parts: partitions[axis]).enumerated() {
+        var offset = [Int](repeating: 0, count: shape.count)
+        for (i, size) in Partitioner.sliceSizes(shape[axis], parts: counts[axis]).enumerated() {
             var partShape = shape
             partShape[axis] = size
+            let slice = SliceInfo(fullName: fullName, fullShape: shape, offset: offset, shape: partShape)
             parts.append(
                 try getSingle(
                     "\(fullName)/part_\(i)", shape: partShape, dtype: dtype, initializer: initializer,
-                    trainable: trainable, mode: mode, fanShape: shape))
+                    trainable: trainable, mode: mode, fanShape: shape, sliceInfo: slice))
+            offset[axis] += size
         }
         let whole = Variable(
             partitioned: fullName, shape: shape, dtype: dtype, trainable: trainable,

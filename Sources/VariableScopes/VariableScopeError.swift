@@ -23,6 +23,13 @@ public enum VariableScopeError: Error, Equatable, CustomStringConvertible {
     case partitionMismatch(name: String, specified: [Int], found: [Int])
     /// A name used both as a partitioned and as an ordinary variable.
     case partitionedConflict(name: String)
+    /// The partitioner cannot split this variable (an axis it does not have, nothing to measure).
+    case partitionFailed(name: String, PartitionError)
+    /// The partitioner's answer is not one count per axis, each at least 1, at most one above 1
+    /// (TensorFlow's `_call_partitioner` checks).
+    case invalidPartitions(name: String, shape: [Int], partitions: [Int])
+    /// A partitioned variable with a zero-sized dimension, which TensorFlow cannot slice.
+    case partitionedEmpty(name: String, shape: [Int])
 
     public var description: String {
         switch self {
@@ -54,6 +61,23 @@ public enum VariableScopeError: Error, Equatable, CustomStringConvertible {
                 "Trying to reuse partitioned variable \(n), but specified partitions \(formatShape(s)) and found partitions \(formatShape(f))."
         case .partitionedConflict(let n):
             return "Variable \(n) is partitioned in one place and not in another: give the two different names."
+        case .partitionFailed(let n, let e):
+            return "Cannot partition variable \(n): \(e). Choose another partitioner or axis for it."
+        case .partitionedEmpty(let n, let s):
+            return
+                "Cannot partition variable \(n) of shape \(formatShape(s)): a partitioned variable needs every dimension at least 1, as in TensorFlow. Create it outside the partitioned scope."
+        case .invalidPartitions(let n, let s, let p):
+            let list = "[" + p.map(String.init).joined(separator: ", ") + "]"
+            if p.count != s.count {
+                return
+                    "Partitioner returned a partition list that does not match the rank of variable \(n): \(list) vs. \(formatShape(s))."
+            }
+            if p.contains(where: { $0 < 1 }) {
+                return
+                    "Partitioner returned zero partitions for some axes of variable \(n) of shape \(formatShape(s)): \(list). A zero-sized axis cannot be split in parts."
+            }
+            return
+                "Can only slice a variable along one dimension: variable \(n), shape: \(formatShape(s)), partitioning: \(list)."
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SafeTensors
 
 /// How a server combines workers' gradients.
 public enum SyncMode: String, Codable, Sendable, CaseIterable {
@@ -22,18 +23,23 @@ public struct Hello: Codable, Sendable, Equatable {
     /// wake-ups per message than seven; a server that does not know the field answers without it, and the
     /// worker then sends a frame per tensor.
     public var packed: Bool?
-    /// With `packed`: the largest frame this worker takes; a server packs values only up to it.
+    /// The largest frame this worker takes (its `--max-message-bytes`): a server packs values only up to it,
+    /// and sends a larger tensor in chunks that fit (`TensorStream`).
     public var maxFrameBytes: Int?
     /// Optional: what a reader of the servers' checkpoints needs to use the model (sizes, normaliser, season,
     /// training columns), as JSON text the servers record verbatim in their checkpoints' metadata (`model`)
     /// without reading it. Servers keep the first they are told (at most `Hello.maxModelBytes`).
     public var model: String?
+    /// How this worker partitions the model's variables (`--partitioner`, `none` without one): every worker
+    /// of a job must give the same, since parts are variables of their own on the servers.
+    public var partitioning: String?
     /// The longest `model` text a server records.
     public static let maxModelBytes = 64 * 1024
     public init(
         workerName: String, numWorkers: Int, wireDType: WireDType? = nil, scaling: String? = nil, packed: Bool? = nil,
-        maxFrameBytes: Int? = nil, model: String? = nil
+        maxFrameBytes: Int? = nil, model: String? = nil, partitioning: String? = nil
     ) {
+        self.partitioning = partitioning
         self.model = model
         self.maxFrameBytes = maxFrameBytes
         self.workerName = workerName
@@ -66,7 +72,8 @@ public struct Welcome: Codable, Sendable, Equatable {
     /// Either side packs a message only when it fits the other's `maxFrameBytes`, and sends a frame per
     /// tensor otherwise; both take either form.
     public var packed: Bool?
-    /// With `packed`: the largest frame this server takes (its `--max-message-bytes`).
+    /// The largest frame this server takes (its `--max-message-bytes`): a worker packs only up to it, and
+    /// sends a larger tensor in chunks that fit.
     public var maxFrameBytes: Int?
 
     public init(
@@ -137,12 +144,17 @@ public struct VariableSpec: Codable, Sendable, Equatable {
     public var seed: UInt64
     /// The shape whose fans set a Glorot limit (the whole variable's, for a partition).
     public var fanShape: [Int]
+    /// For a part of a partitioned variable: where it lies in the whole (recorded in checkpoints, so any
+    /// reader can put the whole back together). Absent for a whole variable.
+    public var slice: SliceSpec?
     /// The element count, or nil when it overflows (a hostile shape must not trap).
     public var count: Int? { Limits.elementCount(shape) }
 
     public init(
-        name: String, shape: [Int], dtype: String, initializer: InitializerSpec, seed: UInt64, fanShape: [Int]? = nil
+        name: String, shape: [Int], dtype: String, initializer: InitializerSpec, seed: UInt64, fanShape: [Int]? = nil,
+        slice: SliceSpec? = nil
     ) {
+        self.slice = slice
         self.fanShape = fanShape ?? shape
         self.name = name
         self.shape = shape
@@ -152,26 +164,36 @@ public struct VariableSpec: Codable, Sendable, Equatable {
     }
 }
 
-/// An initializer in a wire-friendly form: `kind` with up to two parameters, or explicit `values`
-/// (kind `tensor`: a worker's restored value, which a server that already holds the variable ignores).
+/// Where a part of a partitioned variable lies in the whole (TensorFlow's `SaveSliceInfo`): the record
+/// the servers' checkpoints keep, carried at registration.
+public typealias SliceSpec = TensorSlice
+
+/// An initializer in a wire-friendly form: `kind` with up to two parameters. Kind `tensor` is a worker's
+/// current value (a restore, or a server that came back without its checkpoint), carried not here but as a
+/// binary tensor frame of the register message; a server that already holds the variable ignores it.
 public struct InitializerSpec: Codable, Sendable, Equatable {
     public var kind: String
     public var a: Float
     public var b: Float
-    public var values: [Float]?
 
-    public init(kind: String, a: Float = 0, b: Float = 0, values: [Float]? = nil) {
+    public init(kind: String, a: Float = 0, b: Float = 0) {
         self.kind = kind
         self.a = a
         self.b = b
-        self.values = values
     }
+
+    /// The kind whose values travel as a tensor frame.
+    public static let tensorKind = "tensor"
 }
 
-/// `.register` body.
+/// `.register` body. The values of the specs of kind `tensor` follow as float32 tensor frames, in the
+/// specs' order (`TensorStream`): JSON carries names and shapes only.
 public struct Register: Codable, Sendable, Equatable {
     public var variables: [VariableSpec]
     public init(variables: [VariableSpec]) { self.variables = variables }
+
+    /// The specs whose values travel as tensor frames, in order.
+    public var valued: [VariableSpec] { variables.filter { $0.initializer.kind == InitializerSpec.tensorKind } }
 }
 
 /// `.pull` and `.push` bodies, and `.values`: the variables the tensor frames belong to, in order.

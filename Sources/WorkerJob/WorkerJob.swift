@@ -253,8 +253,6 @@ public enum WorkerJob {
             return .success
         } catch let e as RemoteError {
             logger.error("\(e)")
-            // Too large for the connection: a setting to change, not a peer to retry or a refusal.
-            if case .tooLarge = e { return .failure }
             if case .refused(_, _, let body) = e, body.code == .unsupportedVersion { return .failure }
             return e.isRetryable ? .peerLost : .refused
         } catch let e as MetricsEndpointError {

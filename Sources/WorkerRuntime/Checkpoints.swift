@@ -82,6 +82,7 @@ public enum Checkpoints {
         let groups = candidates(in: directory)
         guard !groups.isEmpty else { throw Error.noFiles(directory) }
         var all: [String: SafeTensors.Entry] = [:]
+        var slices: [String: TensorSlice] = [:]
         for group in groups {
             var failures: [(String, String)] = []
             var loaded: SafeTensors.File?
@@ -116,11 +117,21 @@ public enum Checkpoints {
                 throw Error.damaged(path: path, reason: reason + older)
             }
             all.merge(file.tensors.filter { !$0.key.hasPrefix("optimizer/") }) { a, _ in a }
+            slices.merge(TensorSlice.records(in: file.metadata)) { a, _ in a }
         }
+        let wholes: [String: (shape: [Int], scalars: [Float])]
+        do { wholes = try TensorSlice.assemble(all.mapValues { ($0.shape, $0.scalars) }, slices: slices) } catch {
+            throw Error.damaged(path: directory, reason: "\(error)")
+        }
+        // Each variable of the model from the whole it is, or is a part of: any partitioning into any other.
+        var done = Set<String>()
         for v in graph.trainableVariables {
-            guard let e = all[v.name] else { throw Error.missing(variable: v.name, directory: directory) }
-            guard e.shape == v.shape else { throw Error.shape(variable: v.name, file: e.shape, model: v.shape) }
-            v.assign(e.scalars)
+            let name = v.sliceInfo?.fullName ?? v.name
+            guard done.insert(name).inserted else { continue }
+            guard let target = v.sliceInfo.map(\.fullName).flatMap({ graph.storedVariable($0) }) ?? Optional(v) else { continue }
+            guard let e = wholes[name] else { throw Error.missing(variable: name, directory: directory) }
+            guard e.shape == target.shape else { throw Error.shape(variable: name, file: e.shape, model: target.shape) }
+            target.assign(e.scalars)
         }
     }
 }

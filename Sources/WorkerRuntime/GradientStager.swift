@@ -25,9 +25,10 @@ final class GradientStager {
         for b in perServer.values { b.deallocate() }
     }
 
-    /// The frames of a push of `vars`' gradients to server `server`.
+    /// The frames of a push of `vars`' gradients to server `server` (`TensorStream`).
     /// - Parameters:
     ///   - packed: the server takes one frame for several tensors, up to `maxFrameBytes`.
+    ///   - maxFrameBytes: the server's frame limit: a larger gradient goes in chunks that fit.
     ///   - copy: the gradients must be copied even in float32 (prefetch).
     func frames(_ vars: [Variable], server: Int, packed: Bool, maxFrameBytes: Int, copy: Bool) -> [Frame] {
         let size = dtype.size
@@ -41,51 +42,39 @@ final class GradientStager {
             }
             return [Frame(external: UnsafeRawBufferPointer(buffer), owner: nil)]
         }
+        let tensors: [UnsafeRawBufferPointer]
         if dtype == .bf16 || copy {
-            return vars.map { v in
+            tensors = vars.map { v in
                 let buffer = variableBuffer(v, bytes: v.count * size)
                 put(v, into: buffer)
-                return Frame(external: UnsafeRawBufferPointer(buffer), owner: nil)
+                return UnsafeRawBufferPointer(buffer)
             }
+        } else {
+            tensors = vars.map { UnsafeRawBufferPointer($0.gradient) }
         }
-        return vars.map { v in Frame(external: UnsafeRawBufferPointer(v.gradient), owner: nil) }
+        return TensorStream.frames(tensors, maxFrameBytes: maxFrameBytes, elementSize: size)
     }
 
-    /// Takes a values reply's tensors into `vars`: one packed frame or a frame each, every size checked, and
-    /// every value checked finite before any is taken (a worker trains on what it takes).
+    /// Takes a values reply's tensors into `vars` (`TensorStream`: one packed frame, a frame each, or chunks),
+    /// every size checked, and every value checked finite before any is taken (a worker trains on what it takes).
     /// - Returns: nil, or what was wrong (for the error naming the server); nothing was taken then.
-    func takeValues(_ tensors: ArraySlice<Frame>, into vars: [Variable], packed: Bool) -> String? {
+    func takeValues(_ frames: ArraySlice<Frame>, into vars: [Variable]) -> String? {
         let size = dtype.size
-        if packed, vars.count > 1, tensors.count == 1, let frame = tensors.first {
-            let total = vars.reduce(0) { $0 + $1.count * size }
-            guard frame.count == total else { return "one packed frame of \(frame.count) bytes for \(total)" }
-            let bad: String? = frame.withUnsafeBytes { all in
-                var offset = 0
-                for v in vars {
-                    if !finite(UnsafeRawBufferPointer(rebasing: all[offset..<offset + v.count * size])) { return v.name }
-                    offset += v.count * size
-                }
-                return nil
-            }
-            if let bad { return "values for \(bad) that are not finite" }
-            frame.withUnsafeBytes { all in
-                var offset = 0
-                for v in vars {
-                    take(UnsafeRawBufferPointer(rebasing: all[offset..<offset + v.count * size]), into: v)
-                    offset += v.count * size
-                }
-            }
-            return nil
-        }
-        guard tensors.count == vars.count else { return "\(tensors.count) tensors for \(vars.count) variables" }
-        for (v, frame) in zip(vars, tensors) where frame.count != v.count * size {
-            return "\(frame.count) bytes for \(v.name), which needs \(v.count * size)"
+        let tensors: [Frame]
+        do { tensors = try TensorStream.split(frames, sizes: vars.map { $0.count * size }) } catch {
+            return "\(error)"
         }
         for (v, frame) in zip(vars, tensors) where !frame.withUnsafeBytes({ finite($0) }) {
             return "values for \(v.name) that are not finite"
         }
         for (v, frame) in zip(vars, tensors) { frame.withUnsafeBytes { take($0, into: v) } }
         return nil
+    }
+
+    /// The float32 frames of `vars`' current values, for a register that carries them (a restore, or a
+    /// server that came back without its checkpoint): views of the values, chunked past `maxFrameBytes`.
+    static func valueFrames(_ vars: [Variable], maxFrameBytes: Int) -> [Frame] {
+        TensorStream.frames(vars.map { UnsafeRawBufferPointer($0.value) }, maxFrameBytes: maxFrameBytes)
     }
 
     /// Whether every value in `bytes` (in the wire dtype) is finite: float32 by value, bfloat16 by its

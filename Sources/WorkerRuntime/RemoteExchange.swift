@@ -102,14 +102,6 @@ public final class RemoteExchange: ParameterExchange {
         let placement = Placement(variables: variables, servers: servers.count)
         self.placement = placement
         onServer = servers.indices.map { i in variables.filter { placement.owner[$0.name] == i } }
-        // A tensor that cannot cross this worker's connection in one frame would make libzmq drop the
-        // connection on every values reply: a named, permanent error now, not a reconnect loop later.
-        for (i, vars) in onServer.enumerated() {
-            for v in vars where v.count * settings.wireDType.size > settings.maxFrameBytes {
-                throw RemoteError.tooLarge(
-                    server: servers[i], variable: v.name, bytes: v.count * settings.wireDType.size, limit: settings.maxFrameBytes)
-            }
-        }
         var resume: UInt64 = 0
         for c in connections {
             let welcome = try join(c, deadline: MonotonicClock.now() + settings.timeout)
@@ -338,7 +330,7 @@ public final class RemoteExchange: ParameterExchange {
         case .pull:
             let vars = onServer[r.server]
             // Values a server sends are trained on: sizes and finiteness are checked before any is taken.
-            if let wrong = stager.takeValues(reply.tensors, into: vars, packed: c.packed) {
+            if let wrong = stager.takeValues(reply.tensors, into: vars) {
                 throw RemoteError.unexpectedReply(server: c.endpoint, what: "pull", got: wrong)
             }
             if !reply.body.withUnsafeBytes({ $0.elementsEqual(c.lastValuesBody) }) {
@@ -365,8 +357,8 @@ public final class RemoteExchange: ParameterExchange {
                 Hello(
                     workerName: "worker \(settings.taskIndex) (pid \(getpid()), \(ProcessInfo.processInfo.hostName))",
                     numWorkers: settings.numWorkers, wireDType: settings.wireDType, scaling: settings.scaling,
-                    packed: settings.packed ? true : nil, maxFrameBytes: settings.packed ? settings.maxFrameBytes : nil,
-                    model: settings.model)),
+                    packed: settings.packed ? true : nil, maxFrameBytes: settings.maxFrameBytes,
+                    model: settings.model, partitioning: settings.partitioning)),
             what: "answer hello")
     }
 
@@ -413,16 +405,22 @@ public final class RemoteExchange: ParameterExchange {
         c.label = welcome.resumeStep + 1
     }
 
-    /// Registers this worker's variables (create-if-absent). With `withValues` the specs carry the worker's
-    /// current values, which a server that lacks a variable takes (a restore, or a server that restarted
-    /// without its checkpoint); otherwise it creates them from the seed as every worker would.
+    /// Registers this worker's variables (create-if-absent). With `withValues` the register carries the
+    /// worker's current values as binary tensor frames, which a server that lacks a variable takes (a restore,
+    /// or a server that restarted without its checkpoint); otherwise it creates them from the seed as every
+    /// worker would (a variable made from an explicit tensor always carries it).
     func registerRequest(_ i: Int, withValues: Bool, what: String) -> Request {
+        var valued: [Variable] = []
         let specs = onServer[i].map { v -> VariableSpec in
             var spec = VariableSpec(v, seed: settings.seed)
-            if withValues { spec.initializer = InitializerSpec(kind: "tensor", values: Array(v.value)) }
+            if withValues { spec.initializer = InitializerSpec(kind: InitializerSpec.tensorKind) }
+            if spec.initializer.kind == InitializerSpec.tensorKind { valued.append(v) }
             return spec
         }
-        return request(i, .register, step: 0, body: Body.encode(Register(variables: specs)), what: what)
+        let limit = connections[i].welcome?.maxFrameBytes ?? settings.maxFrameBytes
+        return request(
+            i, .register, step: 0, body: Body.encode(Register(variables: specs)),
+            tensors: GradientStager.valueFrames(valued, maxFrameBytes: limit), what: what)
     }
 
     /// Brings `c` back: (re)connect with exponential backoff until it answers hello, register again if it

@@ -16,8 +16,6 @@ public enum RemoteError: Error, CustomStringConvertible {
     case badEndpoint(String)
     /// Recovering one wait's requests took past `--recovery-timeout`: the server kept going away or restarting.
     case recoveryTimedOut(server: String, seconds: Double, recoveries: Int, cause: String)
-    /// A variable's values cannot cross this worker's connection in one frame (`--max-message-bytes`).
-    case tooLarge(server: String, variable: String, bytes: Int, limit: Int)
     /// The servers refused this many pushes in a row (`--max-refused-pushes`).
     case refusedPushes(server: String, count: Int, last: ErrorBody)
     /// The worker was told to stop (a signal) while a server was away: it stops instead of recovering.
@@ -56,9 +54,6 @@ public enum RemoteError: Error, CustomStringConvertible {
                 format:
                     "gave up on ps %@ after %.0f s of recovering one round of requests (%d recoveries; the last because %@): it keeps going away or restarting (--recovery-timeout)",
                 s, secs, n, cause)
-        case .tooLarge(let s, let v, let bytes, let limit):
-            return
-                "variable \(v) on ps \(s) needs \(bytes) bytes in one frame, past this worker's limit of \(limit) (--max-message-bytes); raise it on the workers and the servers, or partition the variable"
         case .refusedPushes(let s, let n, let last):
             return "ps \(s) refused \(n) pushes in a row (--max-refused-pushes); the last: \(last.message)"
         case .stoppedWhileAway(let s):
@@ -70,7 +65,7 @@ public enum RemoteError: Error, CustomStringConvertible {
     public var isRetryable: Bool {
         switch self {
         case .lost, .timeout, .noAnswer, .recoveryTimedOut: return true
-        case .refused, .keyRefused, .unexpectedReply, .badEndpoint, .alreadyDone, .tooLarge, .refusedPushes, .stoppedWhileAway:
+        case .refused, .keyRefused, .unexpectedReply, .badEndpoint, .alreadyDone, .refusedPushes, .stoppedWhileAway:
             return false
         }
     }
@@ -134,13 +129,15 @@ public struct RemoteSettings: Sendable {
     /// The data scaling this worker trains with, announced in hello so that servers hold every worker of a
     /// job to one and record it.
     public var scaling: String?
+    /// How this worker partitions its variables (`Hello.partitioning`; `none` without a partitioner).
+    public var partitioning = "none"
     /// The model's description for the servers to record in their checkpoints (`Hello.model`).
     public var model: String?
     /// Offer to send and take each message's tensors packed in one frame (`Hello.packed`); a server that
     /// agrees gets them so, others a frame per tensor.
     public var packed = true
     /// The largest frame this worker's connections take (its ZeroMQ message limit), told to servers so
-    /// that they pack values only up to it.
+    /// that they pack values only up to it and send a larger tensor in chunks.
     public var maxFrameBytes = 256 << 20
 
     public init(taskIndex: Int, numWorkers: Int, seed: UInt64) {

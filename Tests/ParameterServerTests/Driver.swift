@@ -39,8 +39,9 @@ final class Driver {
         request(.hello, worker: w, incarnation: incarnation, body: Body.encode(Hello(workerName: "worker \(w)", numWorkers: n)), peer: peer)
     }
 
-    func register(_ w: UInt32, _ specs: [VariableSpec]) -> [Effect] {
-        request(.register, worker: w, body: Body.encode(Register(variables: specs)))
+    /// - Parameter values: the values of the specs of kind `tensor`, in order (tensor frames).
+    func register(_ w: UInt32, _ specs: [VariableSpec], values: [[Float]] = []) -> [Effect] {
+        request(.register, worker: w, body: Body.encode(Register(variables: specs)), tensors: values)
     }
 
     func push(_ w: UInt32, step: UInt64, _ grads: [String: [Float]], id: UInt64? = nil, incarnation: UInt64? = nil, peer: Peer? = nil) -> [Effect] {
@@ -82,8 +83,8 @@ extension Array where Element == Effect {
     }
 }
 
-func spec(_ name: String, _ shape: [Int], _ kind: String = "zeros", a: Float = 0, values: [Float]? = nil) -> VariableSpec {
+func spec(_ name: String, _ shape: [Int], _ kind: String = "zeros", a: Float = 0) -> VariableSpec {
     VariableSpec(
-        name: name, shape: shape, dtype: "float32", initializer: InitializerSpec(kind: kind, a: a, b: 0, values: values),
+        name: name, shape: shape, dtype: "float32", initializer: InitializerSpec(kind: kind, a: a, b: 0),
         seed: 1, fanShape: nil)
 }

@@ -208,7 +208,9 @@ struct ParameterServerTests {
         #expect(d.register(0, [spec("big", [200])]).errors.first?.code == .limitExceeded)  // 2,400 bytes > 1,200
         #expect(d.register(0, [spec("a", [1]), spec("b", [1]), spec("c", [1])]).errors.first?.code == .limitExceeded)
         #expect(d.register(0, [spec("a", [1]), spec("a", [1])]).errors.first?.code == .malformed)
-        #expect(d.register(0, [spec("bad", [2], "tensor", values: [1])]).errors.first?.code == .badInitializer)
+        #expect(d.register(0, [spec("bad", [2], "tensor")], values: [[1]]).errors.first?.code == .wrongTensorSize)
+        #expect(d.register(0, [spec("bad", [2], "tensor")]).errors.first?.code == .wrongTensorSize)
+        #expect(d.register(0, [spec("bad", [2], "tensor")], values: [[1, .nan]]).errors.first?.code == .badInitializer)
         #expect(d.register(0, [spec("inf", [2], "constant", a: .infinity)]).errors.first?.code == .badInitializer)
         #expect(d.core.variableNames == [])
         #expect(d.register(0, [spec("ok", [2])]).kinds == [.registered])
@@ -352,30 +354,40 @@ struct ParameterServerTests {
         let values = d.pull(0, step: 2, ["a", "b"])
         #expect(values.values() == [[-2, -2.5, -0.5, -1, -1.5]])
         #expect(d.pull(1, step: 2, ["a", "b"]).values() == [[-2, -2.5], [-0.5, -1, -1.5]])
-        // A packed frame of the wrong size, or a frame per tensor from a packing worker, changes nothing.
+        // Frames of the wrong total change nothing; the tensors' bytes may be cut anywhere (chunks).
         let short = d.request(.push, worker: 0, step: 2, body: Body.encode(Names(names: ["a", "b"])), tensors: [[1, 2, 3, 4]])
         #expect(short.errors.first?.code == .wrongTensorSize)
-        #expect(short.errors.first?.message.contains("16 bytes; they need 20") == true)
-        let three = d.request(.push, worker: 0, step: 2, body: Body.encode(Names(names: ["a", "b"])), tensors: [[1], [2], [3, 4, 5]])
-        #expect(three.errors.first?.code == .malformed)
+        #expect(short.errors.first?.message.contains("carry 16 bytes, but the 2 tensors named need 20") == true)
+        let long = d.request(.push, worker: 0, step: 2, body: Body.encode(Names(names: ["a", "b"])), tensors: [[1, 2, 3], [4, 5, 6]])
+        #expect(long.errors.first?.code == .wrongTensorSize)
         #expect(d.core.value(of: "a") == [-2, -2.5])
+        let cut = d.request(.push, worker: 0, step: 2, body: Body.encode(Names(names: ["a", "b"])), tensors: [[1], [2, 3], [4, 5]])
+        #expect(cut.kinds == [.pushed])
+        #expect(d.core.value(of: "a") == [-2.5, -3.5] && d.core.value(of: "b") == [-2, -3, -4])
         #expect(d.push(1, step: 1, ["a": [2, 2], "b": [0, 0, 0]]).kinds == [.pushed])
-        #expect(d.core.value(of: "a") == [-3, -3.5])
+        #expect(d.core.value(of: "a") == [-3.5, -4.5])
         // A packing worker may also send a frame per tensor (what it does past the server's frame limit).
-        #expect(d.push(0, step: 2, ["a": [2, 2], "b": [0, 0, 0]]).kinds == [.pushed])
-        #expect(d.core.value(of: "a") == [-4, -4.5])
+        #expect(d.push(0, step: 3, ["a": [2, 2], "b": [0, 0, 0]]).kinds == [.pushed])
+        #expect(d.core.value(of: "a") == [-4.5, -5.5])
     }
 
-    @Test("frame limits: a server packs values only up to the worker's limit and tells its own in the welcome")
+    @Test("frame limits: a server packs values only up to the worker's limit, chunks a tensor past it, and tells its own in the welcome")
     func packedLimits() {
         let d = Driver(Driver.config(.async) { $0.limits.maxFrameBytes = 4096 })
         let hello = d.request(
-            .hello, worker: 0, body: Body.encode(Hello(workerName: "w0", numWorkers: 1, packed: true, maxFrameBytes: 16)))
+            .hello, worker: 0, body: Body.encode(Hello(workerName: "w0", numWorkers: 1, packed: true, maxFrameBytes: 1024)))
         #expect(try! hello.replies[0].1.decode(Welcome.self).maxFrameBytes == 4096)
-        _ = d.register(0, [spec("a", [2]), spec("b", [3])])
-        // 20 bytes packed would pass the worker's 16: a frame per tensor.
-        #expect(d.pull(0, step: 1, ["a", "b"]).values().map(\.count) == [2, 3])
-        #expect(d.pull(0, step: 1, ["a"]).values().map(\.count) == [2])
+        _ = d.register(0, [spec("a", [200]), spec("b", [100]), spec("c", [300])])
+        // 1,200 bytes packed would pass the worker's 1,024: a frame per tensor.
+        #expect(d.pull(0, step: 1, ["a", "b"]).values().map(\.count) == [200, 100])
+        #expect(d.pull(0, step: 1, ["a"]).values().map(\.count) == [200])
+        // c alone is 1,200 bytes: chunks of at most 1,024.
+        #expect(d.pull(0, step: 1, ["c"]).values().map(\.count) == [256, 44])
+        // A worker claiming a tiny limit gets chunks of the server's smallest (no frame per value).
+        let tiny = d.request(
+            .hello, worker: 0, body: Body.encode(Hello(workerName: "w0", numWorkers: 1, packed: true, maxFrameBytes: 4)))
+        #expect(tiny.kinds == [.welcome])
+        #expect(d.pull(0, step: 1, ["c"]).values().map(\.count) == [256, 44])
     }
 
     @Test("packed bf16: one frame of 2 bytes per value each way; the server keeps float32")

@@ -263,20 +263,28 @@ struct LivenessInProcessTests {
         #expect(remote.stats.refusedPushes == 5)
     }
 
-    @Test("a tensor past the worker's own frame limit is a named error at start, not a reconnect loop")
-    func tooLarge() throws {
-        let server = InProcessServer(ServerConfig(name: "ps"))
+    @Test("tensors past both sides' frame limits travel in chunks: register with values, push and pull")
+    func chunked() throws {
+        var config = ServerConfig(name: "ps", optimizer: OptimizerConfig(kind: .sgd, learningRate: 1))
+        config.limits.maxFrameBytes = 8
+        let server = InProcessServer(config)
         defer { server.shutdown() }
         let g = try graph()
+        for v in g.trainableVariables { v.assign((0..<v.count).map { Float($0) + 1 }) }
         var settings = RemoteSettings(taskIndex: 0, numWorkers: 1, seed: 3)
-        settings.maxFrameBytes = 16
+        settings.maxFrameBytes = 12
+        settings.packed = false
+        settings.registerValues = true
         let remote = try RemoteExchange(servers: ["p:1"], transports: [server.hub.client()], settings: settings, logger: Logger(label: "w"))
-        do {
-            _ = try remote.start(variables: g.trainableVariables)
-            Issue.record("start should have refused dense/kernel (24 bytes) past a 16-byte limit")
-        } catch let e as RemoteError {
-            #expect(!e.isRetryable)
-            #expect("\(e)".contains("dense/kernel") && "\(e)".contains("--max-message-bytes"), "\(e)")
-        }
+        let vars = g.trainableVariables
+        _ = try remote.start(variables: vars)
+        // The server took the values the register carried (dense/kernel: 24 bytes in frames of 8).
+        #expect(server.loop.core.value(of: "dense/kernel") == [1, 2, 3, 4, 5, 6])
+        for v in vars { v.gradient.update(repeating: 1) }
+        try remote.exchange(step: 1, variables: vars)
+        #expect(server.loop.core.value(of: "dense/kernel") == [0, 1, 2, 3, 4, 5])
+        // The pulled values came back in chunks of at most 12 bytes and were joined.
+        #expect(Array(vars.first { $0.name == "dense/kernel" }!.value) == [0, 1, 2, 3, 4, 5])
+        try remote.finish(variables: vars)
     }
 }
