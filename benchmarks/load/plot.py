@@ -47,17 +47,20 @@ def one_server(rows):
 def plot_workers(rows, out):
     series = one_server(rows)
     fig, ax = plt.subplots(2, 2, figsize=(12, 9))
-    for (mode, hidden, tag), rs in sorted(series.items()):
+    for i, ((mode, hidden, tag), rs) in enumerate(sorted(series.items(), key=lambda kv: (kv[0][0], int(kv[0][1]), kv[0][2]))):
+        color = f"C{i}"
         n = [int(r["workers"]) for r in rs]
         label = f"{mode} {NAMES.get(hidden, hidden)}" + (f" ({tag})" if tag else "")
-        style = "-o" if mode == "async" else "--s"
-        ax[0][0].plot(n, [num(r, "updates_per_s") for r in rs], style, label=label + (" (averaged steps)" if mode == "sync" else ""))
+        marker = "o" if mode == "async" else "s"
+        ax[0][0].plot(n, [num(r, "updates_per_s") for r in rs], "-" + marker, color=color,
+                      label=label + (" averaged steps" if mode == "sync" else ""))
         if mode == "sync":
-            ax[0][0].plot(n, [num(r, "pushes_per_s") for r in rs], ":s", label=label + " (pushes)")
-            ax[0][1].plot(n, [num(r, "cpu_ms_per_push") for r in rs], ":s", label=label + " per push")
-        ax[0][1].plot(n, [num(r, "cpu_ms_per_update") for r in rs], style, label=label + (" per averaged step" if mode == "sync" else ""))
-        ax[1][0].plot(n, [num(r, "push_p50_ms") for r in rs], style, label=label + " p50")
-        ax[1][0].plot(n, [num(r, "push_p99_ms") for r in rs], style.replace("-", ":", 1) if mode == "async" else "-.s", alpha=0.6, label=label + " p99")
+            ax[0][0].plot(n, [num(r, "pushes_per_s") for r in rs], ":" + marker, color=color, label=label + " pushes")
+            ax[0][1].plot(n, [num(r, "cpu_ms_per_push") for r in rs], ":" + marker, color=color, label=label + " per push")
+        ax[0][1].plot(n, [num(r, "cpu_ms_per_update") for r in rs], "-" + marker, color=color,
+                      label=label + (" per averaged step" if mode == "sync" else ""))
+        ax[1][0].plot(n, [num(r, "push_p50_ms") for r in rs], "-" + marker, color=color, label=label + " p50")
+        ax[1][0].plot(n, [num(r, "push_p99_ms") for r in rs], ":" + marker, color=color, alpha=0.6, label=label + " p99")
     for a in ax.flat[:3]:
         a.set_xscale("log", base=2)
         a.set_xlabel("simulated workers N (1 server)")
@@ -76,7 +79,7 @@ def plot_workers(rows, out):
     # Where the two cores went, per async point.
     a = ax[1][1]
     labels, server, client, other = [], [], [], []
-    for (mode, hidden, tag), rs in sorted(series.items()):
+    for (mode, hidden, tag), rs in sorted(series.items(), key=lambda kv: (kv[0][0], int(kv[0][1]), kv[0][2])):
         for r in rs:
             labels.append(f"{mode[0]} {NAMES.get(hidden, hidden).split()[0]}{'*' if tag else ''} N={r['workers']}")
             server.append(num(r, "cpu_util"))
@@ -123,18 +126,22 @@ def server_series(rows):
 
 
 def plot_servers(rows, out):
-    fig, ax = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, ax = plt.subplots(1, 3, figsize=(16, 4.5))
     for (kind, workers), pts in sorted(server_series(rows).items()):
         label = f"{kind}, N={workers}"
         xs = [p for p, _ in pts]
         ax[0].plot(xs, [num(rs[0], "pushes_per_s") for _, rs in pts], "-o", label=label)
         ax[1].plot(xs, [max(num(r, "server_parameters") for r in rs) / sum(num(r, "server_parameters") for r in rs) for _, rs in pts], "-o", label=label)
+        ax[2].plot(xs, [sum(num(r, "cpu_ms_per_update") for r in rs) for _, rs in pts], "-o", label=label)
     ax[0].set_xlabel("servers P")
     ax[0].set_ylabel("job steps/s (each step pushes to every server)")
     ax[0].set_title("1M model, async: capacity with servers (2 cores)")
     ax[1].set_xlabel("servers P")
     ax[1].set_ylabel("busiest server's share of the parameters")
     ax[1].set_title("balance")
+    ax[2].set_xlabel("servers P")
+    ax[2].set_ylabel("server CPU per job step, all servers, ms")
+    ax[2].set_title("what splitting costs in all")
     for a in ax:
         a.set_xticks([1, 2, 4])
         a.grid(True, alpha=0.3)
