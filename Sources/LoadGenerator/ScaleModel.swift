@@ -25,7 +25,8 @@ public enum CSVTable {
 }
 
 /// Server CPU per update as a line in the parameters it holds, cpu = fixed + perParameter × S, fitted by
-/// least squares to the async one-server rows at each size's highest throughput (the server at its busiest).
+/// least squares on relative error to the async one-server rows at each size's highest throughput (the
+/// server at its busiest).
 /// The fixed part is a message's cost whatever its size (decode, acknowledge, a pull's reply); the slope is
 /// the optimizer's pass and the copies, per parameter.
 public struct CPUFit: Sendable, Equatable {
@@ -47,10 +48,11 @@ public struct CPUFit: Sendable, Equatable {
         self.points = points
     }
 
+    /// - Parameter label: fit the rows of this variant only (the `label` column; "" for the plain runs).
     /// - Throws: `LoadError.file` when fewer than two sizes have async one-server rows with CPU figures.
-    public init(rows: [[String: String]]) throws {
+    public init(rows: [[String: String]], label: String = "") throws {
         var best: [Int: Point] = [:]
-        for r in rows where r["mode"] == "async" && r["servers"] == "1" {
+        for r in rows where r["mode"] == "async" && r["servers"] == "1" && (r["label"] ?? "") == label {
             guard let p = r["server_parameters"].flatMap(Int.init), let u = r["updates_per_s"].flatMap(Double.init),
                 let c = r["cpu_ms_per_update"].flatMap(Double.init), let n = r["workers"].flatMap(Int.init), u > 0
             else { continue }
@@ -63,12 +65,20 @@ public struct CPUFit: Sendable, Equatable {
             throw LoadError.file(
                 path: "CSV", problem: "the scale model needs async one-server rows of at least two model sizes")
         }
+        // Weighted by 1/y², so each size counts by its relative error: sizes 250 times apart would otherwise
+        // leave the small ones (where the fixed part shows) to the largest's residual.
         let xs = points.map { Double($0.parameters) }
         let ys = points.map(\.cpuSeconds)
-        let mx = xs.reduce(0, +) / Double(xs.count)
-        let my = ys.reduce(0, +) / Double(ys.count)
-        let sxy = zip(xs, ys).reduce(0) { $0 + ($1.0 - mx) * ($1.1 - my) }
-        let sxx = xs.reduce(0) { $0 + ($1 - mx) * ($1 - mx) }
+        let ws = ys.map { 1 / max($0 * $0, 1e-30) }
+        let sw = ws.reduce(0, +)
+        let mx = zip(ws, xs).reduce(0) { $0 + $1.0 * $1.1 } / sw
+        let my = zip(ws, ys).reduce(0) { $0 + $1.0 * $1.1 } / sw
+        var sxy = 0.0
+        var sxx = 0.0
+        for i in xs.indices {
+            sxy += ws[i] * (xs[i] - mx) * (ys[i] - my)
+            sxx += ws[i] * (xs[i] - mx) * (xs[i] - mx)
+        }
         let slope = sxx > 0 ? sxy / sxx : 0
         self.init(fixedSeconds: max(0, my - slope * mx), secondsPerParameter: max(0, slope), points: points)
     }
@@ -116,8 +126,8 @@ public enum ScaleModel {
         return (max(1, byNetwork, byCPU), max(1, byNetwork), max(1, byCPU))
     }
 
-    /// The README's table, in markdown.
-    public static func table(fit: CPUFit, parameters: [Int], stepSeconds: [Double], jobWorkers: Int) -> String {
+    /// The README's table, in markdown: for each (parameters, step time) case, on 10, 25 and 100 GbE.
+    public static func table(fit: CPUFit, cases: [(parameters: Int, stepSeconds: Double)], jobWorkers: Int) -> String {
         var out = String(
             format: "server CPU per update = %.1f µs + %.2f ns × parameters (least squares over %@)\n\n",
             fit.fixedSeconds * 1e6, fit.secondsPerParameter * 1e9,
@@ -126,20 +136,19 @@ public enum ScaleModel {
             }
             .joined(separator: "; "))
         out +=
-            "| model (parameters) | step time | link | workers per server: link | : CPU | carried | servers for \(jobWorkers) workers (link, CPU) |\n"
+            "| model (parameters) | step time | link | workers per server, by link | by CPU | carried | servers for \(jobWorkers) workers (link, CPU) |\n"
         out += "| --- | --- | --- | --- | --- | --- | --- |\n"
-        for p in parameters {
-            for t in stepSeconds {
-                for g in [10.0, 25, 100] {
-                    let w = workersPerServer(parameters: Double(p), stepSeconds: t, gigabits: g, fit: fit)
-                    let need = serversNeeded(
-                        workers: jobWorkers, parameters: Double(p), stepSeconds: t, gigabits: g, fit: fit)
-                    let needText =
-                        need.map { "\($0.servers) (\($0.byNetwork), \($0.byCPU))" }
-                        ?? "none: per-message CPU exceeds the step"
-                    out +=
-                        "| \(p) | \(String(format: "%g", t * 1000)) ms | \(Int(g)) GbE | \(w.network) | \(w.cpu) | \(min(w.network, w.cpu)) | \(needText) |\n"
-                }
+        for (p, t) in cases {
+            for g in [10.0, 25, 100] {
+                let w = workersPerServer(parameters: Double(p), stepSeconds: t, gigabits: g, fit: fit)
+                let need = serversNeeded(
+                    workers: jobWorkers, parameters: Double(p), stepSeconds: t, gigabits: g, fit: fit)
+                let needText =
+                    need.map { "\($0.servers) (\($0.byNetwork), \($0.byCPU))" }
+                    ?? "none: per-message CPU exceeds the step"
+                out +=
+                    "| \(p) | \(String(format: "%g", t * 1000)) ms | \(Int(g)) GbE | \(w.network) | \(w.cpu) | "
+                    + "\(min(w.network, w.cpu)) | \(needText) |\n"
             }
         }
         return out

@@ -164,9 +164,15 @@ struct Scale: ParsableCommand {
         abstract: "From a ps-load CSV: workers one server carries, and servers a job needs, on 10/25/100 GbE.")
 
     @Option(help: "The grid's CSV (ps-load run rows).") var csv: String
-    @Option(help: "Step time of a worker, seconds (its compute plus exchange).") var stepSeconds: [Double] = []
-    @Option(help: "Model size in parameters to answer for.") var parameters: [Int] = []
+    @Option(
+        help: """
+            PARAMETERS:SECONDS, repeatable: a model size and a worker's step time (compute plus exchange). \
+            Default: the seed (58240:0.0074, 1 ps + 1 worker here), hidden 256 (921088:0.041, one process) and \
+            hidden 1024 (14694400:1.05, 1 ps + 1 worker, issue 17).
+            """)
+    var model: [String] = []
     @Option(help: "Workers in the job.") var jobWorkers = 100
+    @Option(help: "Fit the rows with this label only (default: the plain runs).") var label = ""
     @Option(help: "Write the table (markdown) here instead of standard output.") var output: String?
 
     func run() throws {
@@ -174,10 +180,16 @@ struct Scale: ParsableCommand {
         do { rows = try CSVTable.read(csv) } catch let e as LoadError {
             throw ValidationError("\(e)")
         }
-        let fit = try CPUFit(rows: rows)
-        let sizes = parameters.isEmpty ? [58_240, 14_694_400] : parameters
-        let steps = stepSeconds.isEmpty ? [0.0074, 1.05] : stepSeconds
-        let text = ScaleModel.table(fit: fit, parameters: sizes, stepSeconds: steps, jobWorkers: jobWorkers)
+        let fit = try CPUFit(rows: rows, label: label)
+        let cases = try (model.isEmpty ? ["58240:0.0074", "921088:0.041", "14694400:1.05"] : model).map {
+            spec -> (parameters: Int, stepSeconds: Double) in
+            let parts = spec.split(separator: ":")
+            guard parts.count == 2, let p = Int(parts[0]), p > 0, let t = Double(parts[1]), t > 0 else {
+                throw ValidationError("--model takes PARAMETERS:SECONDS, got \(spec)")
+            }
+            return (p, t)
+        }
+        let text = ScaleModel.table(fit: fit, cases: cases, jobWorkers: jobWorkers)
         if let output { try writeText(text, to: output) } else { print(text, terminator: "") }
     }
 }

@@ -48,6 +48,8 @@ point() {
 }
 
 start=$(date +%s)
+# A 280-parameter model: what a message costs a server whatever its size (the scale model's fixed part).
+for n in 1 16; do point --mode async --hidden 4 --workers "$n"; done
 for n in 1 4 16 64 256; do point --mode async --model 58k --workers "$n"; done
 for n in 1 4 16 64 256; do point --mode async --model 1m --workers "$n"; done
 # A 15M update takes a server about a tenth of a second: a longer window, for enough of them to count.

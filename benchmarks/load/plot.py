@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 STEM = "ps-load"
-NAMES = {"64": "58k", "256": "1M (0.92M)", "1024": "15M (14.7M)"}
+NAMES = {"4": "280 (tiny)", "64": "58k", "256": "1M (0.92M)", "1024": "15M (14.7M)"}
 
 
 def num(row, key):
