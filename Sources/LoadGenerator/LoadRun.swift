@@ -25,6 +25,10 @@ public struct LoadRunSettings: Sendable {
     public var joinTimeout: Double = 120
     /// Seconds a live server may take to answer one request (`RemoteSettings.timeout`).
     public var requestTimeout: Double = 60
+    /// Seconds without a word from a server before a worker counts it lost and reconnects
+    /// (`RemoteSettings.lostAfter`, 4 s in a real worker). Longer here: a server serving sixteen 59 MB pushes
+    /// in turn is busy, not gone, and a reconnect would measure recovery instead of capacity.
+    public var lostAfter: Double = 60
     public var seed: UInt64 = 1
     /// Send each worker's heartbeats as real workers do (a thread and a connection per server each).
     public var heartbeats = false
@@ -100,6 +104,7 @@ public final class LoadRun: @unchecked Sendable {
             var remote = RemoteSettings(taskIndex: w.index, numWorkers: s.workers, seed: s.seed)
             remote.timeout = s.requestTimeout
             remote.recoveryTimeout = 10
+            remote.lostAfter = s.lostAfter
             let context = contexts[(w.index * socketsPerWorker) / perContext]
             w.start(
                 servers: fleet.endpoints, context: context, heartbeats: s.heartbeats, settings: remote,

@@ -39,6 +39,7 @@ struct Run: ParsableCommand {
     @Option(help: "Seconds of stepping before measuring.") var warmup = 1.0
     @Option(help: "Seconds measured.") var window = 3.0
     @Option(help: "Seconds all workers may take to join.") var joinTimeout = 120.0
+    @Option(help: "Seconds of silence before a worker counts a server lost (a real worker: 4).") var lostAfter = 60.0
     @Flag(help: "Send heartbeats as real workers do (a thread and a connection per server more per worker).")
     var heartbeats = false
     @Option(help: "Single-thread triad bandwidth in bytes/s, for apply_fraction (see `ps-load bandwidth`).")
@@ -62,6 +63,9 @@ struct Run: ParsableCommand {
         guard warmup >= 0, warmup <= 600 else { throw ValidationError("--warmup must be in 0...600 seconds") }
         guard window > 0, window <= 3600 else { throw ValidationError("--window must be in (0, 3600] seconds") }
         guard joinTimeout > 0 else { throw ValidationError("--join-timeout must be positive") }
+        guard lostAfter > 0, lostAfter <= 3600 else {
+            throw ValidationError("--lost-after must be in (0, 3600] seconds")
+        }
         for e in serverEnv where !e.contains("=") || e.hasPrefix("=") {
             throw ValidationError("--server-env takes KEY=VALUE, got \(e)")
         }
@@ -98,6 +102,7 @@ struct Run: ParsableCommand {
         settings.window = window
         settings.joinTimeout = joinTimeout
         settings.heartbeats = heartbeats
+        settings.lostAfter = lostAfter
         settings.label = label
         for e in serverEnv {
             let eq = e.firstIndex(of: "=")!
