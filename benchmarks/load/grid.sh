@@ -35,9 +35,9 @@ results=benchmarks/results
 out=$results/$out_name.csv
 mkdir -p "$results"
 
-"$bin/ps-load" bandwidth --csv "$results/ps-load-bandwidth.csv"
+"$bin/ps-load" bandwidth --csv "$results/$out_name-bandwidth.csv"
 # The server applies on one thread: its ceiling is the single-thread triad.
-triad=$(awk -F, 'NR == 2 { print $4 }' "$results/ps-load-bandwidth.csv")
+triad=$(awk -F, 'NR == 2 { print $4 }' "$results/$out_name-bandwidth.csv")
 
 rm -f "$out"
 trap 'echo "grid.sh: interrupted" >&2; exit 130' INT TERM
@@ -68,4 +68,4 @@ for p in 2 4; do point --mode async --model 1m --workers 16 --servers "$p"; done
 for p in 2 4; do point --mode async --model 1m --workers 64 --servers "$p" --partition; done
 echo "grid.sh: $(( $(date +%s) - start )) s; rows in $out" >&2
 
-python3 benchmarks/load/plot.py "$out" "$results/ps-load-bandwidth.csv" --out "$results" --stem "$out_name"
+python3 benchmarks/load/plot.py "$out" "$results/$out_name-bandwidth.csv" --out "$results" --stem "$out_name"
