@@ -5,6 +5,7 @@ import Wire
 public struct LoadResult: Sendable {
     public let mode: SyncMode
     public let model: LoadModel
+    /// Simulated workers (N) and servers (P).
     public let workers: Int
     public let servers: Int
     /// The window's length as measured, seconds.
@@ -29,6 +30,7 @@ public struct LoadResult: Sendable {
     public let machineBusy: Double?
     /// Bytes one worker moved per step (push and pull, every server).
     public let bytesPerStep: Double
+    /// Cores online: the machine the run shared.
     public let cores: Int
     /// The run's free-text tag.
     public var label = ""
@@ -114,6 +116,7 @@ public struct LoadResult: Sendable {
         "other_cpu_util", "cores", "cpu_sys_share", "faults_per_update", "label",
     ]
 
+    /// The header line of the CSV.
     public static var csvHeader: String { columns.joined(separator: ",") }
 
     /// One line per server.

@@ -29,6 +29,7 @@ public struct LoadRunSettings: Sendable {
     /// (`RemoteSettings.lostAfter`, 4 s in a real worker). Longer here: a server serving sixteen 59 MB pushes
     /// in turn is busy, not gone, and a reconnect would measure recovery instead of capacity.
     public var lostAfter: Double = 60
+    /// The graph seed every worker and server makes the variables from.
     public var seed: UInt64 = 1
     /// Send each worker's heartbeats as real workers do (a thread and a connection per server each).
     public var heartbeats = false
@@ -60,6 +61,7 @@ public final class LoadRun: @unchecked Sendable {
     let control = RunControl()
     let logger: Logger
 
+    /// - Parameter logger: for the simulated workers' warnings (a server lost, a refused push).
     public init(_ settings: LoadRunSettings, logger: Logger) {
         self.settings = settings
         self.logger = logger

@@ -69,6 +69,7 @@ public enum ProcStat {
         return machine(statText: text)
     }
 
+    /// Parses the first line of /proc/stat (`cpu user nice system idle iowait irq softirq steal ...`).
     public static func machine(statText: String) -> (busy: Double, total: Double)? {
         guard let line = statText.split(separator: "\n").first, line.hasPrefix("cpu ") else { return nil }
         let values = line.split(separator: " ").dropFirst().compactMap { Double($0) }

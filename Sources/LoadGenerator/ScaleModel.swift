@@ -10,6 +10,7 @@ public enum CSVTable {
         return try parse(text, path: path)
     }
 
+    /// Parses CSV text with a header line; `path` names it in errors. Repeated header lines are skipped.
     public static func parse(_ text: String, path: String = "CSV") throws -> [[String: String]] {
         let lines = text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.isEmpty }
         guard let header = lines.first?.split(separator: ",", omittingEmptySubsequences: false).map(String.init) else {
@@ -30,11 +31,13 @@ public enum CSVTable {
 /// The fixed part is a message's cost whatever its size (decode, acknowledge, a pull's reply); the slope is
 /// the optimizer's pass and the copies, per parameter.
 public struct CPUFit: Sendable, Equatable {
+    /// CPU seconds per update whatever its size (a message's cost), and per parameter.
     public var fixedSeconds: Double
     public var secondsPerParameter: Double
     /// The (parameters, CPU seconds per update) points fitted.
     public var points: [Point]
 
+    /// One size's busiest point: its parameters, CPU seconds per update, updates/s and workers.
     public struct Point: Sendable, Equatable {
         public var parameters: Int
         public var cpuSeconds: Double

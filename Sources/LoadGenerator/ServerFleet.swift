@@ -5,6 +5,7 @@ import Wire
 public struct FleetSettings: Sendable {
     /// The `ps-server` executable.
     public var binary: String
+    /// How many servers, their mode, and the job's worker count (`--num-workers`).
     public var servers: Int
     public var mode: SyncMode
     public var workers: Int
