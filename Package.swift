@@ -65,7 +65,7 @@ let package = Package(
         .target(
             name: "WorkerRuntime",
             dependencies: [
-                "Wire", "Transport", "Exchange", "VariableScopes", "Tensors", "SafeTensors",
+                "Wire", "Transport", "Exchange", "Optimizers", "VariableScopes", "Tensors", "SafeTensors",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
@@ -162,7 +162,9 @@ let package = Package(
             ]),
         .testTarget(name: "ProcessSupportTests", dependencies: ["ProcessSupport"]),
         .testTarget(name: "ExchangeTests", dependencies: ["Exchange", "Optimizers", "VariableScopes"]),
-        .testTarget(name: "WorkerJobTests", dependencies: ["WorkerJob", "SafeTensors", "Datasets", "Training"]),
+        .testTarget(
+            name: "WorkerJobTests",
+            dependencies: ["WorkerJob", "SafeTensors", "Datasets", "Training", "Model", "VariableScopes", "WorkerRuntime"]),
         .testTarget(
             name: "TelemetryTests",
             dependencies: [

@@ -195,6 +195,16 @@ while :; do
 done
 
 report_final
+# Each server's share of the model (the memory line it logs at its end), and how far each is from the mean.
+shares=""
+for i in $(seq 0 $((servers - 1))); do
+    b=$(grep -o 'value.bytes=[0-9]*' "$run/ps-$i.log" 2>/dev/null | tail -n 1 | cut -d= -f2)
+    shares="$shares ${b:-0}"
+done
+echo "$shares" | awk '{ for (i = 1; i <= NF; i++) s += $i; m = s / NF; line = "bytes per server:";
+    worst = 0; for (i = 1; i <= NF; i++) { line = line sprintf(" ps %d %.2f MB", i - 1, $i / 1e6);
+    d = m > 0 ? ($i - m) / m * 100 : 0; if (d < 0) d = -d; if (d > worst) worst = d }
+    printf "%s; mean %.2f MB, each within %.1f%% of it\n", line, m / 1e6, worst }'
 files=$(find "$run/checkpoint" -name '*.safetensors' | wc -l)
 [ "$files" -gt 0 ] || { echo "servers wrote no checkpoint in $run/checkpoint" >&2; exit 1; }
 echo "evaluating the servers' checkpoint ($run/checkpoint) on the held-out split:"

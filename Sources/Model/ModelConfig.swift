@@ -31,3 +31,15 @@ public enum DenseVariableForm: String, Sendable, CaseIterable {
     case getVariable
     case variable
 }
+
+extension ModelConfig {
+    /// The model's trainable variables' shapes, in creation order, without building it: what a worker needs
+    /// to size a partitioning for its servers before it makes hundreds of megabytes of variables.
+    public var variableShapes: [[Int]] {
+        let (D, N, M) = (inputDim, hidden, hidden2)
+        return [[D + N, 4 * N], [4 * N], [M + N, 4 * N], [4 * N], [2 * N, M], [1, M], [M, 1]]
+    }
+
+    /// Float32 bytes of all trainable variables.
+    public var parameterBytes: Int { variableShapes.reduce(0) { $0 + $1.reduce(1, *) } * 4 }
+}

@@ -123,11 +123,53 @@ public final class OptimizerSlots {
                     / (1 - pow(Double(config.beta1), t)))
         }
         guard n > 0 else { return true }
-        return ck_optimizer_update(
-            kind, n, rate, p1, config.beta2, config.epsilon, scale, value.baseAddress, first.baseAddress,
-            second.baseAddress, gradient.baseAddress, valueOut.baseAddress, firstOut.baseAddress,
-            secondOut.baseAddress) != 0
+        // A large variable is split over the cores: the update is elementwise and memory-bound, and a server
+        // applying a 59 MB model's push has nothing else to do meanwhile (nor has its worker, waiting).
+        let pieces = min(parallelism, n / parallelGrain)
+        if pieces <= 1 {
+            return ck_optimizer_update(
+                kind, n, rate, p1, config.beta2, config.epsilon, scale, value.baseAddress, first.baseAddress,
+                second.baseAddress, gradient.baseAddress, valueOut.baseAddress, firstOut.baseAddress,
+                secondOut.baseAddress) != 0
+        }
+        let finite = UnsafeMutableBufferPointer<Bool>.allocate(capacity: pieces)
+        defer { finite.deallocate() }
+        // Whole cache lines per piece (16 floats); slots the rule does not use are passed as given (unread).
+        let size = (n / pieces + 15) / 16 * 16
+        let use1 = kind != 0
+        let use2 = kind == 2
+        let b = Pieces(
+            value: value.baseAddress, first: first.baseAddress, second: second.baseAddress, gradient: gradient.baseAddress,
+            valueOut: valueOut.baseAddress, firstOut: firstOut.baseAddress, secondOut: secondOut.baseAddress,
+            finite: finite.baseAddress!)
+        let (lr, coefficient, beta2, epsilon) = (rate, p1, config.beta2, config.epsilon)
+        DispatchQueue.concurrentPerform(iterations: pieces) { i in
+            let start = min(n, i * size)
+            let count = min(n, start + size) - start
+            func at(_ p: UnsafePointer<Float>?, _ used: Bool = true) -> UnsafePointer<Float>? { used ? p.map { $0 + start } : p }
+            func at(_ p: UnsafeMutablePointer<Float>?, _ used: Bool = true) -> UnsafeMutablePointer<Float>? {
+                used ? p.map { $0 + start } : p
+            }
+            b.finite[i] =
+                count == 0
+                || ck_optimizer_update(
+                    kind, count, lr, coefficient, beta2, epsilon, scale, at(b.value), at(b.first, use1), at(b.second, use2),
+                    at(b.gradient), at(b.valueOut), at(b.firstOut, use1), at(b.secondOut, use2)) != 0
+        }
+        return finite.allSatisfy { $0 }
     }
+
+    /// The buffers of one update, shared by the threads that each update a disjoint piece of them.
+    private struct Pieces: @unchecked Sendable {
+        let value, first, second, gradient: UnsafePointer<Float>?
+        let valueOut, firstOut, secondOut: UnsafeMutablePointer<Float>?
+        let finite: UnsafeMutablePointer<Bool>
+    }
+
+    /// Elements below which an update runs on one thread (a split costs more than it saves).
+    public static let parallelGrain = 1 << 20
+    /// Threads an update may use: the machine's cores, at most 8.
+    public static let parallelism = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
 
     /// Whether every element of `x` is finite.
     public static func allFinite(_ x: UnsafeBufferPointer<Float>) -> Bool {

@@ -89,14 +89,15 @@ public final class CheckpointStore {
         guard !state.variables.isEmpty, state.variables.count >= newestVariableCount else { return nil }
         let next = sequence + 1
         let path = "\(directory)/\(name)-\(String(format: "%08d", next)).safetensors"
-        let data = CheckpointStore.encode(state, config: config, sequence: next)
+        let (tensors, metadata) = CheckpointStore.contents(state, config: config, sequence: next)
         let temporary = "\(directory)/.\(name)-\(next).tmp-\(getpid())"
         do {
             guard FileManager.default.createFile(atPath: temporary, contents: nil) else {
                 throw CheckpointError.write(temporary, reason: "cannot create the temporary file")
             }
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
-            try handle.write(contentsOf: data)
+            // Streamed from the state's arrays: no in-memory copy of the file.
+            try SafeTensors.write(tensors, metadata: metadata, checksum: true, to: handle)
             try handle.synchronize()
             try handle.close()
             guard rename(temporary, path) == 0 else {
@@ -200,6 +201,14 @@ public final class CheckpointStore {
 
     /// The bytes of a checkpoint of `state` (format 2, with its checksum); `write` puts them on disk.
     public static func encode(_ state: ServerState, config: ServerConfig, sequence: Int) -> Data {
+        let (tensors, metadata) = contents(state, config: config, sequence: sequence)
+        return SafeTensors.encode(tensors, metadata: metadata, checksum: true)
+    }
+
+    /// A checkpoint's tensors (sharing the state's arrays) and metadata.
+    static func contents(_ state: ServerState, config: ServerConfig, sequence: Int) -> (
+        tensors: [(name: String, shape: [Int], scalars: [Float])], metadata: [String: String]
+    ) {
         var tensors: [(name: String, shape: [Int], scalars: [Float])] = []
         for v in state.variables { tensors.append((v.name, v.shape, v.value)) }
         for v in state.variables {
@@ -227,7 +236,7 @@ public final class CheckpointStore {
             "variables": String(decoding: try! json.encode(metas), as: UTF8.self),
             "workers": String(decoding: try! json.encode(state.workers), as: UTF8.self),
         ]
-        return SafeTensors.encode(tensors, metadata: metadata, checksum: true)
+        return (tensors, metadata)
     }
 
     /// Decodes a checkpoint's bytes and checks every number in it like a number from the wire: against

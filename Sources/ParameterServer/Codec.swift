@@ -201,7 +201,7 @@ final class ReplyEncoder {
         let values = names.compactMap { store[$0]?.value }
         let count = values.reduce(0) { $0 + $1.count }
         let bf16 = wire.dtype == .bf16
-        if wire.packed, names.count > 1, count <= wire.maxFrameBytes / wire.dtype.size {
+        if wire.packed, names.count > 1, count <= min(wire.maxFrameBytes, TensorStream.packLimit) / wire.dtype.size {
             // Reserved first, so the copy never regrows its buffer.
             if bf16 {
                 var all = [UInt8]()

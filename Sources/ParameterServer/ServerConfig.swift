@@ -43,8 +43,9 @@ public struct ServerConfig: Sendable {
 /// Bounds on what any one peer can make a server hold or do. Every number from the wire is checked
 /// against these (overflow-safe) before it is used.
 public struct ServerLimits: Sendable, Equatable {
-    /// Elements in one variable (`--max-variable-elements`).
-    public var maxVariableElements = 16 << 20
+    /// Elements in one variable (`--max-variable-elements`): 64 Mi, 256 MB of float32, so that the largest
+    /// kernel of a `--hidden 2048 --hidden2 2048` model (33.5 M elements) fits unpartitioned.
+    public var maxVariableElements = 64 << 20
     /// Bytes of variables and optimizer slots held in all (`--max-total-bytes`).
     public var maxTotalBytes = 2 << 30
     /// Variables on this server (`--max-variables`).

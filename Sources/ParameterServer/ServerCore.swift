@@ -203,6 +203,8 @@ public final class ServerCore {
 
     /// The current value of a variable.
     public func value(of name: String) -> [Float]? { store[name]?.value }
+    /// Bytes of the variables' values held here (float32), without optimizer slots.
+    public var valueBytes: Int { store.bytesHeld / 3 }
     /// The names this server holds, in registration order.
     public var variableNames: [String] { store.order }
     /// The job's worker count, once known.

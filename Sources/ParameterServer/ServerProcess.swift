@@ -78,15 +78,17 @@ public enum ServerProcess {
             }
             let transport: ZeroMQServerTransport
             var settings = ZeroMQServerSettings(endpoint: launch.endpoint)
-            settings.maxMessageBytes = launch.maxMessageBytes
+            // Tensors are cut to --max-message-bytes; a body must fit one frame whatever it says.
+            settings.maxMessageBytes = Int64(Body.frameLimit(Int(launch.maxMessageBytes)))
             config.limits.maxFrameBytes = Int(launch.maxMessageBytes)
             settings.curveSecretKey = launch.curveSecretKey
             settings.admission = admission
-            // No valid request has more parts than a header, a body and a frame per name, nor more bytes than a
-            // registration's body or a push of every variable this server can hold (values are a third of the
-            // bytes held with their two optimizer slots).
-            settings.maxPartsPerMessage = 1 + 2 + config.limits.maxNamesPerRequest
+            // No valid request has more bytes than a registration's body or a push of every variable this server
+            // can hold (values are a third of the bytes held with their two optimizer slots), nor more parts than
+            // a header, a body, a frame per name and the chunks of those bytes in frames of this server's limit.
             settings.maxBytesPerMessage = max(Body.defaultLimit, config.limits.maxTotalBytes / 3) + (16 << 20)
+            let chunks = settings.maxBytesPerMessage / max(1024, config.limits.maxFrameBytes) + 1
+            settings.maxPartsPerMessage = 1 + 2 + config.limits.maxNamesPerRequest + min(chunks, 1 << 22)
             do {
                 transport = try ZeroMQServerTransport(settings, context: context)
             } catch let e as ZMQError {
@@ -179,6 +181,12 @@ public enum ServerProcess {
                     "updates": "\(core.updates)", "errors": "\(c.errorsTotal)", "duplicates": "\(c.duplicatePushes)",
                     "late": "\(c.lateGradients)", "lost": "\(c.workersLost)", "refused": "\(c.refusedPeers)",
                 ])
+            // What the state needs: values and optimizer slots, and the staged update (the same again: an update
+            // is checked whole before any of it is kept).
+            let values = core.valueBytes
+            logger.info(
+                "memory: \(core.variableNames.count) variables, \(values) value bytes; state with optimizer slots and staging \(ProcessMemory.megabytes(values * 6)); peak RSS \(ProcessMemory.megabytes(ProcessMemory.peakResidentBytes()))",
+                metadata: ["value.bytes": "\(values)"])
             context.terminate()
             return .success
         } catch let e as ServerStartError {

@@ -198,12 +198,13 @@ public enum SafeTensors {
         }
     }
 
-    /// Encodes float32 tensors, in the order given, with optional string metadata; with `checksum`, adds
-    /// the CRC-32C of the contents to the metadata under `checksum`.
-    public static func encode(
+    /// The bytes before float32 tensors' data, in the order given: the header's length (8 bytes,
+    /// little-endian) and the JSON header with optional string metadata; with `checksum`, the CRC-32C of the
+    /// contents is added to the metadata under `checksum`.
+    public static func header(
         _ tensors: [(name: String, shape: [Int], scalars: [Float])], metadata: [String: String] = [:],
         checksum: Bool = false
-    ) -> Data {
+    ) -> [UInt8] {
         var metadata = metadata
         var entries: [Header.Tensor] = []
         var offset = 0
@@ -232,15 +233,41 @@ public enum SafeTensors {
         var header = "{" + parts.joined(separator: ",") + "}"
         // Pad the header with spaces to 8 bytes so the data is aligned, as the reference writer does.
         while header.utf8.count % 8 != 0 { header += " " }
+        var out: [UInt8] = []
+        out.reserveCapacity(8 + header.utf8.count)
+        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { out.append(contentsOf: $0) }
+        out.append(contentsOf: header.utf8)
+        return out
+    }
+
+    /// A whole file's bytes in memory (tests, fuzz seeds, small files).
+    public static func encode(
+        _ tensors: [(name: String, shape: [Int], scalars: [Float])], metadata: [String: String] = [:],
+        checksum: Bool = false
+    ) -> Data {
+        let head = header(tensors, metadata: metadata, checksum: checksum)
         var data = Data()
-        data.reserveCapacity(8 + header.utf8.count + offset)
-        var length = UInt64(header.utf8.count).littleEndian
-        withUnsafeBytes(of: &length) { data.append(contentsOf: $0) }
-        data.append(contentsOf: Array(header.utf8))
+        data.reserveCapacity(head.count + tensors.reduce(0) { $0 + $1.scalars.count * 4 })
+        data.append(contentsOf: head)
         for t in tensors {
             t.scalars.withUnsafeBytes { data.append(contentsOf: $0) }
         }
         return data
+    }
+
+    /// Streams a file to `handle`: the header, then each tensor's bytes straight from its array, so that
+    /// writing a checkpoint of S bytes costs no second S bytes of memory.
+    public static func write(
+        _ tensors: [(name: String, shape: [Int], scalars: [Float])], metadata: [String: String] = [:],
+        checksum: Bool = false, to handle: FileHandle
+    ) throws {
+        try handle.write(contentsOf: header(tensors, metadata: metadata, checksum: checksum))
+        for t in tensors where !t.scalars.isEmpty {
+            try t.scalars.withUnsafeBytes { raw in
+                try handle.write(
+                    contentsOf: Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: raw.baseAddress!), count: raw.count, deallocator: .none))
+            }
+        }
     }
 
     /// Writes float32 tensors to `path` atomically (a temporary file renamed into place).

@@ -284,11 +284,15 @@ public enum Body {
         return Array(try! encoder.encode(value))
     }
 
-    /// - Throws: `WireError.badBody` naming the expected type.
-    /// Bodies larger than this are refused before parsing (a register carrying restored values is the
-    /// largest legitimate one).
-    public static let defaultLimit = 64 << 20
+    /// Bodies larger than this are refused before parsing. Bodies carry names and shapes only (tensors travel
+    /// as binary frames): the largest legitimate one, a register of 4,096 variables, is well under it.
+    public static let defaultLimit = 4 << 20
 
+    /// The smallest per-frame limit a connection may have, whatever `--max-message-bytes` says: every body
+    /// must fit in one frame (only tensors are cut into chunks), so the frame limit is at least the body limit.
+    public static func frameLimit(_ maxMessageBytes: Int) -> Int { max(maxMessageBytes, defaultLimit + 4096) }
+
+    /// - Throws: `WireError.badBody` naming the expected type.
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: UnsafeRawBufferPointer) throws -> T {
         do {
             let decoder = JSONDecoder()

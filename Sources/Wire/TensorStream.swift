@@ -21,6 +21,11 @@ public enum TensorStream {
         }
     }
 
+    /// The most bytes worth packing into one frame: below it one copy costs less than the system calls and
+    /// wake-ups of a frame per tensor (the seed model's 233 KB); above it the copy is the larger cost, and a
+    /// frame per tensor goes without one (a 59 MB model's push).
+    public static let packLimit = 1 << 20
+
     /// The frames that carry `tensors` to a receiver whose frames hold at most `maxFrameBytes` bytes.
     ///
     /// - Parameters:
@@ -35,7 +40,7 @@ public enum TensorStream {
         elementSize: Int = 4
     ) -> [Frame] {
         let total = tensors.reduce(0) { $0 + $1.count }
-        if let pack, tensors.count > 1, total <= maxFrameBytes, pack.count >= total {
+        if let pack, tensors.count > 1, total <= min(maxFrameBytes, packLimit), pack.count >= total {
             var offset = 0
             for t in tensors {
                 UnsafeMutableRawBufferPointer(rebasing: pack[offset..<offset + t.count]).copyMemory(from: t)

@@ -40,6 +40,8 @@ public struct WorkerJobConfig: Sendable {
     public var optimizer: OptimizerConfig
     public var threads: Int
     public var denseForm: DenseVariableForm
+    /// `--partitioner`: how the model's variables are split (nil: not at all).
+    public var partitioner: PartitionerSpec?
     /// `--metrics-port`: serve /metrics, /healthz and /readyz over HTTP.
     public var metricsPort: Int?
     public var metricsBind = "127.0.0.1"
@@ -136,8 +138,10 @@ public enum WorkerJob {
             emitLine(choice.reason)
             let dataset = try choice.dataset(
                 series, window: job.model.window, horizon: job.model.horizon, validationFraction: job.validationFraction)
+            let config = job.model.config(inputDim: series.dimension)
             let m = try Seq2Seq(
-                job.model.config(inputDim: series.dimension), graph: Graph(seed: job.training.seed), form: job.denseForm)
+                config, graph: Graph(seed: job.training.seed), form: job.denseForm,
+                partitioner: resolve(job.partitioner, config: config, servers: job.servers.count))
             let spec = ModelSpec(
                 config: m.config, dataset: dataset, series: series, validationFraction: job.validationFraction)
             if let restore = job.restore { try Checkpoints.restore(m.graph, from: restore, warn: { logger.warning("\($0)") }) }
@@ -149,8 +153,8 @@ public enum WorkerJob {
                 context = ctx
                 let clientSettings: [ZeroMQClientSettings] = job.servers.enumerated().map { i, s in
                     var settings = ZeroMQClientSettings(server: s)
-                    // The limit servers are told in hello is this connection's own.
-                    settings.maxMessageBytes = Int64(job.remote.maxFrameBytes)
+                    // Servers are told the tensor frame limit in hello; a body must fit one frame whatever it is.
+                    settings.maxMessageBytes = Int64(Body.frameLimit(job.remote.maxFrameBytes))
                     if !job.curveServerKeys.isEmpty {
                         settings.curveServerKey = job.curveServerKeys.count == 1 ? job.curveServerKeys[0] : job.curveServerKeys[i]
                         settings.curveKeyPair = job.curveKeyPair
@@ -162,6 +166,7 @@ public enum WorkerJob {
                 settings.registerValues = job.restore != nil
                 settings.usesCurve = !job.curveServerKeys.isEmpty
                 settings.scaling = scalingLabel(choice)
+                settings.partitioning = job.partitioner?.description ?? "none"
                 settings.model = spec.json
                 // The heartbeat thread's own connections, made on that thread (a socket belongs to one thread),
                 // with the same keys: servers bind a heartbeat to the process by its incarnation and key.
@@ -220,6 +225,11 @@ public enum WorkerJob {
                         format:
                             "traffic: %.0f bytes per step (sent %d, received %d in all, %d steps); floor %d (one float32 gradient + one float32 copy of the variables): %.3fx",
                         s.bytesPerStep, s.bytesSent, s.bytesReceived, s.steps, floor, s.bytesPerStep / Double(floor)))
+                let exchangeSeconds = report.times.exchange / Double(max(report.steps, 1))
+                emitLine(
+                    String(
+                        format: "exchange: %.2f GB/s (%.1f MB per step in %.2f ms per step, sending and waiting for the servers)",
+                        s.bytesPerStep / max(exchangeSeconds, 1e-9) / 1e9, s.bytesPerStep / 1e6, exchangeSeconds * 1000))
                 if s.prefetchedSteps > 0 {
                     emitLine("prefetch: \(s.prefetchedSteps) steps overlapped their exchange, each computed on values one step staler")
                 }
@@ -230,6 +240,9 @@ public enum WorkerJob {
                             s.recoveries, s.recoverySeconds, s.updatesLost, s.lateGradients))
                 }
             }
+            let modelBytes = m.variables.map(\.byteCount).reduce(0, +)
+            emitLine(
+                "memory: peak RSS \(ProcessMemory.megabytes(ProcessMemory.peakResidentBytes())); the variables and their gradients are \(ProcessMemory.megabytes(2 * modelBytes))")
             let evaluation = trainer.evaluate()
             metrics?.heldOut(evaluation.ratio)
             emitLine("\(evaluation)")
@@ -308,6 +321,13 @@ final class WorkerMetrics {
     }
 
     func heldOut(_ value: Double) { ratio.record(value) }
+}
+
+/// The partitioner `spec` names; `auto` sized for `servers` servers and the model of `config`.
+public func resolve(_ spec: PartitionerSpec?, config: ModelConfig, servers: Int) -> Partitioner? {
+    guard let spec else { return nil }
+    if spec == .auto { return Placement.autoPartitioner(totalBytes: config.parameterBytes, servers: servers) }
+    return spec.partitioner()
 }
 
 /// The scaling as servers record it: `relative`, `global`, or `seasonal:<period>`.

@@ -1,5 +1,6 @@
 import Exchange
 import Foundation
+import Optimizers
 import VariableScopes
 import Wire
 
@@ -33,7 +34,7 @@ final class GradientStager {
     func frames(_ vars: [Variable], server: Int, packed: Bool, maxFrameBytes: Int, copy: Bool) -> [Frame] {
         let size = dtype.size
         let total = vars.reduce(0) { $0 + $1.count * size }
-        if packed, vars.count > 1, total <= maxFrameBytes {
+        if packed, vars.count > 1, total <= min(maxFrameBytes, TensorStream.packLimit) {
             let buffer = serverBuffer(server, bytes: total)
             var offset = 0
             for v in vars {
@@ -89,9 +90,7 @@ final class GradientStager {
             }
             return ok
         }
-        var ok = true
-        for x in bytes.bindMemory(to: Float.self) { ok = ok && x.isFinite }
-        return ok
+        return OptimizerSlots.allFinite(bytes.bindMemory(to: Float.self))
     }
 
     /// `v`'s gradient in the wire dtype, into `slot`.

@@ -33,3 +33,23 @@ public struct Placement: Equatable, Sendable {
         self.init(variables.map { ($0.name, $0.byteCount) }, servers: servers)
     }
 }
+
+extension Placement {
+    /// `--partitioner auto`: parts of at most 1/8 of one server's fair share along axis 0 (TensorFlow's
+    /// variable-axis-size partitioner with that bound), so that greedy placement, which leaves no server
+    /// more than one part above the mean, keeps every server within a few percent of it. Variables smaller
+    /// than the bound stay whole (one `part_0`); with one server nothing is split.
+    /// - Parameters:
+    ///   - totalBytes: the model's bytes.
+    ///   - servers: how many servers share them.
+    public static func autoPartitioner(totalBytes: Int, servers: Int) -> Partitioner? {
+        guard servers > 1 else { return nil }
+        return .variableAxisSize(maxShardBytes: autoShardBytes(totalBytes: totalBytes, servers: servers))
+    }
+
+    /// The largest part `autoPartitioner` makes: an eighth of a server's share, at least 16 KiB (smaller
+    /// parts cost more in messages than they gain in balance).
+    public static func autoShardBytes(totalBytes: Int, servers: Int) -> Int {
+        max(16 << 10, totalBytes / (8 * max(1, servers)))
+    }
+}

@@ -49,7 +49,7 @@ struct PSServer: ParsableCommand {
     @Option(help: "This server's name in logs and checkpoint files (default ps-<port>, or ps-<index> under TF_CONFIG).")
     var name: String?
     @Flag(help: "Keep serving after every worker is done (stop with SIGTERM or Ctrl-C).") var keepServing = false
-    @Option(help: "Largest message accepted, in bytes.") var maxMessageBytes: Int64 = 256 << 20
+    @Option(help: "Largest tensor frame taken, in bytes; larger tensors travel in chunks that fit (a message's JSON body may be up to 4 MiB whatever this is).") var maxMessageBytes: Int64 = 256 << 20
     @Option(help: "Largest variable, in elements.") var maxVariableElements = ServerLimits().maxVariableElements
     @Option(help: "Bytes of variables and optimizer slots held in all.") var maxTotalBytes = ServerLimits().maxTotalBytes
     @Option(help: "Variables this server may hold.") var maxVariables = ServerLimits().maxVariables

@@ -70,6 +70,17 @@ struct Worker: ParsableCommand {
     @Option(help: "Address for --metrics-port (127.0.0.1; 0.0.0.0 under TF_CONFIG).") var metricsBind: String?
     @Flag(help: "Print each variable's name, shape and bytes, and the scope diagnostics, then exit.")
     var printVariables = false
+    @Option(
+        help: ArgumentHelp(
+            "Split the model's variables as TensorFlow's partitioners do: \(PartitionerSpec.grammar) (bytes are plain integers; axis 0 unless given). auto balances the servers in --ps (--num-ps with --print-variables). Every worker of a job must give the same.",
+            valueName: "spec"),
+        transform: { text in
+            do { return try PartitionerSpec(parsing: text) } catch { throw ValidationError("\(error)") }
+        })
+    var partitioner: PartitionerSpec?
+    @Option(help: "With --print-variables and no --ps: the servers --partitioner auto sizes parts for.") var numPs: Int?
+    @Option(help: "Largest tensor frame this worker takes; larger tensors arrive in chunks that fit (1024 bytes to 4 GiB; a message's JSON body may be up to 4 MiB whatever this is).")
+    var maxMessageBytes: Int = 256 << 20
     @Option(help: "How the decoder's dense weights are made: getVariable (shared, the fix) or variable (the seed's bug).")
     var denseForm: DenseVariableForm = .getVariable
 
@@ -134,6 +145,10 @@ struct Worker: ParsableCommand {
         if !curveServerKey.isEmpty, curveServerKey.count != 1, curveServerKey.count != servers.count {
             throw ValidationError("\(curveServerKey.count) --curve-server-key values for \(servers.count) servers: give one, or one per server")
         }
+        guard (1024...(4 << 30)).contains(maxMessageBytes) else {
+            throw ValidationError("--max-message-bytes must be in 1024...\(4 << 30), got \(maxMessageBytes)")
+        }
+        if let n = numPs, !(1...4096).contains(n) { throw ValidationError("--num-ps must be in 1...4096, got \(n)") }
         try model.check()
         try data.check()
         try stopping.check()
@@ -153,8 +168,16 @@ struct Worker: ParsableCommand {
         bootstrapLogging(logFormat)
         let logger = Logger(label: "worker")
         if printVariables {
-            let m = try Seq2Seq(model.sizes.config(inputDim: model.inputDim ?? 1), graph: Graph(seed: seed), form: denseForm)
-            print(VariableReport(m.graph).text)
+            let config = model.sizes.config(inputDim: model.inputDim ?? 1)
+            let servers = ps != nil ? try topology().servers.count : numPs ?? 1
+            do {
+                let m = try Seq2Seq(
+                    config, graph: Graph(seed: seed), form: denseForm, partitioner: resolve(partitioner, config: config, servers: servers))
+                print(VariableReport(m.graph).text)
+            } catch let e as VariableScopeError {
+                // A partitioner that cannot split a variable (an axis past its rank, say), as TensorFlow refuses it.
+                throw ValidationError("--partitioner \(partitioner?.description ?? ""): \(e)")
+            }
             return
         }
         let (servers, index, workers) = try topology()
@@ -180,6 +203,7 @@ struct Worker: ParsableCommand {
         remote.wireDType = wireDType
         remote.prefetch = prefetch
         remote.maxRefusedPushes = maxRefusedPushes
+        remote.maxFrameBytes = maxMessageBytes
         let job = WorkerJobConfig(
             model: model.sizes, data: data.data, columns: data.column, scaling: data.scaling, season: data.season,
             validationFraction: data.validationFraction, servers: servers,
@@ -190,6 +214,7 @@ struct Worker: ParsableCommand {
             optimizer: OptimizerConfig(kind: optimizer, learningRate: learningRate, momentum: momentum), threads: threads,
             denseForm: denseForm)
         var configured = job
+        configured.partitioner = partitioner
         configured.metricsPort = metricsPort
         configured.metricsBind = metricsBind ?? ((try? cluster) != nil ? "0.0.0.0" : "127.0.0.1")
         let status = WorkerJob.run(configured, logger: logger)

@@ -326,13 +326,14 @@ final class Fuzzer {
         self.endpoint = endpoint
     }
 
-    /// Sends a message over the server's `--max-message-bytes` on a connection of its own.
+    /// Sends a frame over the server's frame limit (its `--max-message-bytes`, and at least the 4 MiB a body may
+    /// take) on a connection of its own.
     func sendOversized() throws {
         let big = try Socket(context, .dealer)
         try big.connect(endpoint)
         try big.send([
             Header(kind: .push, workerID: 0, requestID: 1, step: 1, tensorCount: 1).encoded,
-            Body.encode(Names(names: ["x"])), [UInt8](repeating: 1, count: 2_000_000),
+            Body.encode(Names(names: ["x"])), [UInt8](repeating: 1, count: 6_000_000),
         ])
         oversized += 1
         // Give libzmq a moment to hand it over before closing (the server drops it either way).

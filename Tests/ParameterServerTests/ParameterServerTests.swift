@@ -371,6 +371,46 @@ struct ParameterServerTests {
         #expect(d.core.value(of: "a") == [-4.5, -5.5])
     }
 
+    @Test("every worker of a job partitions alike: a hello with another partitioning is refused, and the job's is checkpointed")
+    func partitioning() throws {
+        let d = Driver(Driver.config(.async))
+        let first = d.request(.hello, worker: 0, body: Body.encode(Hello(workerName: "w0", numWorkers: 2, partitioning: "fixed_size:2")))
+        #expect(first.kinds == [.welcome])
+        let other = d.request(.hello, worker: 1, body: Body.encode(Hello(workerName: "w1", numWorkers: 2, partitioning: "none")))
+        #expect(other.errors.first?.code == .settingsConflict)
+        #expect(other.errors.first?.message.contains("--partitioner") == true)
+        // A worker that says nothing partitions nothing: refused too.
+        #expect(d.request(.hello, worker: 1, body: Body.encode(Hello(workerName: "w1", numWorkers: 2))).errors.first?.code == .settingsConflict)
+        #expect(d.request(.hello, worker: 1, body: Body.encode(Hello(workerName: "w1", numWorkers: 2, partitioning: "fixed_size:2"))).kinds == [.welcome])
+        let state = d.core.snapshot()
+        #expect(state.partitioning == "fixed_size:2")
+        let data = CheckpointStore.encode(state, config: d.core.config, sequence: 1)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("part-\(UUID().uuidString).safetensors").path
+        try data.write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(try CheckpointStore.read(path: path, limits: ServerLimits()).state.partitioning == "fixed_size:2")
+    }
+
+    @Test("a part's slice must fit its whole; its record survives a checkpoint")
+    func slices() throws {
+        let d = Driver(Driver.config(.async))
+        _ = d.hello(0, of: 1)
+        var bad = spec("w/part_1", [3, 2])
+        bad.slice = SliceSpec(fullName: "w", fullShape: [4, 2], offset: [2, 0])
+        #expect(d.register(0, [bad]).errors.first?.code == .malformed)
+        var hostile = spec("w/part_1", [3, 2])
+        hostile.slice = SliceSpec(fullName: "w", fullShape: [Int.max, Int.max], offset: [Int.max, 0])
+        #expect(d.register(0, [hostile]).errors.first?.code == .malformed)
+        var good = spec("w/part_1", [2, 2])
+        good.slice = SliceSpec(fullName: "w", fullShape: [4, 2], offset: [2, 0])
+        #expect(d.register(0, [good]).kinds == [.registered])
+        let data = CheckpointStore.encode(d.core.snapshot(), config: d.core.config, sequence: 1)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("slice-\(UUID().uuidString).safetensors").path
+        try data.write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(try CheckpointStore.read(path: path, limits: ServerLimits()).state.variables.first?.slice == good.slice)
+    }
+
     @Test("frame limits: a server packs values only up to the worker's limit, chunks a tensor past it, and tells its own in the welcome")
     func packedLimits() {
         let d = Driver(Driver.config(.async) { $0.limits.maxFrameBytes = 4096 })
