@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "ps-server", targets: ["ps-server"]),
         .executable(name: "worker", targets: ["worker"]),
         .executable(name: "forecast", targets: ["forecast"]),
+        .executable(name: "ps-load", targets: ["ps-load"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -119,6 +120,18 @@ let package = Package(
                 "BLAS", "Datasets", "Exchange", "Model", "Optimizers", "Training", "VariableScopes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        // The load generator: simulated workers on WorkerRuntime's public API against real ps-server processes.
+        .target(
+            name: "LoadGenerator",
+            dependencies: [
+                "Transport", "VariableScopes", "Wire", "WorkerRuntime", "ZeroMQ", .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "ps-load",
+            dependencies: [
+                "LoadGenerator", "ProcessSupport", "Wire", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(name: "FuzzSupport"),
         .executableTarget(name: "FuzzServer", dependencies: ["FuzzSupport", "ParameterServer", "Optimizers", "Transport", "Wire", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
@@ -176,6 +189,7 @@ let package = Package(
                 "Forecasting", "Datasets", "Model", "SafeTensors", "Telemetry", "Training", "VariableScopes",
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        .testTarget(name: "LoadGeneratorTests", dependencies: ["LoadGenerator", "VariableScopes", "Wire"]),
         .testTarget(
             name: "TrainingTests",
             dependencies: ["Training", "Exchange", "Model", "Datasets", "Optimizers", "VariableScopes", "SafeTensors"]),
