@@ -211,6 +211,8 @@ public enum WorkerJob {
                 stop.request()
             }
             defer { handlers.cancel() }
+            // Only now: the scaling trials' models come and go before, and kept blocks would fragment the heap.
+            if remote != nil { keepLargeMessageBlocks() }
             let report = try trainer.train()
             if report.resumedAt > 0 { emitLine("resumed at step \(report.resumedAt) (the servers' record of this task)") }
             emitLine(

@@ -225,5 +225,4 @@ struct Worker: ParsableCommand {
 
 // Before any other thread exists: signals go to a thread of their own, SIGPIPE is ignored.
 SignalHandlers.prepareProcess()
-keepLargeMessageBlocks()
 Worker.main()
