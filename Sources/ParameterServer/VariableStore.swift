@@ -166,7 +166,7 @@ final class VariableStore {
             guard let frame = values, frame.count == count * 4 else { return nil }
             let scalars = frame.withUnsafeBytes { raw in
                 [Float](unsafeUninitializedCapacity: count) { out, n in
-                    _ = UnsafeMutableRawBufferPointer(out).copyMemory(from: raw)
+                    UnsafeMutableRawBufferPointer(out).copyMemory(from: raw)
                     n = count
                 }
             }
