@@ -46,6 +46,8 @@ public final class ServerCore {
     /// How the job partitions its variables (`Hello.partitioning`), fixed by the first hello (recorded in
     /// checkpoints): a worker that partitions otherwise would name parts this server does not hold.
     public private(set) var partitioning: String?
+    /// The longest partitioning text a hello may carry (a `--partitioner` value is at most 128 bytes).
+    static let maxPartitioningBytes = 256
     /// The smallest frame limit a worker may claim: smaller ones would cut a reply into a frame per element.
     static let minFrameBytes = 1024
     /// The job's model description (`Hello.model`), fixed by the first hello that gives one; recorded in
@@ -294,6 +296,11 @@ public final class ServerCore {
                 message:
                     "ps \(config.name): \(hello.workerName) scales its data as \(wanted), but this job uses \(fixed); give every worker the same --scaling (or --scaling auto and the same seed)"
             )
+        }
+        if let text = hello.partitioning, text.utf8.count > Self.maxPartitioningBytes {
+            throw ErrorBody(
+                code: .malformed,
+                message: "ps \(config.name): \(hello.workerName) names a partitioning of \(text.utf8.count) bytes; at most \(Self.maxPartitioningBytes)")
         }
         if let fixed = partitioning, fixed != (hello.partitioning ?? "none") {
             throw ErrorBody(

@@ -379,6 +379,8 @@ struct ParameterServerTests {
         let other = d.request(.hello, worker: 1, body: Body.encode(Hello(workerName: "w1", numWorkers: 2, partitioning: "none")))
         #expect(other.errors.first?.code == .settingsConflict)
         #expect(other.errors.first?.message.contains("--partitioner") == true)
+        let long = String(repeating: "x", count: 300)
+        #expect(d.request(.hello, worker: 1, body: Body.encode(Hello(workerName: "w1", numWorkers: 2, partitioning: long))).errors.first?.code == .malformed)
         // A worker that says nothing partitions nothing: refused too.
         #expect(d.request(.hello, worker: 1, body: Body.encode(Hello(workerName: "w1", numWorkers: 2))).errors.first?.code == .settingsConflict)
         #expect(d.request(.hello, worker: 1, body: Body.encode(Hello(workerName: "w1", numWorkers: 2, partitioning: "fixed_size:2"))).kinds == [.welcome])
