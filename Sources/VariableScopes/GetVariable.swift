@@ -53,7 +53,7 @@ extension Graph {
     /// Gets or creates one unpartitioned variable under the store's rules for `mode`.
     func getSingle(
         _ fullName: String, shape: [Int]?, dtype: DType, initializer: Initializer, trainable: Bool,
-        mode: ReuseMode, fanShape: [Int]?, sliceInfo: SliceInfo? = nil
+        mode: ReuseMode, fanShape: [Int]?, sliceInfo: SliceInfo? = nil, view: (storage: VariableStorage, offset: Int)? = nil
     ) throws -> Variable {
         if let found = store[fullName] {
             if mode == .create { throw VariableScopeError.alreadyExists(name: fullName) }
@@ -70,7 +70,7 @@ extension Graph {
         let values = initializer.values(shape: shape, seed: seed, name: opName, fanShape: fanShape)
         let v = Variable(
             name: opName, shape: shape, dtype: dtype, trainable: trainable, initializer: initializer,
-            isShareable: true, initialValues: values, fanShape: fanShape, sliceInfo: sliceInfo)
+            isShareable: true, initialValues: values, fanShape: fanShape, sliceInfo: sliceInfo, view: view)
         store[fullName] = v
         register(v)
         return v
@@ -116,6 +116,10 @@ extension Graph {
         let axis = counts.firstIndex(where: { $0 > 1 }) ?? 0
         var parts: [Variable] = []
         var offset = [Int](repeating: 0, count: shape.count)
+        // Parts along an axis with only 1s before it lie back to back in the whole's row-major buffer: they
+        // are made as views of it, so the model reads the whole and the parts are trained with no copy.
+        let storage = shape.prefix(axis).allSatisfy { $0 == 1 } ? VariableStorage(count: elementCount(shape)) : nil
+        var flat = 0
         for (i, size) in Partitioner.sliceSizes(shape[axis], parts: counts[axis]).enumerated() {
             var partShape = shape
             partShape[axis] = size
@@ -123,12 +127,13 @@ extension Graph {
             parts.append(
                 try getSingle(
                     "\(fullName)/part_\(i)", shape: partShape, dtype: dtype, initializer: initializer,
-                    trainable: trainable, mode: mode, fanShape: shape, sliceInfo: slice))
+                    trainable: trainable, mode: mode, fanShape: shape, sliceInfo: slice, view: storage.map { ($0, flat) }))
             offset[axis] += size
+            flat += elementCount(partShape)
         }
         let whole = Variable(
             partitioned: fullName, shape: shape, dtype: dtype, trainable: trainable,
-            initializer: initializer, parts: parts, axis: axis)
+            initializer: initializer, parts: parts, axis: axis, storage: storage)
         partitionedStore[fullName] = whole
         return whole
     }

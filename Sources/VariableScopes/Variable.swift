@@ -48,18 +48,19 @@ public final class Variable: CustomStringConvertible {
     /// For a part of a partitioned variable: where it sits in the whole (TensorFlow's `SaveSliceInfo`);
     /// nil for any other variable.
     public let sliceInfo: SliceInfo?
-    /// The current value, row-major float32.
-    public private(set) var value: UnsafeMutableBufferPointer<Float>
+    /// The current value, row-major float32. (Constants: the hot loops read them without exclusivity checks.)
+    public let value: UnsafeMutableBufferPointer<Float>
     /// The accumulated d(loss)/d(value) of the current step.
-    public private(set) var gradient: UnsafeMutableBufferPointer<Float>
+    public let gradient: UnsafeMutableBufferPointer<Float>
     /// Keeps the buffers alive: this variable's own, or its whole's for a part that is a view.
-    private var storage: VariableStorage
+    let storage: VariableStorage
     /// For a partitioned variable: whether its parts are views of its buffers (no copies needed).
-    public private(set) var partsAreViews = false
+    public let partsAreViews: Bool
 
     init(
         name: String, shape: [Int], dtype: DType, trainable: Bool, initializer: Initializer,
-        isShareable: Bool, initialValues: [Float], fanShape: [Int]? = nil, sliceInfo: SliceInfo? = nil
+        isShareable: Bool, initialValues: [Float], fanShape: [Int]? = nil, sliceInfo: SliceInfo? = nil,
+        view: (storage: VariableStorage, offset: Int)? = nil
     ) {
         self.name = name
         self.fanShape = fanShape ?? shape
@@ -71,15 +72,24 @@ public final class Variable: CustomStringConvertible {
         self.isShareable = isShareable
         self.parts = []
         self.partitionAxis = 0
-        storage = VariableStorage(count: initialValues.count)
-        value = storage.value
-        gradient = storage.gradient
+        partsAreViews = false
+        let n = initialValues.count
+        if let view {
+            // A part of a partitioned variable: its slice of the whole's buffers.
+            storage = view.storage
+            value = UnsafeMutableBufferPointer(rebasing: view.storage.value[view.offset..<view.offset + n])
+            gradient = UnsafeMutableBufferPointer(rebasing: view.storage.gradient[view.offset..<view.offset + n])
+        } else {
+            storage = VariableStorage(count: n)
+            value = storage.value
+            gradient = storage.gradient
+        }
         _ = value.update(fromContentsOf: initialValues)
     }
 
     init(
         partitioned name: String, shape: [Int], dtype: DType, trainable: Bool, initializer: Initializer,
-        parts: [Variable], axis: Int
+        parts: [Variable], axis: Int, storage shared: VariableStorage? = nil
     ) {
         self.name = name
         self.fanShape = shape
@@ -91,24 +101,13 @@ public final class Variable: CustomStringConvertible {
         self.isShareable = true
         self.parts = parts
         self.partitionAxis = axis
-        let total = elementCount(shape)
-        storage = VariableStorage(count: total)
+        // The parts are views of `shared` when the store made them so (back to back in row-major order);
+        // otherwise this whole has buffers of its own and copies from and to its parts.
+        let views = shared.map { s in parts.allSatisfy { $0.storage === s } } ?? false
+        storage = views ? shared! : VariableStorage(count: elementCount(shape))
         value = storage.value
         gradient = storage.gradient
-        // Whether the parts lie back to back in row-major order: then they become views of the whole.
-        partsAreViews = shape.prefix(axis).allSatisfy { $0 == 1 }
-        var flat = 0
-        for part in parts {
-            if partsAreViews {
-                let n = part.count
-                let v = UnsafeMutableBufferPointer(rebasing: value[flat..<flat + n])
-                _ = v.update(fromContentsOf: part.value)
-                part.value = v
-                part.gradient = UnsafeMutableBufferPointer(rebasing: gradient[flat..<flat + n])
-                part.storage = storage
-                flat += n
-            }
-        }
+        partsAreViews = views
         gatherParts()
     }
 
