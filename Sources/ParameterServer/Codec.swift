@@ -2,7 +2,7 @@ import Wire
 import Tensors
 
 /// A request as the rules see it: decoded from its frames, its names checked against the variables held
-/// here, its tensors cut (packed) and sized (and widened from bfloat16).
+/// here, its tensors cut from their frames (`TensorStream`) and sized (and widened from bfloat16).
 enum Request {
     case hello(Hello)
     /// The specs, and the values of those of kind `tensor` by name (float32 frames, sized and checked).
@@ -39,21 +39,21 @@ final class RequestDecoder {
     }
 
     /// - Parameters:
-    ///   - packed, dtype: how this worker's tensors cross the wire (from its hello).
+    ///   - dtype: how this worker's tensors cross the wire (from its hello).
     /// - Throws: `WireError` or `ErrorBody` naming what is wrong.
-    func decode(_ m: Envelope, store: VariableStore, packed: Bool, dtype: WireDType) throws -> Request {
+    func decode(_ m: Envelope, store: VariableStore, dtype: WireDType) throws -> Request {
         switch m.header.kind {
         case .hello: return .hello(try m.decode(Hello.self, limit: 1 << 16))
         case .register:
             let body = try m.decode(Register.self, limit: Body.defaultLimit)
-            return .register(body, values: try registerValues(m, body))
+            return .register(body, values: try registerValues(m, body, store: store))
         case .pull:
             let names = try checkedNames(m, store: store)
             guard m.tensors.isEmpty else { throw ErrorBody(code: .malformed, message: "ps \(server): a pull carries no tensors") }
             return .pull(names: names)
         case .push:
             let names = try checkedNames(m, store: store)
-            return .push(names: names, gradients: try gradients(m, names: names, store: store, packed: packed, dtype: dtype))
+            return .push(names: names, gradients: try gradients(m, names: names, store: store, dtype: dtype))
         case .done:
             _ = try m.decode(Names.self, limit: 1 << 16)
             return .done
@@ -98,22 +98,15 @@ final class RequestDecoder {
     /// The values a register carries for its specs of kind `tensor`: float32 tensor frames in the specs'
     /// order (`TensorStream`: a frame each, packed, or in chunks). Sizes come from the specs' shapes,
     /// overflow-safe; the store checks the shapes against its limits before taking any value.
-    func registerValues(_ m: Envelope, _ body: Register) throws -> [String: Frame] {
+    func registerValues(_ m: Envelope, _ body: Register, store: VariableStore) throws -> [String: Frame] {
         let valued = body.valued
         guard valued.count <= limits.maxNamesPerRequest else {
             throw ErrorBody(
                 code: .limitExceeded,
                 message: "ps \(server): a register carries values for \(valued.count) variables, past the limit of \(limits.maxNamesPerRequest) --max-names-per-request")
         }
-        var sizes: [Int] = []
-        for spec in valued {
-            guard let n = spec.count, n <= limits.maxVariableElements else {
-                throw ErrorBody(
-                    code: .limitExceeded,
-                    message: "ps \(server): variable \(spec.name.prefix(200)) has shape \(formatShape(spec.shape)), which is negative, overflows, or has more than \(limits.maxVariableElements) elements (--max-variable-elements)")
-            }
-            sizes.append(n * 4)
-        }
+        // The store's own shape check (rank, overflow, --max-variable-elements), before any size is used.
+        let sizes = try valued.map { try store.checkedCount($0.shape, of: $0.name) * 4 }
         let frames: [Frame]
         do { frames = try TensorStream.split(m.tensors, sizes: sizes) } catch let e as TensorStream.Error {
             throw ErrorBody(code: .wrongTensorSize, message: "ps \(server): a register's values: \(e)")
@@ -126,7 +119,7 @@ final class RequestDecoder {
     /// A push's gradients, one per name, as float32, cut from the message's tensor frames (`TensorStream`:
     /// a frame each, one packed frame, or chunks of a tensor past a frame limit): views where a tensor lies in
     /// one frame, no copy. The frames must hold exactly the variables' bytes in the wire dtype.
-    func gradients(_ m: Envelope, names: [String], store: VariableStore, packed: Bool, dtype: WireDType) throws -> [Frame] {
+    func gradients(_ m: Envelope, names: [String], store: VariableStore, dtype: WireDType) throws -> [Frame] {
         var sizes: [Int] = []
         sizes.reserveCapacity(names.count)
         for n in names {

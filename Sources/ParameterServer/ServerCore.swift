@@ -237,7 +237,7 @@ public final class ServerCore {
             }
             let member = try membership.request(index: index, incarnation: m.header.incarnation, peer: peer, kind: m.header.kind, now: now)
             let wire = progress[index]?.wire ?? WorkerWire()
-            switch try decoder.decode(m, store: store, packed: wire.packed, dtype: wire.dtype) {
+            switch try decoder.decode(m, store: store, dtype: wire.dtype) {
             case .ping, .heartbeat:
                 return .pong
             case .register(let body, let values):

@@ -103,7 +103,7 @@ public enum ModelFile {
         var seen = Set<String>()
         var tensors: [(name: String, shape: [Int], scalars: [Float])] = []
         for v in model.graph.globalVariables {
-            let whole = v.sliceInfo.map(\.fullName).flatMap { model.graph.storedVariable($0) } ?? v
+            let whole = v.sliceInfo.flatMap { model.graph.storedVariable($0.fullName) } ?? v
             guard seen.insert(whole.name).inserted else { continue }
             whole.gatherParts()
             tensors.append((whole.name, whole.shape, Array(whole.value)))

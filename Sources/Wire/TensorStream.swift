@@ -48,26 +48,12 @@ public enum TensorStream {
             }
             return [Frame(external: UnsafeRawBufferPointer(rebasing: pack[0..<total]), owner: nil)]
         }
-        let chunk = chunkBytes(maxFrameBytes, elementSize: elementSize)
-        var out: [Frame] = []
-        out.reserveCapacity(tensors.count)
-        for t in tensors {
-            if t.count <= chunk {
-                out.append(Frame(external: t, owner: nil))
-                continue
-            }
-            var start = 0
-            while start < t.count {
-                let end = min(t.count, start + chunk)
-                out.append(Frame(external: UnsafeRawBufferPointer(rebasing: t[start..<end]), owner: nil))
-                start = end
-            }
-        }
-        return out
+        // Views of the caller's memory: cutting them into chunks copies nothing.
+        return frames(owned: tensors.map { Frame(external: $0, owner: nil) }, maxFrameBytes: maxFrameBytes, elementSize: elementSize)
     }
 
-    /// The same cut for frames that own or share their bytes (a server's replies): a frame per tensor, a
-    /// tensor larger than `maxFrameBytes` as views of it in chunks.
+    /// The same cut for frames (a server's replies, or views of a sender's memory): a frame per tensor, a
+    /// tensor larger than `maxFrameBytes` in chunks (views of a view; copies of owned bytes).
     public static func frames(owned tensors: [Frame], maxFrameBytes: Int, elementSize: Int = 4) -> [Frame] {
         let chunk = chunkBytes(maxFrameBytes, elementSize: elementSize)
         var out: [Frame] = []

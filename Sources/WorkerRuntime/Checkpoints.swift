@@ -128,7 +128,7 @@ public enum Checkpoints {
         for v in graph.trainableVariables {
             let name = v.sliceInfo?.fullName ?? v.name
             guard done.insert(name).inserted else { continue }
-            guard let target = v.sliceInfo.map(\.fullName).flatMap({ graph.storedVariable($0) }) ?? Optional(v) else { continue }
+            let target = v.sliceInfo.flatMap { graph.storedVariable($0.fullName) } ?? v
             guard let e = wholes[name] else { throw Error.missing(variable: name, directory: directory) }
             guard e.shape == target.shape else { throw Error.shape(variable: name, file: e.shape, model: target.shape) }
             target.assign(e.scalars)
