@@ -11,6 +11,15 @@ public enum Scaling: String, Sendable, CaseIterable, Codable {
     /// forecasts how this season departs from the last, so a window shorter than the period (24 weeks of
     /// a yearly cycle) still carries the season. Needs a period (`Dataset.season`).
     case seasonal
+    /// The seasonal difference itself, not relative to the window's last: inputs are each value minus the
+    /// value one period earlier, targets the departure from the seasonal-naive forecast (the value one
+    /// period, or as many as the step needs, before the target). A model that has learnt nothing forecasts
+    /// seasonal-naive, the baseline that short seasonal series are hard to beat with; one that has learnt
+    /// forecasts how this year departs from last year's. Needs a period.
+    case seasonalDifference = "seasonal-difference"
+
+    /// Whether the scaling differences over a seasonal period (and so needs one).
+    public var needsSeason: Bool { self == .seasonal || self == .seasonalDifference }
 }
 
 /// Mean and standard deviation per column, from the training split only; saved with the model.
@@ -47,7 +56,8 @@ public struct Windows: Sendable {
     /// [count, H].
     public let targets: [Float]
     /// [count, H]: added to a target (or a prediction) gives the normalised value: 0 under `.global`,
-    /// the last observed value under `.relative`, that plus the change a season earlier under `.seasonal`.
+    /// the last observed value under `.relative`, that plus the change a season earlier under `.seasonal`,
+    /// the seasonal-naive forecast under `.seasonalDifference`.
     public let offsets: [Double]
     /// [count]: the index in the series of each window's last observed value; its targets follow it.
     public let origins: [Int]
@@ -126,8 +136,8 @@ public struct Dataset: Sendable {
         let n = series.count
         let cut = Int(Double(n) * trainFraction)
         let fitCut = cut - Int(Double(cut) * validationFraction)
-        let lag = scaling == .seasonal ? season ?? 0 : 0
-        if scaling == .seasonal && lag < 1 { throw DataError.seasonNeeded(name: series.name) }
+        let lag = scaling.needsSeason ? season ?? 0 : 0
+        if scaling.needsSeason && lag < 1 { throw DataError.seasonNeeded(name: series.name) }
         // The first window whose inputs and offsets only reach back to the series' start.
         let first = lag == 0 ? 0 : max(lag, (horizon + lag - 1) / lag * lag - window + 1)
         let needed = Int(Double(window + 2 * horizon + first) / min(trainFraction, 1 - trainFraction)) + 1
@@ -168,6 +178,7 @@ public struct Dataset: Sendable {
                 case .global: return z[t][k]
                 case .relative: return z[t][k] - z[e][k]
                 case .seasonal: return (z[t][k] - z[t - P][k]) - (z[e][k] - z[e - P][k])
+                case .seasonalDifference: return z[t][k] - z[t - P][k]
                 }
             }
             for t in i...e { for k in 0..<d { xs.append(Float(input(t, k))) } }
@@ -179,6 +190,8 @@ public struct Dataset: Sendable {
                 case .seasonal:
                     let back = (h + P - 1) / P * P
                     offset = history[e] + history[e + h - back] - history[e - back]
+                case .seasonalDifference:
+                    offset = history[e + h - (h + P - 1) / P * P]
                 }
                 offsets.append(offset)
                 ys.append(Float(history[e + h] - offset))

@@ -74,7 +74,7 @@ public final class ForecastModel: @unchecked Sendable {
 
     public static func inputLength(_ spec: ModelSpec) -> Int {
         let T = spec.config.window
-        guard spec.scaling == .seasonal, let P = spec.season, P > 0 else { return T }
+        guard spec.scaling.needsSeason, let P = spec.season, P > 0 else { return T }
         let S = (spec.config.horizon + P - 1) / P * P
         return max(T + P, S + 1)
     }
@@ -97,7 +97,7 @@ public final class ForecastModel: @unchecked Sendable {
             spec.normalizer.mean.count == config.inputDim, spec.normalizer.std.count == config.inputDim,
             spec.columns.count == config.inputDim,
             spec.normalizer.mean.allSatisfy(\.isFinite), spec.normalizer.std.allSatisfy({ $0.isFinite && $0 > 0 }),
-            spec.scaling != .seasonal || (spec.season ?? 0) >= 1 && (spec.season ?? 0) <= 100_000
+            !spec.scaling.needsSeason || (spec.season ?? 0) >= 1 && (spec.season ?? 0) <= 100_000
         else {
             throw ForecastError.unreadable(files.first ?? "?", reason: "its model description has sizes out of range")
         }
@@ -253,6 +253,7 @@ public final class ForecastModel: @unchecked Sendable {
                 case .global: inputs.append(z[t][k])
                 case .relative: inputs.append(z[t][k] - z[e][k])
                 case .seasonal: inputs.append((z[t][k] - z[t - P][k]) - (z[e][k] - z[e - P][k]))
+                case .seasonalDifference: inputs.append(z[t][k] - z[t - P][k])
                 }
             }
         }
@@ -263,6 +264,7 @@ public final class ForecastModel: @unchecked Sendable {
             case .seasonal:
                 let back = (h + P - 1) / P * P
                 return z[e][0] + z[e + h - back][0] - z[e - back][0]
+            case .seasonalDifference: return z[e + h - (h + P - 1) / P * P][0]
             }
         }
         return (inputs, offsets)
@@ -284,6 +286,7 @@ public final class ForecastModel: @unchecked Sendable {
                     let a: Float = z[t][k] - z[t - P][k]
                     let b: Float = z[e][k] - z[e - P][k]
                     inputs.append(a - b)
+                case .seasonalDifference: inputs.append(z[t][k] - z[t - P][k])
                 }
             }
         }
@@ -304,6 +307,7 @@ public final class ForecastModel: @unchecked Sendable {
                 let back = (h + P - 1) / P * P
                 let a: Float = Float(history[e][0]) + Float(history[e + h - back][0])
                 return Double(a - Float(history[e - back][0]))
+            case .seasonalDifference: return Double(Float(history[e + h - (h + P - 1) / P * P][0]))
             }
         }
     }

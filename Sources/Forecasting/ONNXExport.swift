@@ -142,9 +142,11 @@ public enum ONNXExport {
             let lagged = b.slice(z, axis: 1, L - T - P, L - P)
             let lastLagged = b.slice(z, axis: 1, L - 1 - P, L - P)
             inputs = b.op("Sub", [b.op("Sub", [window, lagged]), b.op("Sub", [last, lastLagged])])
+        case .seasonalDifference:
+            inputs = b.op("Sub", [window, b.slice(z, axis: 1, L - T - P, L - P)])
         }
         // The levels [B, H] the outputs are added to, in series units, from the raw target column [B, L]
-        // (see `ForecastModel.rawOffsets`): the mean, the last value, or it plus last season's change.
+        // (see `ForecastModel.rawOffsets`): the mean, the last value, it plus last season's change, or last season's value.
         let target = b.op("Gather", [x, b.ints([0], [])], [("axis", 2)])
         let e = L - 1
         var offsets: String?
@@ -157,6 +159,8 @@ public enum ONNXExport {
             let seasonAgo = b.op("Gather", [target, b.ints((1...H).map { e + $0 - backs[$0 - 1] })], [("axis", 1)])
             let lastAgo = b.op("Gather", [target, b.ints(backs.map { e - $0 })], [("axis", 1)])
             offsets = b.op("Sub", [b.op("Add", [base, seasonAgo]), lastAgo])
+        case .seasonalDifference:
+            offsets = b.op("Gather", [target, b.ints((1...H).map { e + $0 - ($0 + P - 1) / P * P })], [("axis", 1)])
         }
         // Encoder.
         let ekx = b.constant(rows(ek, cols: 4 * N, 0..<D), [D, 4 * N], "enc_kx")

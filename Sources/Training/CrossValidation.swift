@@ -130,11 +130,13 @@ public struct HalvingPlan: Sendable, Equatable {
 /// log of the ratios (a factor, as ratios compare), so one hard fold does not swamp the others.
 public enum TieRule {
     /// Simplest first, judged by what the model forecasts when it has learnt nothing (a zero output):
-    /// under `relative` that is the naive forecast, the one that does no harm on a random walk; under
-    /// `global` it is the training mean; under `seasonal` the last season plus the latest change. A scaling
-    /// further from naive must earn its place. (Global first kept global on panel series where it
-    /// extrapolated badly: `melsyd` 3.5 and `gold` 1.45 times naive's MSE, issue 20's panel.)
-    public static let simplicity: [Scaling] = [.relative, .global, .seasonal]
+    /// under `seasonalDifference` that is the seasonal-naive forecast, the baseline to beat wherever there
+    /// is a season (it is a candidate only then); under `relative` the naive forecast, the one that does no
+    /// harm on a random walk; under `global` the training mean; under `seasonal` the last season plus the
+    /// latest change. A scaling further from those baselines must earn its place. (Global first kept global
+    /// on panel series where it extrapolated badly: `melsyd` 3.5 and `gold` 1.45 times naive's MSE, issue
+    /// 20's panel.)
+    public static let simplicity: [Scaling] = [.seasonalDifference, .relative, .global, .seasonal]
 
     /// The decision and the numbers behind it.
     public struct Decision: Sendable, Equatable {

@@ -17,7 +17,7 @@ public struct SelectionOptions: Sendable {
     public var optimizer: OptimizerConfig
     /// The seasonal period; nil detects it from the training part (`SeasonDetection`).
     public var season: Int?
-    /// The scalings to try; nil tries relative, global and, when a season is known, seasonal.
+    /// The scalings to try; nil tries `ModelSelection.candidates(season:)`.
     public var candidates: [Scaling]?
     public var trainFraction: Double
     /// The final run's validation share (for the season's detection, as the run will see it).
@@ -132,6 +132,11 @@ public enum ModelSelection {
         return SeasonDetection.period(of: series.values[..<fitCut].map { $0[0] })
     }
 
+    /// The scalings `auto` tries: relative and global, and with a season the two seasonal ones.
+    public static func candidates(season: Int?) -> [Scaling] {
+        season == nil ? [.relative, .global] : [.seasonalDifference, .relative, .global, .seasonal]
+    }
+
     /// Ranks the candidate scalings by rolling-origin cross-validation with successive halving
     /// (`HalvingPlan`), then applies the tie rule (`TieRule`): the simplest survivor is kept unless another
     /// beats it by more than the fold-to-fold spread.
@@ -148,7 +153,7 @@ public enum ModelSelection {
             options.season
             ?? self.season(
                 of: series, trainFraction: options.trainFraction, validationFraction: options.validationFraction)
-        let candidates = options.candidates ?? ([.relative, .global] + (season == nil ? [] : [.seasonal]))
+        let candidates = options.candidates ?? ModelSelection.candidates(season: season)
         let plan = HalvingPlan(budget: options.budget, candidates: candidates.count)
         guard !plan.rungs.isEmpty else {
             return .fixed(

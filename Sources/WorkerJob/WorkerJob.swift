@@ -20,6 +20,7 @@ import ZeroMQ
 /// forecast of the best two on the folds; in-process only, see `EnsembleJob`).
 public enum ScalingRequest: String, Sendable, CaseIterable {
     case auto, relative, global, seasonal, ensemble
+    case seasonalDifference = "seasonal-difference"
 }
 
 /// Everything a worker run needs, already checked by the command line.
@@ -99,7 +100,7 @@ public enum WorkerJob {
                 guard let (scaling, recordedSeason) = parseScaling(recorded) else {
                     throw Checkpoints.Error.damaged(
                         path: path,
-                        reason: "metadata scaling is '\(recorded.prefix(40))', not relative, global or seasonal[:period in 1...100000]")
+                        reason: "metadata scaling is '\(recorded.prefix(40))', not relative, global, seasonal or seasonal-difference[:period in 1...100000]")
                 }
                 return .fixed(
                     scaling, season: recordedSeason ?? season,
@@ -337,9 +338,10 @@ public func resolve(_ spec: PartitionerSpec?, config: ModelConfig, servers: Int)
     return spec.partitioner()
 }
 
-/// The scaling as servers record it: `relative`, `global`, or `seasonal:<period>`.
+/// The scaling as servers record it: `relative`, `global`, `seasonal:<period>` or
+/// `seasonal-difference:<period>`.
 public func scalingLabel(_ choice: ScalingChoice) -> String {
-    choice.scaling == .seasonal ? "seasonal:\(choice.season ?? 0)" : choice.scaling.rawValue
+    choice.scaling.needsSeason ? "\(choice.scaling.rawValue):\(choice.season ?? 0)" : choice.scaling.rawValue
 }
 
 /// Parses `scalingLabel`'s text.

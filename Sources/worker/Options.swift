@@ -47,10 +47,10 @@ struct DataOptions: ParsableArguments {
     var column: [String] = []
     @Option(
         help:
-            "auto (default: trials of each scored on 3 rolling-origin folds, the simplest kept unless another wins clearly), relative (per-window level removal), global (normalisation only), seasonal (relative on the seasonal difference) or ensemble (the mean of the best two on the folds; in-process, no --save)."
+            "auto (default: trials of each scored on 3 rolling-origin folds, the simplest kept unless another wins clearly), relative (per-window level removal), global (normalisation only), seasonal (relative on the seasonal difference), seasonal-difference (the departure from seasonal-naive) or ensemble (the mean of the best two on the folds; in-process, no --save)."
     )
     var scaling: ScalingRequest = .auto
-    @Option(help: "Seasonal period in steps, for seasonal-naive and seasonal scaling; default: detected from the training part.")
+    @Option(help: "Seasonal period in steps, for seasonal-naive and the seasonal scalings; default: detected from the training part.")
     var season: Int?
     @Option(help: "The share of the training split, at its end, never trained on: it chooses the scaling and when to stop.")
     var validationFraction = 0.1

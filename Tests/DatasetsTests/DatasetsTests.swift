@@ -150,6 +150,41 @@ struct WindowTests {
         }
     }
 
+    @Test(
+        "seasonal-difference scaling: inputs are the seasonal difference itself; a zero output is exactly the seasonal-naive forecast"
+    )
+    func seasonalDifference() throws {
+        // Period 4, a trend of 1 per step and noise, so that nothing cancels by accident.
+        let values = (0..<80).map { t in [Double(t) + [0, 3, 1, -2][t % 4] + sin(Double(t) * 1.7)] }
+        let s = Series(name: "season4", columns: ["v"], values: values)
+        let d = try Dataset(s, window: 3, horizon: 6, scaling: .seasonalDifference, season: 4, validationFraction: 0)
+        let z = d.train.history
+        let e = d.train.origins[0]
+        for t in 0..<3 {
+            #expect(abs(Double(d.train.inputs[t]) - (z[e - 2 + t] - z[e - 2 + t - 4])) < 1e-6)
+        }
+        for w in [d.train, d.heldOut] {
+            for i in 0..<w.count {
+                for k in 1...6 {
+                    let offset = w.offsets[(i * 6) + k - 1]
+                    let snaive = Baseline.seasonalNaive(period: 4).forecast(z, origin: w.origins[i], window: 3, step: k)
+                    #expect(abs(offset - snaive) < 1e-12)
+                    #expect(abs(Double(w.targets[i * 6 + k - 1]) + offset - w.truth(i, step: k)) < 1e-5)
+                }
+            }
+        }
+        // So the offsets alone score exactly seasonal-naive's MSE.
+        var squares = 0.0
+        for i in 0..<d.heldOut.count {
+            for k in 1...6 { squares += pow(d.heldOut.offsets[i * 6 + k - 1] - d.heldOut.truth(i, step: k), 2) }
+        }
+        let snaiveMSE = d.heldOut.meanSquaredError(of: .seasonalNaive(period: 4))
+        #expect(abs(squares / Double(d.heldOut.count * 6) - snaiveMSE) < 1e-12)
+        #expect(throws: DataError.seasonNeeded(name: "season4")) {
+            try Dataset(s, window: 3, horizon: 5, scaling: .seasonalDifference)
+        }
+    }
+
     @Test("shards are disjoint and cover every window", arguments: [1, 2, 3, 7])
     func shards(workers: Int) {
         let all = (0..<workers).flatMap { shard(50, index: $0, of: workers) }

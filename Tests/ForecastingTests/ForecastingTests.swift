@@ -23,7 +23,7 @@ final class TempDir {
 /// checked for what they compute, which needs no training.
 enum Fixture {
     static func dataset(_ series: Series, scaling: Scaling, window: Int = 6, horizon: Int = 3) throws -> Dataset {
-        let season = scaling == .seasonal ? (ModelSelection.season(of: series) ?? 52) : nil
+        let season = scaling.needsSeason ? (ModelSelection.season(of: series) ?? 52) : nil
         return try Dataset(series, window: window, horizon: horizon, scaling: scaling, season: season)
     }
 

@@ -10,7 +10,7 @@ import Training
 struct ONNXTests {
     @Test(
         "ONNX Runtime's forecasts equal forecast's within a relative 1e-5 on 100 windows",
-        arguments: [(Scaling.relative, "sunspots"), (.global, "sunspots"), (.seasonal, "co2")])
+        arguments: [(Scaling.relative, "sunspots"), (.global, "sunspots"), (.seasonal, "co2"), (.seasonalDifference, "co2")])
     func equalsForecast(_ scaling: Scaling, _ data: String) throws {
         let dir = try TempDir()
         let series = try BuiltinSeries(rawValue: data)!.load()

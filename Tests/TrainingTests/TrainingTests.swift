@@ -300,7 +300,7 @@ struct ScalingChoiceTests {
         #expect(choice.reason.contains("halving 2x45 then 2x90 steps (180, 30% of --steps 600)"))
     }
 
-    @Test("with three candidates the worst is dropped after the first rung and says so")
+    @Test("with four candidates (a season) the worst two are dropped after the first rung and say so")
     func halvingDrops() throws {
         let e = Self.noise(600, seed: 4)
         let values = (0..<600).map { t -> [Double] in
@@ -308,14 +308,17 @@ struct ScalingChoiceTests {
             return [0.01 * x + sin(2 * Double.pi * x / 12) + 0.2 * e[t]]
         }
         let choice = try choose(Series(name: "cycle", columns: ["v"], values: values))
-        #expect(choice.trials.count == 3)
-        let dropped = choice.trials.filter { $0.steps == 36 }
-        #expect(dropped.count == 1 && choice.trials.filter { $0.steps == 72 }.count == 2)
-        #expect(choice.reason.contains("\(dropped[0].scaling.rawValue) ") && choice.reason.contains("(dropped at 36)"))
-        #expect(choice.scaling != dropped[0].scaling)
+        #expect(choice.trials.count == 4)
+        // 180 trial steps: 4 x 30, then the best 2 on to 60.
+        let dropped = choice.trials.filter { $0.steps == 30 }
+        #expect(dropped.count == 2 && choice.trials.filter { $0.steps == 60 }.count == 2)
+        for d in dropped {
+            #expect(choice.reason.contains("\(d.scaling.rawValue) ") && choice.reason.contains("(dropped at 30)"))
+            #expect(choice.scaling != d.scaling)
+        }
     }
 
-    @Test("a detected season adds seasonal scaling to the candidates, and the data set for the choice carries it")
+    @Test("a detected season adds the two seasonal scalings to the candidates, and the data set for the choice carries it")
     func seasonalCandidate() throws {
         let e = Self.noise(600, seed: 4)
         let values = (0..<600).map { t -> [Double] in
@@ -325,7 +328,7 @@ struct ScalingChoiceTests {
         let series = Series(name: "cycle", columns: ["v"], values: values)
         let choice = try choose(series)
         let tried: [Scaling] = choice.trials.map { $0.scaling }
-        #expect(choice.season == 12 && tried == [.relative, .global, .seasonal])
+        #expect(choice.season == 12 && tried == [.seasonalDifference, .relative, .global, .seasonal])
         let dataset = try choice.dataset(series, window: 6, horizon: 3)
         #expect(dataset.scaling == choice.scaling && dataset.season == 12)
     }
@@ -421,8 +424,13 @@ struct TieRuleTests {
         #expect(d.chosen == .seasonal && d.simplest == .relative)
     }
 
-    @Test("simplicity runs relative (zero output is naive), global, seasonal, whatever order the scores come in")
+    @Test(
+        "simplicity runs seasonal-difference (zero output is seasonal-naive), relative (naive), global, seasonal, whatever order the scores come in"
+    )
     func order() {
+        let tie = [0.5, 0.5, 0.5]
+        let all = TieRule.decide([score(.seasonal, tie), score(.global, tie), score(.relative, tie), score(.seasonalDifference, tie)])
+        #expect(all.chosen == .seasonalDifference && all.simplest == .seasonalDifference)
         let d = TieRule.decide([score(.seasonal, [0.5, 0.5, 0.5]), score(.global, [0.5, 0.5, 0.5])])
         #expect(d.chosen == .global && d.simplest == .global && d.margin == 0)
         #expect(TieRule.decide([score(.global, [0.5, 0.5, 0.5]), score(.relative, [0.5, 0.5, 0.5])]).chosen == .relative)

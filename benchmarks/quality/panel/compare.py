@@ -131,7 +131,7 @@ def ours(args, meta, extra, seed, cache, K):
         r = cache[key]
     out = r["stdout"]
     ratio = float(re.search(r"^held-out MSE .*ratio ([0-9.]+|inf|nan) over", out, re.M).group(1))
-    chosen = re.search(r"^scaling auto: chose (\w+)", out, re.M)
+    chosen = re.search(r"^scaling auto: chose ([\w-]+)", out, re.M)
     line = re.search(r"^scaling auto: .*$", out, re.M)
     trained = re.search(r"^trained (\d+) steps", out, re.M)
     forecasts = np.array(r["backtest"]["forecasts"], dtype=float) if "backtest" in r else None
@@ -166,7 +166,7 @@ def main():
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--series", default="")
-    p.add_argument("--fixed", default="relative,global,seasonal")
+    p.add_argument("--fixed", default="relative,global,seasonal,seasonal-difference")
     p.add_argument("--table-only", action="store_true", help="run nothing: the table from the cached runs only")
     p.add_argument("--cached-classical", action="store_true", help="AutoETS and AutoTheta only where classical.json has them")
     p.add_argument("--classical-only", action="store_true", help="compute and cache AutoETS and AutoTheta, shortest series first")
@@ -197,7 +197,7 @@ def main():
             jobs.append((m, "default", args.default_args.split(), s))
         for f in [x for x in args.fixed.split(",") if x]:
             extra = ["--scaling", f, "--patience", "0"]
-            if f == "seasonal":
+            if f in ("seasonal", "seasonal-difference"):
                 if not m["period"]:
                     continue
                 extra += ["--season", str(m["period"])]
