@@ -287,7 +287,7 @@ public final class CheckpointStore {
         }
         // The scaling is compared with every worker's hello: a damaged one would refuse them all.
         if let scaling = meta["scaling"], scaling.utf8.count > 64 || !scaling.allSatisfy({ $0.isASCII && !$0.isWhitespace }) {
-            throw corrupt("metadata scaling is '\(scaling.prefix(40))', not a scaling label (relative, global, seasonal:P)")
+            throw corrupt("metadata scaling is '\(scaling.prefix(40))', not a scaling label (relative, global, seasonal:P, seasonal-difference:P)")
         }
         let maxWorkers = min(limits.maxWorkers, 1 << 16)
         var workerCount: Int?

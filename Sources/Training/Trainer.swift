@@ -31,6 +31,9 @@ public struct TrainingOptions: Sendable {
     /// average moves less from batch to batch than the weights, so its validation MSE is a smoother signal.
     /// Nil judges the raw variables, as before.
     public var averageDecay: Double?
+    /// With `patience`: after the best variables are back, shrink the model's correction toward its scaling's
+    /// baseline by a factor fitted on the validation windows (`Shrinkage`).
+    public var shrink: Bool
     /// A test hook: this step takes this many seconds longer (a slow step, as a big model's would be), so
     /// tests can show that a long step is not silence.
     public var stall: (step: Int, seconds: Double)?
@@ -38,9 +41,10 @@ public struct TrainingOptions: Sendable {
     public init(
         steps: Int = 1000, seed: UInt64 = 0, taskIndex: Int = 0, numWorkers: Int = 1, logEvery: Int = 100,
         logdir: String? = nil, patience: Int? = nil, validateEvery: Int = 100, minSteps: Int = 0,
-        averageDecay: Double? = nil, stall: (step: Int, seconds: Double)? = nil
+        averageDecay: Double? = nil, shrink: Bool = false, stall: (step: Int, seconds: Double)? = nil
     ) {
         self.minSteps = minSteps
+        self.shrink = shrink
         self.averageDecay = averageDecay
         self.stall = stall
         self.steps = steps
@@ -88,6 +92,8 @@ public struct TrainingReport: Sendable {
     public var times = StepTimes()
     /// Whether the kept variables are the moving average's (`TrainingOptions.averageDecay`), not raw weights.
     public var averaged = false
+    /// With `TrainingOptions.shrink`: the factor applied to the model's correction, and what it did.
+    public var shrinkage: Shrinkage.Fit?
 
     /// One line on where a step's time went: computing, and exchanging with the servers (sending, and
     /// waiting for their replies) or applying the optimizer in this process.
@@ -102,8 +108,13 @@ public struct TrainingReport: Sendable {
     public var earlyStoppingSummary: String? {
         guard let bestStep, let bestValidationMSE else { return nil }
         return String(
-            format: "validation: best MSE %.6g at step %d%@; its %@variables kept", bestValidationMSE, bestStep,
-            stoppedEarly ? ", stopped early at step \(steps)" : "", averaged ? "averaged " : "")
+            format: "validation: best MSE %.6g at step %d%@; its %@variables kept%@", bestValidationMSE, bestStep,
+            stoppedEarly ? ", stopped early at step \(steps)" : "", averaged ? "averaged " : "",
+            shrinkage.map {
+                String(
+                    format: "; the model's correction to its baseline shrunk by %.3f (validation MSE %.6g, from %.6g)",
+                    $0.alpha, $0.after, $0.before)
+            } ?? "")
     }
 }
 
@@ -249,6 +260,7 @@ public final class Trainer {
             resumedAt: firstStep, bestStep: best?.step, bestValidationMSE: best?.mse, stoppedEarly: stoppedEarly,
             times: times)
         report.averaged = average != nil && best != nil
+        if validating && options.shrink && best != nil { report.shrinkage = Shrinkage.apply(to: model, dataset: dataset) }
         return report
     }
 

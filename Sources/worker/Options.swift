@@ -79,6 +79,12 @@ struct StoppingOptions: ParsableArguments {
             "Early stopping judges and keeps an exponential moving average of the variables with this decay; 0 judges the raw variables."
     )
     var averageDecay = EarlyStoppingDefaults.averageDecay
+    @Flag(
+        inversion: .prefixedNo,
+        help:
+            "With early stopping: shrink the model's correction to its scaling's baseline (naive, seasonal-naive, ...) by a factor in [0, 1] fitted on the validation windows."
+    )
+    var shrink = true
 
     func check() throws {
         if let patience, !(0...1_000_000_000).contains(patience) {

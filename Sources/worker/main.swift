@@ -211,7 +211,8 @@ struct Worker: ParsableCommand {
             training: TrainingOptions(
                 steps: steps, seed: seed, taskIndex: index, numWorkers: workers, logEvery: logEvery, logdir: logdir,
                 patience: servers.isEmpty ? stopping.value(steps: steps) : nil,
-                minSteps: stopping.minimum(steps: steps), averageDecay: stopping.decay, stall: try stall()),
+                minSteps: stopping.minimum(steps: steps), averageDecay: stopping.decay, shrink: stopping.shrink,
+                stall: try stall()),
             optimizer: OptimizerConfig(kind: optimizer, learningRate: learningRate, momentum: momentum), threads: threads,
             denseForm: denseForm)
         var configured = job

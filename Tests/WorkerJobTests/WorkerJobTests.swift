@@ -8,9 +8,11 @@ import Training
 
 @Suite("Worker job")
 struct WorkerJobTests {
-    @Test("the scaling as servers record it: relative, global, seasonal with its period")
+    @Test("the scaling as servers record it: relative, global, the seasonal ones with their period")
     func labels() {
         #expect(scalingLabel(.fixed(.seasonal, season: 52)) == "seasonal:52")
+        #expect(scalingLabel(.fixed(.seasonalDifference, season: 4)) == "seasonal-difference:4")
+        #expect(parseScaling("seasonal-difference:4").map { "\($0.0.rawValue) \($0.1 ?? 0)" } == "seasonal-difference 4")
         #expect(scalingLabel(.fixed(.global, season: 52)) == "global")
         #expect(parseScaling("seasonal:52").map { "\($0.0.rawValue) \($0.1 ?? 0)" } == "seasonal 52")
         #expect(parseScaling("relative").map { $0.0 } == .relative)
