@@ -227,13 +227,17 @@ public enum ModelSelection {
         let why: String
         if d.chosen == d.simplest && d.lowest == d.simplest {
             why = "lowest mean over folds"
-        } else if d.chosen == d.simplest {
+        } else if d.chosen == d.simplest && d.margin <= d.spread {
             why = String(
                 format: "the simplest: %@ is lower by log %.3f on average, within the fold spread %.3f",
                 d.lowest.rawValue, d.margin, d.spread)
+        } else if d.chosen == d.simplest {
+            why = String(
+                format: "the simplest: %@ is lower by log %.3f on average, more than the fold spread %.3f, but not on every fold",
+                d.lowest.rawValue, d.margin, d.spread)
         } else {
             why = String(
-                format: "lower than the simpler %@ by log %.3f on average, more than the fold spread %.3f",
+                format: "lower than the simpler %@ by log %.3f on average, more than the fold spread %.3f, and on every fold",
                 d.simplest.rawValue, d.margin, d.spread)
         }
         let table = scores.map { c in

@@ -274,7 +274,7 @@ struct ScalingChoiceTests {
         #expect(global.mean < relative.mean, "\(choice)")
         // Relative (naive-like) is the simplest: global must beat it by more than the fold spread.
         let d = TieRule.decide(choice.trials)
-        #expect(choice.scaling == (d.margin > d.spread ? .global : .relative), "\(choice)")
+        #expect(choice.scaling == (d.margin > d.spread && d.everyFold ? .global : .relative), "\(choice)")
     }
 
     @Test("the choice and its validation figures are the same for the same seed")
@@ -414,6 +414,17 @@ struct TieRuleTests {
         let d = TieRule.decide([score(.global, [0.5, 0.6, 0.55]), score(.relative, [0.9, 1.0, 0.95])])
         #expect(d.chosen == .global && d.simplest == .relative)
         #expect(d.margin > 0.5 && d.spread < 0.05)
+    }
+
+    @Test("a win by more than the spread that loses one fold keeps the simplest (the panel's melsyd, seed 2)")
+    func losesAFold() throws {
+        let d = TieRule.decide([score(.relative, [1.010, 3.100, 1.639]), score(.global, [0.632, 1.418, 1.642])])
+        #expect(d.lowest == .global && d.margin > d.spread && !d.everyFold)
+        #expect(d.chosen == .relative)
+        let line = ModelSelection.explain(
+            d, scores: [score(.relative, [1.010, 3.100, 1.639]), score(.global, [0.632, 1.418, 1.642])], dropped: [],
+            plan: HalvingPlan(budget: 90, candidates: 2), steps: 300, season: nil)
+        #expect(line.hasPrefix("scaling auto: chose relative, the simplest: global is lower by log 0.416 on average, more than the fold spread 0.395, but not on every fold;"))
     }
 
     @Test("a win on every fold counts even when one fold's gap is much larger than the others' (issue 20's h02)")

@@ -23,7 +23,7 @@ for spec in "co2|--data co2" "sunspots|--data sunspots --horizon 6" "stationary|
             *) extra=(--scaling "$setting") ;;
             esac
             out=$("$worker" "${args[@]}" --steps "$steps" --seed "$seed" "${extra[@]}" 2>/dev/null | grep -v '^step')
-            chosen=$(echo "$out" | sed -n 's/^scaling auto: chose \([a-z]*\),.*/\1/p; s/^scaling \([a-z]*\) (given).*/\1/p' | head -1)
+            chosen=$(echo "$out" | sed -n 's/^scaling auto: chose \([a-z-]*\),.*/\1/p; s/^scaling \([a-z-]*\) (given).*/\1/p' | head -1)
             trained=$(echo "$out" | sed -n 's/^trained \([0-9]*\) steps.*/\1/p')
             ratio=$(echo "$out" | sed -n 's/^held-out MSE .*ratio \([0-9.]*\) over.*/\1/p')
             seasonal=$(echo "$out" | sed -n 's/^held-out vs seasonal-naive.*ratio \([0-9.]*\)$/\1/p')

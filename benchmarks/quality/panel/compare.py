@@ -93,6 +93,12 @@ def _classical(y, cut, origins, H, m):
         out[name] = np.array(rows)
     return out
 
+def save(cache, path):
+    """Writes the cache whole or not at all (runs finish on other threads while it is written)."""
+    with open(path + ".tmp", "w") as f:
+        json.dump(dict(cache), f)
+    os.replace(path + ".tmp", path)
+
 def run(cmd, cache, key):
     if key in cache:
         return cache[key]
@@ -170,6 +176,8 @@ def main():
     p.add_argument("--table-only", action="store_true", help="run nothing: the table from the cached runs only")
     p.add_argument("--cached-classical", action="store_true", help="AutoETS and AutoTheta only where classical.json has them")
     p.add_argument("--classical-only", action="store_true", help="compute and cache AutoETS and AutoTheta, shortest series first")
+    p.add_argument("--detect-season", action="store_true",
+                   help="default runs without --season: the worker detects the period from the training part")
     p.add_argument("--default-args", default="", help="extra worker arguments for the default runs (e.g. --scaling ensemble)")
     p.add_argument("--tf", default="ausbeer,departures,elecdaily,melsyd,sunspot_month")
     p.add_argument("--cache", default=os.path.join(here, "results.json"))
@@ -194,7 +202,10 @@ def main():
     jobs = []  # (series, label, extra, seed)
     for m in panel:
         for s in seeds:
-            jobs.append((m, "default", args.default_args.split(), s))
+            # Every seasonal forecaster here is given the period from the sampling frequency (seasonal-naive,
+            # AutoETS, AutoTheta): ours too, unless --detect-season leaves it to the worker's detection.
+            given = ["--season", str(m["period"])] if m["period"] and not args.detect_season else []
+            jobs.append((m, "default", args.default_args.split() + given, s))
         for f in [x for x in args.fixed.split(",") if x]:
             extra = ["--scaling", f, "--patience", "0"]
             if f in ("seasonal", "seasonal-difference"):
@@ -219,7 +230,7 @@ def main():
             results.setdefault(m["name"], {}).setdefault(label, []).append((seed, r))
             print(f"[{time.time() - started:6.0f}s] {m['name']:16s} {label:9s} seed {seed}: MSE/naive {r['ratio']:.3f}"
                   + (f" ({r['chosen']}, {r['steps']} steps)" if label == "default" else ""), flush=True)
-            json.dump(cache, open(args.cache, "w"))
+            save(cache, args.cache)
     tf = {}
     for name in [x for x in args.tf.split(",") if x]:
         m = next((m for m in panel if m["name"] == name), None)
@@ -227,7 +238,7 @@ def main():
             continue
         try:
             tf[name] = tf_best(args, m, cache)
-            json.dump(cache, open(args.cache, "w"))
+            save(cache, args.cache)
             print(f"[{time.time() - started:6.0f}s] {name:16s} TensorFlow best: {tf[name]['ratio']:.3f} ({tf[name]['setting']})", flush=True)
         except Exception as e:
             print(f"TensorFlow on {name} failed: {e}", file=sys.stderr)
