@@ -7,7 +7,9 @@ python3 compare.py --bin .build/release [--steps 1500] [--seeds 0,1,2] [--jobs 2
 
 Held-out windows: as the worker cuts them (first 80% of the rows trains), every origin e from cut-1 to
 n-1-H, one row apart, H steps each. Each forecaster is judged on exactly those:
-- ours (`worker --data CSV`, release build): defaults with seeds 0, 1, 2; each fixed scaling with seed 0 and
+- ours (`worker --data CSV`, release build): defaults with seeds 0, 1, 2, given the period from series.json as
+  `--season` where it has one, as seasonal-naive, AutoETS and AutoTheta are (`--detect-season` leaves it to the
+  worker's detection); each fixed scaling (relative, global, seasonal, seasonal-difference) with seed 0 and
   `--patience 0` (no early stopping). MSE over naive's is the worker's own report; MSE and MAE are recomputed
   here from `forecast --model M --backtest K --format json` (the same origins) for MASE, and the two MSEs are
   checked against each other.
