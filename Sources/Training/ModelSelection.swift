@@ -235,6 +235,8 @@ public enum ModelSelection {
             why = String(
                 format: "the simplest: %@ is lower by log %.3f on average, more than the fold spread %.3f, but not on every fold",
                 d.lowest.rawValue, d.margin, d.spread)
+        } else if !d.margin.isFinite {
+            why = "the simpler \(d.simplest.rawValue) diverged (a fold score that is not a finite positive number)"
         } else {
             why = String(
                 format: "lower than the simpler %@ by log %.3f on average, more than the fold spread %.3f, and on every fold",

@@ -82,7 +82,7 @@ struct StoppingOptions: ParsableArguments {
     @Flag(
         inversion: .prefixedNo,
         help:
-            "With early stopping: shrink the model's correction to its scaling's baseline (naive, seasonal-naive, ...) by a factor in [0, 1] fitted on the validation windows."
+            "With early stopping (in-process): shrink the model's correction to its scaling's baseline (naive, seasonal-naive, ...) by a factor in [0, 1] fitted on the validation windows."
     )
     var shrink = true
 

@@ -427,6 +427,16 @@ struct TieRuleTests {
         #expect(line.hasPrefix("scaling auto: chose relative, the simplest: global is lower by log 0.416 on average, more than the fold spread 0.395, but not on every fold;"))
     }
 
+    @Test("a simplest candidate that diverged loses to the lowest, and the line says it diverged")
+    func divergedLine() {
+        let scores = [score(.relative, [0.5, .nan, 0.4]), score(.global, [0.6, 0.7, 0.8])]
+        let d = TieRule.decide(scores)
+        #expect(d.chosen == .global && d.simplest == .relative)
+        let line = ModelSelection.explain(
+            d, scores: scores, dropped: [], plan: HalvingPlan(budget: 90, candidates: 2), steps: 300, season: nil)
+        #expect(line.hasPrefix("scaling auto: chose global, the simpler relative diverged"))
+    }
+
     @Test("a win on every fold counts even when one fold's gap is much larger than the others' (issue 20's h02)")
     func consistentWin() {
         let d = TieRule.decide([
