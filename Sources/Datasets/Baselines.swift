@@ -17,6 +17,11 @@ public enum Baseline: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// How far back from the target seasonal-naive looks for step `step` ahead: the fewest whole periods that
+    /// reach behind the origin (one period for steps up to the period, two up to twice it, ...). The seasonal
+    /// scalings take their offsets from the same rows.
+    public static func back(step: Int, period: Int) -> Int { (step + period - 1) / period * period }
+
     /// The forecast of `history[origin + step]` made at `origin`, from `history[...origin]` only.
     /// - Parameters:
     ///   - history: the target column, oldest first.
@@ -29,8 +34,7 @@ public enum Baseline: Sendable, Equatable, CustomStringConvertible {
         case .naive:
             return history[origin]
         case .seasonalNaive(let period):
-            let seasons = (step + period - 1) / period
-            let i = origin + step - seasons * period
+            let i = origin + step - Baseline.back(step: step, period: period)
             return i >= 0 ? history[i] : history[origin]
         case .windowMean:
             let first = max(0, origin - window + 1)

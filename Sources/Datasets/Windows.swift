@@ -188,10 +188,10 @@ public struct Dataset: Sendable {
                 case .global: offset = 0
                 case .relative: offset = history[e]
                 case .seasonal:
-                    let back = (h + P - 1) / P * P
+                    let back = Baseline.back(step: h, period: P)
                     offset = history[e] + history[e + h - back] - history[e - back]
                 case .seasonalDifference:
-                    offset = history[e + h - (h + P - 1) / P * P]
+                    offset = history[e + h - Baseline.back(step: h, period: P)]
                 }
                 offsets.append(offset)
                 ys.append(Float(history[e + h] - offset))

@@ -75,7 +75,7 @@ public final class ForecastModel: @unchecked Sendable {
     public static func inputLength(_ spec: ModelSpec) -> Int {
         let T = spec.config.window
         guard spec.scaling.needsSeason, let P = spec.season, P > 0 else { return T }
-        let S = (spec.config.horizon + P - 1) / P * P
+        let S = Baseline.back(step: spec.config.horizon, period: P)
         return max(T + P, S + 1)
     }
 
@@ -262,9 +262,9 @@ public final class ForecastModel: @unchecked Sendable {
             case .global: return 0
             case .relative: return z[e][0]
             case .seasonal:
-                let back = (h + P - 1) / P * P
+                let back = Baseline.back(step: h, period: P)
                 return z[e][0] + z[e + h - back][0] - z[e - back][0]
-            case .seasonalDifference: return z[e + h - (h + P - 1) / P * P][0]
+            case .seasonalDifference: return z[e + h - Baseline.back(step: h, period: P)][0]
             }
         }
         return (inputs, offsets)
@@ -304,10 +304,10 @@ public final class ForecastModel: @unchecked Sendable {
             case .global: return Double(Float(spec.normalizer.mean[0]))
             case .relative: return Double(Float(history[e][0]))
             case .seasonal:
-                let back = (h + P - 1) / P * P
+                let back = Baseline.back(step: h, period: P)
                 let a: Float = Float(history[e][0]) + Float(history[e + h - back][0])
                 return Double(a - Float(history[e - back][0]))
-            case .seasonalDifference: return Double(Float(history[e + h - (h + P - 1) / P * P][0]))
+            case .seasonalDifference: return Double(Float(history[e + h - Baseline.back(step: h, period: P)][0]))
             }
         }
     }

@@ -150,17 +150,17 @@ public enum ONNXExport {
         let target = b.op("Gather", [x, b.ints([0], [])], [("axis", 2)])
         let e = L - 1
         var offsets: String?
+        let backs = (1...H).map { Baseline.back(step: $0, period: max(P, 1)) }
         switch spec.scaling {
         case .global: offsets = nil
         case .relative: offsets = b.op("Gather", [target, b.ints(Array(repeating: e, count: H))], [("axis", 1)])
         case .seasonal:
-            let backs = (1...H).map { h in (h + P - 1) / P * P }
             let base = b.op("Gather", [target, b.ints(Array(repeating: e, count: H))], [("axis", 1)])
             let seasonAgo = b.op("Gather", [target, b.ints((1...H).map { e + $0 - backs[$0 - 1] })], [("axis", 1)])
             let lastAgo = b.op("Gather", [target, b.ints(backs.map { e - $0 })], [("axis", 1)])
             offsets = b.op("Sub", [b.op("Add", [base, seasonAgo]), lastAgo])
         case .seasonalDifference:
-            offsets = b.op("Gather", [target, b.ints((1...H).map { e + $0 - ($0 + P - 1) / P * P })], [("axis", 1)])
+            offsets = b.op("Gather", [target, b.ints((1...H).map { e + $0 - backs[$0 - 1] })], [("axis", 1)])
         }
         // Encoder.
         let ekx = b.constant(rows(ek, cols: 4 * N, 0..<D), [D, 4 * N], "enc_kx")

@@ -150,7 +150,7 @@ public enum TieRule {
         /// The sample standard deviation over folds of that log advantage.
         public let spread: Double
         /// Whether the lowest is lower than the simplest on every fold.
-        public var everyFold = true
+        public let everyFold: Bool
     }
 
     /// Picks among `scores` (at least one): the lowest mean over folds wins only if its mean log advantage
@@ -167,25 +167,24 @@ public enum TieRule {
         let lowest = scores.min { (key($0), rank($0.scaling)) < (key($1), rank($1.scaling)) }!
         guard lowest.scaling != simplest.scaling else {
             return Decision(
-                chosen: simplest.scaling, simplest: simplest.scaling, lowest: lowest.scaling, margin: 0, spread: 0)
+                chosen: simplest.scaling, simplest: simplest.scaling, lowest: lowest.scaling, margin: 0, spread: 0,
+                everyFold: true)
         }
         // A simplest candidate that diverged (an infinite or NaN score) has no claim to keep.
         guard simplest.mean.isFinite, simplest.foldRatios.allSatisfy({ $0 > 0 && $0.isFinite }),
             lowest.foldRatios.allSatisfy({ $0 > 0 && $0.isFinite })
         else {
             return Decision(
-                chosen: lowest.scaling, simplest: simplest.scaling, lowest: lowest.scaling, margin: .infinity, spread: 0
-            )
+                chosen: lowest.scaling, simplest: simplest.scaling, lowest: lowest.scaling, margin: .infinity, spread: 0,
+                everyFold: true)
         }
         let advantage = zip(simplest.foldRatios, lowest.foldRatios).map { log($0 / $1) }
         let margin = advantage.reduce(0, +) / Double(max(1, advantage.count))
         let spread = standardDeviation(advantage)
         let everyFold = advantage.allSatisfy { $0 > 0 }
-        var decision = Decision(
+        return Decision(
             chosen: margin > spread && everyFold ? lowest.scaling : simplest.scaling, simplest: simplest.scaling,
-            lowest: lowest.scaling, margin: margin, spread: spread)
-        decision.everyFold = everyFold
-        return decision
+            lowest: lowest.scaling, margin: margin, spread: spread, everyFold: everyFold)
     }
 
     /// Sample standard deviation (n − 1); 0 for fewer than two values.

@@ -56,7 +56,6 @@ public enum Shrinkage {
     public static func apply(to model: Seq2Seq, dataset: Dataset) -> Fit? {
         let w = dataset.validation
         guard w.count > 0 else { return nil }
-        let before = Evaluation.run(model, on: dataset, split: .validation).modelMSE
         var outputs: [Double] = []
         outputs.reserveCapacity(w.count * w.horizon)
         let b = model.config.batch
@@ -68,7 +67,11 @@ public enum Shrinkage {
             for k in 0..<(rows * w.horizon) { outputs.append(Double(model.predictions.value[k])) }
             start += rows
         }
-        let alpha = self.alpha(outputs: outputs, targets: w.targets.map(Double.init))
+        let targets = w.targets.map(Double.init)
+        let alpha = self.alpha(outputs: outputs, targets: targets)
+        // Before: from the outputs just computed; after: the shrunk model run again, as it will forecast.
+        let squares = zip(outputs, targets).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
+        let before = dataset.unnormalisedMSE(squares / Double(outputs.count))
         for v in outputVariables(model) {
             v.assign(v.value.map { Float(Double($0) * alpha) })
         }
