@@ -175,6 +175,9 @@ def main():
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--series", default="")
     p.add_argument("--fixed", default="relative,global,seasonal,seasonal-difference")
+    p.add_argument("--fixed-seeds", default="0",
+                   help="seeds for the fixed-scaling runs; the issue's 'best fixed' is seed 0's, and with more seeds the "
+                        "best of each scaling's mean over them is reported beside it")
     p.add_argument("--table-only", action="store_true", help="run nothing: the table from the cached runs only")
     p.add_argument("--cached-classical", action="store_true", help="AutoETS and AutoTheta only where classical.json has them")
     p.add_argument("--classical-only", action="store_true", help="compute and cache AutoETS and AutoTheta, shortest series first")
@@ -214,7 +217,8 @@ def main():
                 if not m["period"]:
                     continue
                 extra += ["--season", str(m["period"])]
-            jobs.append((m, f, extra, 0))
+            for s in [int(x) for x in args.fixed_seeds.split(",") if x]:
+                jobs.append((m, f, extra, s))
     results = {}
     def work(job):
         m, label, extra, seed = job
@@ -294,12 +298,18 @@ def main():
     masesum = {k: [] for k in ("default", "AutoETS", "AutoTheta", "snaive", "naive")}
     seasonal_ratio = []
     worst = None
+    overs_seeds = []
     for row in rows:
         d = row.get("default") or []
         dr = [x["mse"] / row["naive"]["mse"] for x in d]
-        bf = {f: rel(row, f) for f in fixed if row.get(f)}
+        # The issue's best fixed scaling: seed 0 of each. With --fixed-seeds, also the best of each scaling's
+        # mean over the same seeds as the defaults (a fairer bar: the minimum of four single draws is biased low).
+        bf = {f: row[f][0]["mse"] / row["naive"]["mse"] for f in fixed if row.get(f) and row[f][0]["seed"] == 0}
         best_f = min(bf.items(), key=lambda t: t[1]) if bf else (None, None)
         row["best_fixed"] = best_f
+        bfs = {f: rel(row, f) for f in fixed if row.get(f) and len(row[f]) > 1}
+        best_fs = min(bfs.items(), key=lambda t: t[1]) if bfs else (None, None)
+        row["best_fixed_seeds"] = best_fs
         mean_d = float(np.mean(dr)) if dr else None
         summary["default"].append(mean_d); summary["best_fixed"].append(best_f[1])
         summary["snaive"].append(rel(row, "snaive")); summary["AutoETS"].append(rel(row, "AutoETS"))
@@ -312,6 +322,9 @@ def main():
             over = mean_d / best_f[1]
             if worst is None or over > worst[1]:
                 worst = (row["name"], over)
+        if mean_d is not None and best_fs[1]:
+            over = mean_d / best_fs[1]
+            overs_seeds.append((row["name"], over, best_fs))
         choices = ", ".join(sorted({x["chosen"] or "?" for x in d}))
         fmt = lambda v: "–" if v is None else f"{v:.3f}"
         lines.append(
@@ -334,6 +347,10 @@ def main():
         + f" ({sum(1 for e in summary['AutoETS'] if e)} of {len(rows)} series have AutoETS).",
         f"Wall time {time.time() - started:.0f} s (cached runs count as 0).",
     ]
+    if overs_seeds:
+        overs_seeds.sort(key=lambda t: -t[1])
+        extra.insert(2, "Against the best fixed scaling's mean over seeds " + args.fixed_seeds + ": "
+                     + ", ".join(f"{n} {o:.2f}x ({b[0]} {b[1]:.3f})" for n, o, b in overs_seeds) + ".")
     print(text)
     print("\n".join(extra))
     with open(args.table, "w") as f:
