@@ -13,7 +13,13 @@ public enum SeasonDetection {
     ///   - values: the training part of the target column, oldest first.
     ///   - threshold: the least autocorrelation that counts as a pattern (0.2 leaves AR(1) noise out).
     ///   - fundamental: how close to the highest peak a shorter lag must come to be preferred.
-    public static func period(of values: [Double], threshold: Double = 0.2, fundamental: Double = 0.8) -> Int? {
+    /// At most the last `maxPoints` values are used, so lags up to `maxPoints / 3` (10,000) are found and the
+    /// cost stays bounded (about 2.5·10⁸ multiply-adds) on a series of any length; a longer season needs
+    /// `--season`.
+    public static func period(
+        of all: [Double], threshold: Double = 0.2, fundamental: Double = 0.8, maxPoints: Int = 30_000
+    ) -> Int? {
+        let values = Array(all.suffix(max(0, maxPoints)))
         let n = values.count
         let maxLag = n / 3
         guard maxLag >= 3 else { return nil }

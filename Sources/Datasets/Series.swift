@@ -10,6 +10,13 @@ public struct Series: Sendable {
     /// How many empty cells were filled (see `CSVSeries.parse`).
     public let filledCells: Int
 
+    /// A line for the log when empty cells were filled, so that made-up values are never silent.
+    public var filledNotice: String? {
+        filledCells == 0
+            ? nil
+            : "\(name): \(filledCells) empty cell\(filledCells == 1 ? "" : "s") of \(columns.joined(separator: ", ")) filled by linear interpolation between their neighbours (the first or last value at the ends)"
+    }
+
     public init(name: String, columns: [String], values: [[Double]], filledCells: Int = 0) {
         self.name = name
         self.columns = columns
@@ -131,13 +138,16 @@ public enum CSVSeries {
     static func interpolate(_ column: [Double?]) -> [Double] {
         var out = [Double](repeating: 0, count: column.count)
         let known = column.indices.filter { column[$0] != nil }
+        // One pass: `next` is the index in `known` of the first known row after t (linear, not a search per gap).
+        var next = 0
         for t in column.indices {
+            while next < known.count && known[next] <= t { next += 1 }
             if let v = column[t] {
                 out[t] = v
                 continue
             }
-            let before = known.last { $0 < t }
-            let after = known.first { $0 > t }
+            let before = next > 0 ? known[next - 1] : nil
+            let after = next < known.count ? known[next] : nil
             switch (before, after) {
             case (let b?, let a?):
                 let w = Double(t - b) / Double(a - b)

@@ -41,7 +41,12 @@ public struct Normalizer: Codable, Sendable, Equatable {
         for k in 0..<d { mean[k] /= Double(count) }
         for t in 0..<count { for k in 0..<d { sq[k] += (values[t][k] - mean[k]) * (values[t][k] - mean[k]) } }
         self.mean = mean
-        self.std = sq.map { max(($0 / Double(count)).squareRoot(), 1e-12) }
+        // A constant column gets 1e-12 so nothing divides by zero; any real spread, however small (a series
+        // in units of 1e-30), is kept: an absolute floor would flatten it to nothing the model can learn.
+        self.std = sq.map {
+            let s = ($0 / Double(count)).squareRoot()
+            return s >= Double.leastNormalMagnitude && s.isFinite ? s : 1e-12
+        }
     }
 }
 

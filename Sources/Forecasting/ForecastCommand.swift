@@ -94,7 +94,11 @@ public enum ForecastCommand {
                     ])
                 return .success
             }
+            if let output = o.output, let problem = unwritableReason(output) {
+                throw SafeTensors.Error.unwritable(path: output, reason: problem)
+            }
             let data = try ForecastData.load(o.data, columns: o.columns, timeColumn: o.timeColumn, spec: model.spec)
+            if let notice = data.series.filledNotice { logger.warning("\(notice)") }
             if let k = o.backtest {
                 let b = try Backtest.run(model, on: data.series, last: k == 0 ? nil : k, levels: o.levels)
                 try emit(
@@ -122,6 +126,7 @@ public enum ForecastCommand {
         } catch let e as SafeTensors.Error {
             logger.error("\(e)")
             if case .unreadable = e { return .noInput }
+            if case .unwritable = e { return .usage }
             return .dataError
         } catch let e as HTTPServerError {
             logger.error("--port: \(e)")

@@ -91,15 +91,22 @@ public final class ForecastModel: @unchecked Sendable {
             .max()
             ?? Date()
         let config = spec.config
-        guard (1...4096).contains(config.window), (1...4096).contains(config.horizon),
-            (1...4096).contains(config.hidden),
-            (1...4096).contains(config.hidden2), (1...1024).contains(config.inputDim),
-            spec.normalizer.mean.count == config.inputDim, spec.normalizer.std.count == config.inputDim,
-            spec.columns.count == config.inputDim,
-            spec.normalizer.mean.allSatisfy(\.isFinite), spec.normalizer.std.allSatisfy({ $0.isFinite && $0 > 0 }),
-            !spec.scaling.needsSeason || (spec.season ?? 0) >= 1 && (spec.season ?? 0) <= 100_000
-        else {
-            throw ForecastError.unreadable(files.first ?? "?", reason: "its model description has sizes out of range")
+        let source = files.first ?? "?"
+        if let problem = spec.problem {
+            throw ForecastError.unreadable(source, reason: "its model description's \(problem)")
+        }
+        // The sizes must be the variables' before any model is built: an edited description (hidden 4096 over a
+        // 64-unit file) would otherwise allocate gigabytes for three inference copies before being refused.
+        var have = values.values.map(\.shape)
+        for shape in config.variableShapes {
+            guard let i = have.firstIndex(of: shape) else {
+                throw ForecastError.unreadable(
+                    source,
+                    reason:
+                        "its model description (window \(config.window), hidden \(config.hidden), hidden2 \(config.hidden2), \(config.inputDim) columns) needs a variable of shape \(shape), and the file holds none: the description does not match the variables"
+                )
+            }
+            have.remove(at: i)
         }
         var built: [Seq2Seq] = []
         for b in Self.batches {
@@ -127,14 +134,30 @@ public final class ForecastModel: @unchecked Sendable {
     /// Loads a model file written by `worker --save`.
     /// - Throws: `ForecastError` (no description, unreadable, shapes), `SafeTensors.Error`.
     public static func load(modelFile path: String) throws -> ForecastModel {
-        guard FileManager.default.fileExists(atPath: path) else {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw ForecastError.unreadable(path, reason: "no such file")
         }
+        guard !isDirectory.boolValue else {
+            throw ForecastError.unreadable(
+                path, reason: "it is a directory: give the model file (worker --save), or --restore for a checkpoint directory")
+        }
         let meta = try SafeTensors.metadata(path)
-        guard let text = meta["model"], let spec = ModelSpec.parse(text) else { throw ForecastError.noSpec(path) }
+        guard let text = meta["model"] else { throw ForecastError.noSpec(path) }
+        let spec = try describedModel(text, file: path)
+        // Verifies the checksum `worker --save` writes (files from before it carry none and are read as they are).
         let tensors = try SafeTensors.read(path)
         return try ForecastModel(
             spec: spec, values: tensors.mapValues { ($0.shape, $0.scalars) }, files: [path], updates: [])
+    }
+
+    /// The model description in a file's `model` metadata.
+    /// - Throws: `ForecastError.unreadable` naming the file and the field that cannot be read.
+    static func describedModel(_ text: String, file: String) throws -> ModelSpec {
+        do { return try ModelSpec.decode(text) } catch {
+            throw ForecastError.unreadable(
+                file, reason: "its model description (the 'model' metadata) cannot be read: \(error)")
+        }
     }
 
     /// The newest file of each server in `directory` (highest `sequence` in its metadata).
@@ -165,7 +188,7 @@ public final class ForecastModel: @unchecked Sendable {
         var slices: [String: TensorSlice] = [:]
         for f in files {
             let meta = try SafeTensors.metadata(f)
-            if spec == nil, let text = meta["model"], !text.isEmpty { spec = ModelSpec.parse(text) }
+            if spec == nil, let text = meta["model"], !text.isEmpty { spec = try describedModel(text, file: f) }
             updates.append(meta["updates"].flatMap { UInt64($0) } ?? 0)
             slices.merge(TensorSlice.records(in: meta)) { a, _ in a }
             for (name, e) in try SafeTensors.read(f) where !name.hasPrefix("optimizer/") && values[name] == nil {

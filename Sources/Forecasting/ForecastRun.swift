@@ -98,9 +98,7 @@ public struct ForecastOutput: Sendable {
             "horizon": values.count, "levels": intervals.map { $0.level * 100 },
             "calibration_windows": calibrationWindows, "model_files": files, "forecast": steps,
         ]
-        let data =
-            (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])) ?? Data()
-        return String(decoding: data, as: UTF8.self) + "\n"
+        return jsonText(object)
     }
 }
 
@@ -188,8 +186,27 @@ public enum ForecastRun {
             for (level, n) in b.refusedOrigins { refused[levelLabel(level)] = n }
             object["refused_origins"] = refused
         }
-        let data =
-            (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])) ?? Data()
-        return String(decoding: data, as: UTF8.self) + "\n"
+        return jsonText(object)
+    }
+}
+
+/// `object` as pretty-printed JSON with sorted keys. JSON has no NaN or infinity: such numbers (a MASE whose
+/// in-sample scale is 0, a ratio against a perfect baseline) become null, as pandas writes them, rather than
+/// failing the whole document.
+func jsonText(_ object: Any) -> String {
+    let clean = jsonSafe(object)
+    guard let data = try? JSONSerialization.data(withJSONObject: clean, options: [.sortedKeys, .prettyPrinted])
+    else { return "{}\n" }
+    return String(decoding: data, as: UTF8.self) + "\n"
+}
+
+/// `value` with every non-finite floating-point number replaced by null, through arrays and dictionaries.
+func jsonSafe(_ value: Any) -> Any {
+    switch value {
+    case let d as Double: return d.isFinite ? d : NSNull()
+    case let f as Float: return f.isFinite ? Double(f) : NSNull()
+    case let a as [Any]: return a.map(jsonSafe)
+    case let o as [String: Any]: return o.mapValues(jsonSafe)
+    default: return value
     }
 }

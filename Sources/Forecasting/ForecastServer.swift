@@ -132,6 +132,16 @@ public final class ForecastServer: @unchecked Sendable {
             compute.lock()
             defer { compute.unlock() }
             intervals = try Backtest.intervals(model, series: series, origins: origins, levels: options.levels)
+            // A level asked for at start that the calibration part cannot give is said now, not at the first request.
+            for r in intervals?.refused ?? [] {
+                logger.warning(
+                    "interval level \(levelLabel(r.level))% is not offered: it needs \(r.needed) calibration windows and the data gives \(intervals?.windows ?? 0); give a lower --interval or more data"
+                )
+            }
+        } else if !options.levels.isEmpty {
+            logger.warning(
+                "intervals are not offered: they are calibrated on the series, and the model's series (\(model.spec.series)) is not built in; give --data"
+            )
         }
         let signature = model.files.map { f in
             "\(f):\((try? FileManager.default.attributesOfItem(atPath: f))?[.size] as? Int ?? 0)"
@@ -343,7 +353,7 @@ public final class ForecastServer: @unchecked Sendable {
             "forecasts": items,
         ]
         let data: Data
-        do { data = try JSONSerialization.data(withJSONObject: out) } catch {
+        do { data = try JSONSerialization.data(withJSONObject: jsonSafe(out)) } catch {
             return Self.error(500, "could not encode the answer: \(error)")
         }
         return HTTPResponse(status: 200, contentType: "application/json", body: Array(data))

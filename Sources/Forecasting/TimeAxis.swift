@@ -26,22 +26,30 @@ public struct TimeAxis: Sendable, Equatable {
         TimeAxis(kind: .steps, name: "step", cells: (1...max(rows, 1)).map(String.init))
     }
 
-    /// The label of 0-based row `row`, which may lie past the last row.
+    /// The label of 0-based row `row`, which may lie past the last row. A label the time column cannot
+    /// continue to (an integer past `Int.max`, a date past the calendar's range) falls back to the 1-based
+    /// step number, as for data without a time column: the time column is the user's, any integers at all.
     public func label(_ row: Int) -> String {
         if row < cells.count { return cells[row] }
         let ahead = row - (cells.count - 1)
+        let fallback = String(row == Int.max ? row : row + 1)
         switch kind {
-        case .steps: return String(row + 1)
-        case .integers(let last, let step): return String(last + ahead * step)
+        case .steps: return fallback
+        case .integers(let last, let step):
+            let (offset, o1) = ahead.multipliedReportingOverflow(by: step)
+            let (value, o2) = last.addingReportingOverflow(offset)
+            return o1 || o2 ? fallback : String(value)
         case .dates(let last, let step):
             var cal = Calendar(identifier: .gregorian)
             cal.timeZone = TimeZone(identifier: "UTC")!
-            let date: Date?
+            let unit: Calendar.Component
+            let (count, overflow): (Int, Bool)
             switch step {
-            case .days(let d): date = cal.date(byAdding: .day, value: d * ahead, to: last)
-            case .months(let m): date = cal.date(byAdding: .month, value: m * ahead, to: last)
+            case .days(let d): (unit, (count, overflow)) = (.day, d.multipliedReportingOverflow(by: ahead))
+            case .months(let m): (unit, (count, overflow)) = (.month, m.multipliedReportingOverflow(by: ahead))
             }
-            return date.map(Self.format) ?? String(row + 1)
+            guard !overflow, abs(count) < 10_000_000 else { return fallback }
+            return cal.date(byAdding: unit, value: count, to: last).map(Self.format) ?? fallback
         }
     }
 
@@ -92,9 +100,13 @@ public struct TimeAxis: Sendable, Equatable {
                 return TimeAxis(kind: .dates(last: last, step: step), name: name, cells: cells)
             }
         }
-        let ints = tail.map { Int($0) }
-        if ints.allSatisfy({ $0 != nil }), let d = mode(zip(ints.dropFirst(), ints).map { $0! - $1! }), d > 0 {
-            return TimeAxis(kind: .integers(last: ints.last!!, step: d), name: name, cells: cells)
+        // Integers (years, or any counter): steps that overflow `Int` are not a time axis.
+        let ints = tail.compactMap { Int($0) }
+        if ints.count == tail.count, let last = ints.last {
+            let steps = zip(ints.dropFirst(), ints).map { $0.subtractingReportingOverflow($1) }
+            if !steps.contains(where: \.overflow), let d = mode(steps.map(\.partialValue)), d > 0 {
+                return TimeAxis(kind: .integers(last: last, step: d), name: name, cells: cells)
+            }
         }
         return TimeAxis(kind: .steps, name: "step", cells: (1...cells.count).map(String.init))
     }

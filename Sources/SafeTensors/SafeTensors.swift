@@ -31,6 +31,8 @@ public enum SafeTensors {
     /// Why a file could not be read or written; each message names the file.
     public enum Error: Swift.Error, CustomStringConvertible, Equatable {
         case unreadable(path: String, reason: String)
+        /// A file could not be written (a missing directory, permissions, a full disk).
+        case unwritable(path: String, reason: String)
         case malformed(path: String, reason: String)
         case unsupportedDType(path: String, tensor: String, dtype: String)
         case missingTensor(path: String, name: String)
@@ -42,6 +44,7 @@ public enum SafeTensors {
         public var description: String {
             switch self {
             case .unreadable(let p, let r): return "cannot read \(p): \(r)"
+            case .unwritable(let p, let r): return "cannot write \(p): \(r)"
             case .malformed(let p, let r): return "\(p) is not a valid safetensors file: \(r)"
             case .unsupportedDType(let p, let t, let d):
                 return "\(p): tensor \(t) has dtype \(d); only F32 and F64 are read"
@@ -279,7 +282,7 @@ public enum SafeTensors {
         do {
             try data.write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw Error.unreadable(path: path, reason: "cannot write: \(error.localizedDescription)")
+            throw Error.unwritable(path: path, reason: "\(error.localizedDescription)")
         }
     }
 

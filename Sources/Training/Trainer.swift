@@ -62,6 +62,8 @@ public struct TrainingOptions: Sendable {
 public enum TrainingError: Error, CustomStringConvertible {
     case emptyShard(windows: Int, workers: Int)
     case noValidation(series: String)
+    /// Training left a variable holding NaN or infinity: nothing it would forecast or save is usable.
+    case diverged(variable: String, loss: Float)
 
     public var description: String {
         switch self {
@@ -70,6 +72,9 @@ public enum TrainingError: Error, CustomStringConvertible {
         case .noValidation(let s):
             return
                 "\(s) has no validation windows to choose a scaling on: raise --validation-fraction or give --scaling"
+        case .diverged(let v, let loss):
+            return
+                "training diverged: variable \(v) holds values that are not finite (final loss \(loss)); nothing is saved: lower --learning-rate"
         }
     }
 }

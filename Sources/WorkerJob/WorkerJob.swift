@@ -130,11 +130,16 @@ public enum WorkerJob {
                     bind: job.metricsBind, port: port, registry: Telemetry.bootstrap(), readiness: readiness,
                     logger: logger)
             }
+            // Before any training: a --save that cannot be written would lose the whole run at its end.
+            if let save = job.save, let problem = unwritableReason(save) {
+                throw SafeTensors.Error.unwritable(path: save, reason: problem)
+            }
             let series: Series
             if let builtin = BuiltinSeries(rawValue: job.data) {
                 series = try builtin.load(seed: job.training.seed)
             } else {
                 series = try CSVSeries.load(path: job.data, columns: job.columns)
+                if let notice = series.filledNotice { logger.warning("\(notice)") }
             }
             if job.scaling == .ensemble { return try EnsembleJob.run(job, series: series, logger: logger) }
             let choice = try chooseScaling(job, series: series)
@@ -248,6 +253,9 @@ public enum WorkerJob {
             let modelBytes = m.variables.map(\.byteCount).reduce(0, +)
             emitLine(
                 "memory: peak RSS \(ProcessMemory.megabytes(ProcessMemory.peakResidentBytes())); the variables and their gradients are \(ProcessMemory.megabytes(2 * modelBytes))")
+            if let bad = m.variables.first(where: { !$0.value.allSatisfy(\.isFinite) }) {
+                throw TrainingError.diverged(variable: bad.name, loss: report.finalLoss)
+            }
             let evaluation = trainer.evaluate()
             metrics?.heldOut(evaluation.ratio)
             emitLine("\(evaluation)")
@@ -279,6 +287,16 @@ public enum WorkerJob {
         } catch let e as EnsembleJobError {
             logger.error("\(e)")
             return .usage
+        } catch let e as SafeTensors.Error {
+            if case .unwritable = e {
+                logger.error("--save: \(e)")
+                return .usage
+            }
+            logger.error("worker failed: \(e)")
+            return .failure
+        } catch let e as TrainingError {
+            logger.error("worker failed: \(e)")
+            return .failure
         } catch let e as Checkpoints.Error {
             logger.error("\(e)")
             return e.isMissingInput ? .noInput : .dataError

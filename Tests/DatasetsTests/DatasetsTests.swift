@@ -18,6 +18,24 @@ struct CSVTests {
         #expect(s.filledCells == 4)
     }
 
+    @Test("every other cell of a 200,000-row column empty: filled in one pass, and said so")
+    func manyEmptyCells() throws {
+        let column: [Double?] = (0..<200_000).map { $0 % 2 == 0 ? Double($0) : nil }
+        let filled = CSVSeries.interpolate(column)
+        #expect(filled[1] == 1 && filled[199_997] == 199_997 && filled[199_999] == 199_998)
+        let s = Series(name: "gaps.csv", columns: ["v"], values: filled.map { [$0] }, filledCells: 100_000)
+        #expect(s.filledNotice?.contains("100000 empty cells of v filled") == true)
+        #expect(Series(name: "x", columns: ["v"], values: [[1]]).filledNotice == nil)
+    }
+
+    @Test("a series of tiny values keeps its spread: only a constant column gets the 1e-12 floor")
+    func tinySpread() {
+        let tiny = Normalizer(fitting: [[1e-30], [3e-30], [1e-30], [3e-30]], count: 4)
+        #expect(abs(tiny.std[0] - 1e-30) < 1e-40)
+        let constant = Normalizer(fitting: [[5], [5], [5]], count: 3)
+        #expect(constant.std[0] == 1e-12)
+    }
+
     @Test("the shipped CO2 series has its 59 empty cells filled")
     func co2() throws {
         let s = try BuiltinSeries.co2.load()
@@ -282,6 +300,17 @@ struct SeasonTests {
         let e = Self.noise(1500, seed: UInt64(period))
         let v = (0..<1500).map { t in 0.01 * Double(t) + sin(2 * .pi * Double(t) / Double(period)) + e[t] }
         #expect(SeasonDetection.period(of: v) == period)
+    }
+
+    @Test("a million rows: detection reads the last maxPoints only, and finds the period there")
+    func longSeries() {
+        let n = 1_000_000
+        let e = Self.noise(n, seed: 3)
+        let v = (0..<n).map { t in sin(2 * .pi * Double(t) / 44) + e[t] }
+        #expect(SeasonDetection.period(of: v) == 44)
+        // What it reads is the tail: a different cycle before it does not count.
+        let head = (0..<n).map { t in t < n - 30_000 ? sin(2 * .pi * Double(t) / 7) : v[t] }
+        #expect(SeasonDetection.period(of: head) == 44)
     }
 
     @Test("white noise and a pure trend have no season")

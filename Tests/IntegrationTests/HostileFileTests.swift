@@ -303,6 +303,27 @@ extension Integration {
             #expect(!output.contains("Fatal error"), "\(output.suffix(1500))")
         }
 
+        @Test(
+            "a --save that cannot be written exits 64 before training; a run that diverges exits 1 naming the variable and saves nothing"
+        )
+        func saveAndDivergence() throws {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("save-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let (status, output) = try Self.run(
+                "worker", ["--data", "synthetic", "--steps", "5", "--scaling", "relative", "--save", "\(dir)/no/m.safetensors"])
+            #expect(status == 64)
+            #expect(output.contains("\(dir)/no does not exist") && !output.contains("trained"), "\(output)")
+            let saved = "\(dir)/m.safetensors"
+            let (diverged, text) = try Self.run(
+                "worker",
+                ["--data", "synthetic", "--steps", "20", "--scaling", "relative", "--optimizer", "sgd", "--learning-rate", "1000000",
+                 "--save", saved])
+            #expect(diverged == 1)
+            #expect(text.contains("training diverged: variable") && text.contains("nothing is saved"), "\(text)")
+            #expect(!FileManager.default.fileExists(atPath: saved))
+        }
+
         @Test("an authorized-keys file with no keys exits 64 naming it; one with CRLF and a byte-order mark starts")
         func keyFiles() throws {
             let h = try ProcessHarness()

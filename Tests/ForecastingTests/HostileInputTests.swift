@@ -1,0 +1,137 @@
+import Datasets
+import Foundation
+import Model
+import SafeTensors
+import Testing
+import Training
+import VariableScopes
+
+@testable import Forecasting
+
+/// Inputs a user or an edited file can hand the forecasting tools, each of which once trapped, hung or
+/// answered wrongly without a word (issue 20's adversarial round).
+@Suite("Forecasting: hostile files and data")
+struct HostileInputTests {
+    /// Rewrites the `model` metadata of a model file with `edit` applied to its JSON object.
+    static func editSpec(_ path: String, to out: String, _ edit: (inout [String: Any]) -> Void) throws {
+        let file = try SafeTensors.load(path)
+        var meta = file.metadata
+        let text = try #require(meta["model"])
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        edit(&object)
+        meta["model"] = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+        meta["checksum"] = nil
+        let tensors = file.tensors.map { (name: $0.key, shape: $0.value.shape, scalars: $0.value.scalars) }
+        try writeReplacing(SafeTensors.encode(tensors, metadata: meta), to: out)
+    }
+
+    @Test("time labels past Int.max fall back to step numbers; a column whose steps overflow is no time axis")
+    func timeAxisOverflow() {
+        let top = Int.max
+        let near = TimeAxis.detect(name: "year", cells: [String(top - 2), String(top - 1), String(top)])
+        #expect(near.kind == .integers(last: top, step: 1))
+        #expect(near.label(3) == "4")
+        #expect(near.label(2) == String(top))
+        let alternating = TimeAxis.detect(name: "year", cells: [String(Int.min + 1), String(top), String(Int.min + 1)])
+        #expect(alternating.kind == .steps && alternating.label(3) == "4")
+        let years = TimeAxis.detect(name: "year", cells: ["2006", "2007", "2008"])
+        #expect(years.label(Int.max / 2) == String(2006 + Int.max / 2))
+        #expect(years.label(Int.max) == String(Int.max))
+    }
+
+    @Test("a model description with a field out of range is refused naming the field, never trapping")
+    func describedFields() throws {
+        let dir = try TempDir()
+        let series = try BuiltinSeries.sunspots.load()
+        let path = try Fixture.modelFile(series, scaling: .relative, in: dir.path)
+        let cases: [(String, (inout [String: Any]) -> Void)] = [
+            ("trainFraction", { $0["trainFraction"] = 1e300 }),
+            ("trainFraction", { $0["trainFraction"] = -1 }),
+            ("rows", { $0["rows"] = -5 }),
+            ("version", { $0["version"] = 99 }),
+            ("normalizer.std", { $0["normalizer"] = ["mean": [0.0], "std": [1e300]] }),
+            ("season", { $0["scaling"] = "seasonal-difference"; $0["season"] = 0 }),
+        ]
+        for (i, (field, edit)) in cases.enumerated() {
+            let out = "\(dir.path)/edited-\(i).safetensors"
+            try Self.editSpec(path, to: out, edit)
+            do {
+                _ = try ForecastModel.load(modelFile: out)
+                Issue.record("an edited \(field) was accepted")
+            } catch let e as ForecastError {
+                #expect("\(e)".contains(field) && "\(e)".contains(out), "\(e)")
+            }
+        }
+        // The spec's own arithmetic cannot trap whatever it holds.
+        var spec = try ForecastModel.load(modelFile: path).spec
+        spec.trainFraction = 4
+        spec.rows = Int.max
+        #expect(spec.heldOutStart == Int.max)
+        spec.trainFraction = 1e300
+        #expect(spec.heldOutStart == 0)
+        spec.trainFraction = .nan
+        #expect(spec.heldOutStart == 0)
+    }
+
+    @Test("a description that is there but unreadable names the field; one whose sizes are not the variables' is refused before building")
+    func unreadableAndMismatched() throws {
+        let dir = try TempDir()
+        let series = try BuiltinSeries.sunspots.load()
+        let path = try Fixture.modelFile(series, scaling: .relative, in: dir.path)
+        let bogus = "\(dir.path)/bogus.safetensors"
+        try Self.editSpec(path, to: bogus) { $0["scaling"] = "bogus" }
+        #expect {
+            try ForecastModel.load(modelFile: bogus)
+        } throws: { e in
+            "\(e)".contains("scaling") && "\(e)".contains("cannot be read") && !"\(e)".contains("no 'model' metadata")
+        }
+        let missing = "\(dir.path)/missing.safetensors"
+        try Self.editSpec(path, to: missing) { $0["rows"] = nil }
+        #expect { try ForecastModel.load(modelFile: missing) } throws: { "\($0)".contains("field rows is missing") }
+        let big = "\(dir.path)/big.safetensors"
+        try Self.editSpec(path, to: big) { o in
+            var c = o["config"] as! [String: Any]
+            c["hidden"] = 4096
+            o["config"] = c
+        }
+        #expect { try ForecastModel.load(modelFile: big) } throws: {
+            "\($0)".contains("hidden 4096") && "\($0)".contains("does not match the variables")
+        }
+    }
+
+    @Test("model files carry a checksum: a flipped bit in a weight is refused, not forecast from")
+    func checksum() throws {
+        let dir = try TempDir()
+        let series = try BuiltinSeries.sunspots.load()
+        let path = try Fixture.modelFile(series, scaling: .relative, in: dir.path)
+        #expect(try SafeTensors.load(path).checksumVerified)
+        var bytes = try #require(FileManager.default.contents(atPath: path))
+        bytes[bytes.count - 3] ^= 0x10  // inside the last tensor's data
+        let damaged = "\(dir.path)/damaged.safetensors"
+        try bytes.write(to: URL(fileURLWithPath: damaged))
+        #expect { try ForecastModel.load(modelFile: damaged) } throws: { e in
+            guard case SafeTensors.Error.checksumMismatch(let p, _, _) = e else { return false }
+            return p == damaged
+        }
+        #expect { try ForecastModel.load(modelFile: dir.path) } throws: { "\($0)".contains("is a directory") }
+    }
+
+    @Test("JSON output writes null for a number that is not finite, never an empty document")
+    func jsonNonFinite() throws {
+        let text = jsonText(["mase": Double.nan, "ratios": [1.5, .infinity], "nested": ["x": -Double.infinity]])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect(object["mase"] is NSNull)
+        #expect((object["ratios"] as? [Any])?.last is NSNull)
+        #expect((object["nested"] as? [String: Any])?["x"] is NSNull)
+    }
+
+    @Test("where a file cannot be written is known before the work: a missing directory, a directory, a file")
+    func unwritable() throws {
+        let dir = try TempDir()
+        #expect(unwritableReason("\(dir.path)/nope/m.safetensors")?.contains("does not exist") == true)
+        #expect(unwritableReason(dir.path)?.contains("is a directory") == true)
+        #expect(unwritableReason("\(dir.path)/m.safetensors") == nil)
+        #expect(throws: SafeTensors.Error.self) { try writeReplacing(Data(), to: "\(dir.path)/nope/x") }
+        #expect("\(SafeTensors.Error.unwritable(path: "p", reason: "r"))" == "cannot write p: r")
+    }
+}
