@@ -36,7 +36,8 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
     case nonNumeric(path: String, line: Int, column: String, cell: String)
     case noValues(path: String, column: String)
     case unknownBuiltin(name: String)
-    case tooShort(name: String, length: Int, needed: Int)
+    /// `season`: the period the seasonal scalings look back, when it is part of what is needed.
+    case tooShort(name: String, length: Int, needed: Int, season: Int? = nil)
     case unreadable(path: String, reason: String)
     case outOfRange(path: String, line: Int, column: String, cell: String)
     case seasonNeeded(name: String)
@@ -58,9 +59,9 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
         case .unreadable(let p, let r): return "data file \(p) \(r)"
         case .outOfRange(let p, let l, let c, let v):
             return "\(p) line \(l): column '\(c)' holds \(v), too large in magnitude to train on in float32 (at most 1e30)"
-        case .tooShort(let n, let l, let needed):
+        case .tooShort(let n, let l, let needed, let season):
             return
-                "series \(n) has \(l) values; window + horizon, a validation and a held-out part need at least \(needed)"
+                "series \(n) has \(l) values; window + horizon\(season.map { ", a season of \($0) to look back" } ?? ""), a validation and a held-out part need at least \(needed)\(season == nil ? "" : " (a shorter --season, or --scaling relative, needs fewer)")"
         case .seasonNeeded(let n):
             return "seasonal scaling of \(n) needs a seasonal period: none was detected, so give one with --season"
         }

@@ -145,10 +145,18 @@ public struct Dataset: Sendable {
         if scaling.needsSeason && lag < 1 { throw DataError.seasonNeeded(name: series.name) }
         // The first window whose inputs and offsets only reach back to the series' start.
         let first = lag == 0 ? 0 : max(lag, (horizon + lag - 1) / lag * lag - window + 1)
-        let needed = Int(Double(window + 2 * horizon + first) / min(trainFraction, 1 - trainFraction)) + 1
-        guard fitCut - first >= window + horizon, n - cut >= horizon, validationFraction == 0 || cut - fitCut >= horizon
-        else {
-            throw DataError.tooShort(name: series.name, length: n, needed: needed)
+        let fits = { (n: Int) -> Bool in
+            let cut = Int(Double(n) * trainFraction)
+            let fitCut = cut - Int(Double(cut) * validationFraction)
+            return fitCut - first >= window + horizon && n - cut >= horizon
+                && (validationFraction == 0 || cut - fitCut >= horizon)
+        }
+        guard fits(n) else {
+            // The fewest rows that do fit, found by trying each length up to a bound that always fits (every
+            // split then holds window + horizon rows at least), not the bound itself, which says about twice.
+            let bound = Int(Double(window + 2 * horizon + first) / min(trainFraction, 1 - trainFraction)) + 1
+            let needed = (n + 1...max(n + 1, bound)).first(where: fits) ?? bound
+            throw DataError.tooShort(name: series.name, length: n, needed: needed, season: lag == 0 ? nil : lag)
         }
         let normalizer = Normalizer(fitting: series.values, count: fitCut)
         let z = series.values.map { row in row.indices.map { (row[$0] - normalizer.mean[$0]) / normalizer.std[$0] } }

@@ -129,7 +129,12 @@ public enum ForecastCommand {
             if case .unwritable = e { return .usage }
             return .dataError
         } catch let e as HTTPServerError {
-            logger.error("--port: \(e)")
+            // The error names the address and the port; which option is wrong depends on the case.
+            switch e {
+            case .portTaken: logger.error("--port: \(e)")
+            case .badLimits: logger.error("\(e)")
+            default: logger.error("--bind/--port: \(e)")
+            }
             return .usage
         } catch {
             logger.error("forecast failed: \(error)")

@@ -96,17 +96,18 @@ public final class ForecastModel: @unchecked Sendable {
             throw ForecastError.unreadable(source, reason: "its model description's \(problem)")
         }
         // The sizes must be the variables' before any model is built: an edited description (hidden 4096 over a
-        // 64-unit file) would otherwise allocate gigabytes for three inference copies before being refused.
-        var have = values.values.map(\.shape)
-        for shape in config.variableShapes {
-            guard let i = have.firstIndex(of: shape) else {
-                throw ForecastError.unreadable(
-                    source,
-                    reason:
-                        "its model description (window \(config.window), hidden \(config.hidden), hidden2 \(config.hidden2), \(config.inputDim) columns) needs a variable of shape \(shape), and the file holds none: the description does not match the variables"
-                )
+        // 64-unit file) would otherwise allocate gigabytes for three inference copies before being refused. The
+        // names come from a one-unit copy of the same graph (cheap; names do not depend on sizes). A variable
+        // that is not there yet is `incomplete` (a server beside a run may not have written its part), one of
+        // another shape is `shape`.
+        var tiny = config
+        (tiny.batch, tiny.window, tiny.horizon, tiny.hidden, tiny.hidden2) = (1, 1, 1, 1, 1)
+        let names = try Seq2Seq(tiny, graph: Graph(seed: 0)).graph.trainableVariables.map(\.name)
+        if names.count == config.variableShapes.count {
+            for (name, shape) in zip(names, config.variableShapes) {
+                guard let e = values[name] else { throw ForecastError.incomplete(directory: source, missing: name) }
+                guard e.shape == shape else { throw ForecastError.shape(variable: name, file: e.shape, model: shape) }
             }
-            have.remove(at: i)
         }
         var built: [Seq2Seq] = []
         for b in Self.batches {

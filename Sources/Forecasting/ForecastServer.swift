@@ -262,11 +262,16 @@ public final class ForecastServer: @unchecked Sendable {
         if let type = request.header("content-type"), !type.lowercased().hasPrefix("application/json") {
             return Self.error(415, "send Content-Type: application/json")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(request.body)),
-            let body = object as? [String: Any]
-        else {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(request.body), options: [.fragmentsAllowed]) else {
             return Self.error(
-                400, "the body is not a JSON object; send {\"windows\": [[...], ...], \"levels\": [80, 95]}")
+                400,
+                "the body is not valid JSON (NaN, Infinity and numbers beyond ±1.8e308 are not JSON); send {\"windows\": [[...], ...], \"levels\": [80, 95]}"
+            )
+        }
+        guard let body = object as? [String: Any] else {
+            return Self.error(
+                400,
+                "the body is \(jsonKind(object)), not a JSON object; send {\"windows\": [[...], ...], \"levels\": [80, 95]}")
         }
         let spec = s.model.spec
         let L = s.model.inputLength
@@ -296,7 +301,7 @@ public final class ForecastServer: @unchecked Sendable {
                 var row: [Double] = []
                 for v in values {
                     guard let n = jsonNumber(v), n.isFinite, abs(n) <= 1e30 else {
-                        return Self.error(422, "window \(i) row \(t): \(v) is not a finite number up to 1e30")
+                        return Self.error(422, "window \(i) row \(t): \(jsonKind(v)) is not a finite number up to 1e30")
                     }
                     row.append(n)
                 }
@@ -311,7 +316,7 @@ public final class ForecastServer: @unchecked Sendable {
             }
             for l in list {
                 guard let n = jsonNumber(l), n > 0, n < 100 else {
-                    return Self.error(400, "level \(l) is not a percentage in (0, 100)")
+                    return Self.error(400, "level \(jsonKind(l)) is not a percentage in (0, 100)")
                 }
                 levels.append(n / 100)
             }
@@ -369,4 +374,19 @@ func jsonNumber(_ v: Any) -> Double? {
     guard let n = v as? NSNumber else { return nil }
     if String(cString: n.objCType) == "c" { return nil }
     return n.doubleValue
+}
+
+/// What a decoded JSON value is, for an error message: a number as itself, anything else by its kind (a
+/// string quoted and cut short), so that `true` and `"1"` are not shown as `1`.
+func jsonKind(_ v: Any) -> String {
+    switch v {
+    case is NSNull: return "null"
+    case let s as String: return "the string \"\(s.prefix(40))\(s.count > 40 ? "..." : "")\""
+    case is [Any]: return "an array"
+    case is [String: Any]: return "an object"
+    case let n as NSNumber:
+        if String(cString: n.objCType) == "c" { return n.boolValue ? "true" : "false" }
+        return "\(n.doubleValue)"
+    default: return "a value of another kind"
+    }
 }

@@ -117,7 +117,7 @@ public struct TrainingReport: Sendable {
             stoppedEarly ? ", stopped early at step \(steps)" : "", averaged ? "averaged " : "",
             shrinkage.map {
                 String(
-                    format: "; the model's correction to its baseline shrunk by %.3f (validation MSE %.6g, from %.6g)",
+                    format: "; the model's correction to its baseline weighted by α = %.3f (1 keeps it whole, 0 leaves the baseline; validation MSE %.6g, from %.6g)",
                     $0.alpha, $0.after, $0.before)
             } ?? "")
     }

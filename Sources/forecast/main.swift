@@ -50,13 +50,16 @@ struct Forecast: ParsableCommand {
     var levels: [Double] {
         get throws {
             guard let interval else { return [] }
-            return try interval.split(separator: ",").map {
-                guard let v = Double($0.trimmingCharacters(in: .whitespaces)), v > 0, v < 100 else {
+            var out: [Double] = []
+            for part in interval.split(separator: ",") {
+                guard let v = Double(part.trimmingCharacters(in: .whitespaces)), v > 0, v < 100 else {
                     throw ValidationError(
                         "--interval takes percentages in (0, 100) separated by commas, e.g. 80,95; got '\(interval)'")
                 }
-                return v / 100
+                // A level given twice is one level: twice would be two identical columns.
+                if !out.contains(v / 100) { out.append(v / 100) }
             }
+            return out
         }
     }
 

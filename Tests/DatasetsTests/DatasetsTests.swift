@@ -227,6 +227,22 @@ struct WindowTests {
     func tooShort() {
         let short = Series(name: "short", columns: ["v"], values: (0..<10).map { [Double($0)] })
         #expect(throws: DataError.self) { try Dataset(short, window: 8, horizon: 4) }
+        // The length it asks for is the least that works, not a bound twice as large; with a season, it says so.
+        for scaling in [Scaling.relative, .seasonalDifference] {
+            do {
+                _ = try Dataset(short, window: 24, horizon: 8, scaling: scaling, season: 4)
+                Issue.record("10 rows were accepted")
+            } catch DataError.tooShort(_, _, let needed, let season) {
+                let rows = (0..<needed).map { [sin(Double($0))] }
+                #expect(throws: Never.self) {
+                    try Dataset(Series(name: "s", columns: ["v"], values: rows), window: 24, horizon: 8, scaling: scaling, season: 4)
+                }
+                #expect(throws: DataError.self) {
+                    try Dataset(Series(name: "s", columns: ["v"], values: Array(rows.dropLast())), window: 24, horizon: 8, scaling: scaling, season: 4)
+                }
+                #expect(season == (scaling == .relative ? nil : 4))
+            } catch { Issue.record("\(error)") }
+        }
     }
 
     @Test("the synthetic series is the same for the same seed")

@@ -90,7 +90,7 @@ struct ShrinkageTests {
             exchange: LocalExchange(optimizer: OptimizerConfig(kind: .adam, learningRate: 0.01)), output: { _ in })
         let report = try trainer.train()
         let fit = try #require(report.shrinkage)
-        #expect(report.earlyStoppingSummary?.contains(String(format: "shrunk by %.3f", fit.alpha)) == true)
+        #expect(report.earlyStoppingSummary?.contains(String(format: "weighted by α = %.3f", fit.alpha)) == true)
         #expect(abs(Evaluation.run(model, on: dataset, split: .validation).modelMSE - fit.after) <= 1e-9 * fit.after)
         let plain = try Trainer(
             model: try Seq2Seq(Self.config, graph: Graph(seed: 1)), dataset: dataset,
