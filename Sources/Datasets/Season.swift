@@ -10,7 +10,8 @@ public enum SeasonDetection {
     /// value is at least `fundamental` times the highest is the period: multiples of a period peak
     /// almost as high, and the fundamental is the one to repeat.
     /// - Parameters:
-    ///   - values: the training part of the target column, oldest first.
+    ///   - all: the training part of the target column, oldest first.
+    ///   - maxPoints: how many of its last values are read.
     ///   - threshold: the least autocorrelation that counts as a pattern (0.2 leaves AR(1) noise out).
     ///   - fundamental: how close to the highest peak a shorter lag must come to be preferred.
     /// At most the last `maxPoints` values are used, so lags up to `maxPoints / 3` (10,000) are found and the

@@ -14,7 +14,7 @@ public struct Series: Sendable {
     public var filledNotice: String? {
         filledCells == 0
             ? nil
-            : "\(name): \(filledCells) empty cell\(filledCells == 1 ? "" : "s") of \(columns.joined(separator: ", ")) filled by linear interpolation between their neighbours (the first or last value at the ends)"
+            : "\(name): \(filledCells) empty cell\(filledCells == 1 ? "" : "s") filled by linear interpolation between their neighbours (the first or last value at the ends)"
     }
 
     public init(name: String, columns: [String], values: [[Double]], filledCells: Int = 0) {

@@ -41,11 +41,14 @@ public struct Normalizer: Codable, Sendable, Equatable {
         for k in 0..<d { mean[k] /= Double(count) }
         for t in 0..<count { for k in 0..<d { sq[k] += (values[t][k] - mean[k]) * (values[t][k] - mean[k]) } }
         self.mean = mean
-        // A constant column gets 1e-12 so nothing divides by zero; any real spread, however small (a series
-        // in units of 1e-30), is kept: an absolute floor would flatten it to nothing the model can learn.
-        self.std = sq.map {
-            let s = ($0 / Double(count)).squareRoot()
-            return s >= Double.leastNormalMagnitude && s.isFinite ? s : 1e-12
+        // A spread that is rounding next to the mean (a column of 0.1s gives 1.4e-17) is a constant column and
+        // keeps the 1e-12 floor, so nothing divides by zero; a real spread below 1e-12 (a series in units of
+        // 1e-30) is kept, down to 1e-30, where float32 still holds the values: an absolute 1e-12 floor flattened
+        // such a series to nothing the model could learn.
+        self.std = zip(sq, mean).map { sum, m in
+            let s = (sum / Double(count)).squareRoot()
+            guard s.isFinite else { return 1e-12 }
+            return s > 1e-12 * abs(m) ? max(s, 1e-30) : max(s, 1e-12)
         }
     }
 }
@@ -152,11 +155,14 @@ public struct Dataset: Sendable {
                 && (validationFraction == 0 || cut - fitCut >= horizon)
         }
         guard fits(n) else {
-            // The fewest rows that do fit, found by trying each length up to a bound that always fits (every
-            // split then holds window + horizon rows at least), not the bound itself, which says about twice.
-            let bound = Int(Double(window + 2 * horizon + first) / min(trainFraction, 1 - trainFraction)) + 1
-            let needed = (n + 1...max(n + 1, bound)).first(where: fits) ?? bound
-            throw DataError.tooShort(name: series.name, length: n, needed: needed, season: lag == 0 ? nil : lag)
+            // The fewest rows that fit: a longer series never fits less, so double until one fits, then bisect.
+            var (lo, hi) = (n, max(n + 1, 2))
+            while !fits(hi) && hi < 1 << 40 { (lo, hi) = (hi, hi * 2) }
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2
+                if fits(mid) { hi = mid } else { lo = mid }
+            }
+            throw DataError.tooShort(name: series.name, length: n, needed: hi, season: lag == 0 ? nil : lag)
         }
         let normalizer = Normalizer(fitting: series.values, count: fitCut)
         let z = series.values.map { row in row.indices.map { (row[$0] - normalizer.mean[$0]) / normalizer.std[$0] } }

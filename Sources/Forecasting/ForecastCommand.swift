@@ -70,7 +70,10 @@ public enum ForecastCommand {
                 options.columns = o.columns
                 options.reloadSeconds = o.reloadSeconds
                 options.limits.maxBodyBytes = o.maxBodyBytes
-                if !o.levels.isEmpty { options.levels = o.levels }
+                if !o.levels.isEmpty {
+                    options.levels = o.levels
+                    options.levelsGiven = true
+                }
                 let server = try ForecastServer(options, logger: logger)
                 logger.info("listening", metadata: ["http.port": "\(server.port)", "http.bind": "\(o.bind)"])
                 let stop = StopFlag()
@@ -79,6 +82,13 @@ public enum ForecastCommand {
                 while !stop.isRequested { usleep(100_000) }
                 server.stop()
                 return .success
+            }
+            // Where the result goes is checked before any work, as `worker --save` is.
+            for (option, path) in [("--output", o.output), ("--export-onnx", o.exportONNX)] {
+                if let path, let problem = unwritableReason(path) {
+                    logger.error("\(option): \(SafeTensors.Error.unwritable(path: path, reason: problem))")
+                    return .usage
+                }
             }
             let model = try o.source.load()
             if let h = o.horizon, h != model.spec.config.horizon {
@@ -94,11 +104,11 @@ public enum ForecastCommand {
                     ])
                 return .success
             }
-            if let output = o.output, let problem = unwritableReason(output) {
-                throw SafeTensors.Error.unwritable(path: output, reason: problem)
-            }
             let data = try ForecastData.load(o.data, columns: o.columns, timeColumn: o.timeColumn, spec: model.spec)
-            if let notice = data.series.filledNotice { logger.warning("\(notice)") }
+            // The built-in series' gaps are documented (CO2's 59 weeks); a user's file gets the warning.
+            if let notice = data.series.filledNotice, !data.series.name.hasSuffix(" (built-in)") {
+                logger.warning("\(notice)")
+            }
             if let k = o.backtest {
                 let b = try Backtest.run(model, on: data.series, last: k == 0 ? nil : k, levels: o.levels)
                 try emit(
@@ -126,14 +136,15 @@ public enum ForecastCommand {
         } catch let e as SafeTensors.Error {
             logger.error("\(e)")
             if case .unreadable = e { return .noInput }
-            if case .unwritable = e { return .usage }
+            if case .unwritable = e { return .failure }  // found writing, after the checks: a runtime failure
             return .dataError
         } catch let e as HTTPServerError {
             // The error names the address and the port; which option is wrong depends on the case.
             switch e {
             case .portTaken: logger.error("--port: \(e)")
+            case .badAddress: logger.error("--bind: \(e)")
             case .badLimits: logger.error("\(e)")
-            default: logger.error("--bind/--port: \(e)")
+            case .socket: logger.error("--bind/--port: \(e)")
             }
             return .usage
         } catch {

@@ -105,7 +105,15 @@ public final class ForecastModel: @unchecked Sendable {
         let names = try Seq2Seq(tiny, graph: Graph(seed: 0)).graph.trainableVariables.map(\.name)
         if names.count == config.variableShapes.count {
             for (name, shape) in zip(names, config.variableShapes) {
-                guard let e = values[name] else { throw ForecastError.incomplete(directory: source, missing: name) }
+                guard let e = values[name] else {
+                    // Checkpoints beside a run may not all be written yet; a model file will never grow the variable.
+                    if updates.isEmpty {
+                        throw ForecastError.unreadable(
+                            source, reason: "variable \(name) is missing: the file does not hold the model it describes")
+                    }
+                    throw ForecastError.incomplete(
+                        directory: (source as NSString).deletingLastPathComponent, missing: name)
+                }
                 guard e.shape == shape else { throw ForecastError.shape(variable: name, file: e.shape, model: shape) }
             }
         }
@@ -143,13 +151,14 @@ public final class ForecastModel: @unchecked Sendable {
             throw ForecastError.unreadable(
                 path, reason: "it is a directory: give the model file (worker --save), or --restore for a checkpoint directory")
         }
-        let meta = try SafeTensors.metadata(path)
-        guard let text = meta["model"] else { throw ForecastError.noSpec(path) }
+        // One read, which verifies the checksum `worker --save` writes before anything in the file is trusted
+        // (files from before it carry none and are read as they are): a flipped bit in the description is then
+        // "damaged", not a field error.
+        let file = try SafeTensors.load(path)
+        guard let text = file.metadata["model"], !text.isEmpty else { throw ForecastError.noSpec(path) }
         let spec = try describedModel(text, file: path)
-        // Verifies the checksum `worker --save` writes (files from before it carry none and are read as they are).
-        let tensors = try SafeTensors.read(path)
         return try ForecastModel(
-            spec: spec, values: tensors.mapValues { ($0.shape, $0.scalars) }, files: [path], updates: [])
+            spec: spec, values: file.tensors.mapValues { ($0.shape, $0.scalars) }, files: [path], updates: [])
     }
 
     /// The model description in a file's `model` metadata.
@@ -179,7 +188,9 @@ public final class ForecastModel: @unchecked Sendable {
 
     /// Loads the newest checkpoint of each server in `directory` (the servers' `--checkpoint-dir`); every
     /// model variable must be in one of them.
-    /// - Throws: `ForecastError.noCheckpoints`, `.noSpec` (no server recorded the model), `.incomplete`.
+    /// - Throws: `ForecastError.noCheckpoints`, `.noSpec` (no server recorded the model), `.incomplete` (a
+    ///   variable or a part of one is in none of them yet), `.unreadable` and `.shape` (a description or a
+    ///   variable that cannot be used), `SafeTensors.Error` (a damaged file).
     public static func load(checkpoints directory: String) throws -> ForecastModel {
         let files = newestCheckpoints(in: directory)
         guard !files.isEmpty else { throw ForecastError.noCheckpoints(directory: directory) }
@@ -188,17 +199,21 @@ public final class ForecastModel: @unchecked Sendable {
         var updates: [UInt64] = []
         var slices: [String: TensorSlice] = [:]
         for f in files {
-            let meta = try SafeTensors.metadata(f)
+            let file = try SafeTensors.load(f)  // verified before its description is trusted
+            let meta = file.metadata
             if spec == nil, let text = meta["model"], !text.isEmpty { spec = try describedModel(text, file: f) }
             updates.append(meta["updates"].flatMap { UInt64($0) } ?? 0)
             slices.merge(TensorSlice.records(in: meta)) { a, _ in a }
-            for (name, e) in try SafeTensors.read(f) where !name.hasPrefix("optimizer/") && values[name] == nil {
+            for (name, e) in file.tensors where !name.hasPrefix("optimizer/") && values[name] == nil {
                 values[name] = (e.shape, e.scalars)
             }
         }
         guard let spec else { throw ForecastError.noSpec(directory) }
-        // A partitioned job's parts, put back in their wholes: the model is built unpartitioned.
-        do { values = try TensorSlice.assemble(values, slices: slices) } catch {
+        // A partitioned job's parts, put back in their wholes: the model is built unpartitioned. Parts that no
+        // server has written yet (beside a run) are incomplete, to wait for, not unreadable.
+        do { values = try TensorSlice.assemble(values, slices: slices) } catch TensorSlice.Error.coverage(let whole, _, _) {
+            throw ForecastError.incomplete(directory: directory, missing: whole)
+        } catch {
             throw ForecastError.unreadable(files[0], reason: "\(error)")
         }
         return try ForecastModel(spec: spec, values: values, files: files, updates: updates)

@@ -40,6 +40,8 @@ public final class ForecastServer: @unchecked Sendable {
         public var maxWindows = 4096
         /// Levels offered (fractions); calibrated at load.
         public var levels: [Double] = [0.8, 0.95]
+        /// Whether `levels` came from `--interval` (then a level that cannot be offered is worth a warning).
+        public var levelsGiven = false
 
         public init(source: ModelSource) {
             self.source = source
@@ -84,7 +86,7 @@ public final class ForecastServer: @unchecked Sendable {
         reloads = Metrics.Counter(label: "forecast_model_reloads_total")
         do {
             let first = try options.source.load()
-            served = try prepare(first)
+            served = try prepare(first, announce: true)
             readiness.set(true)
             log(served!, event: "serving")
         } catch let e as ForecastError {
@@ -121,7 +123,8 @@ public final class ForecastServer: @unchecked Sendable {
         http.stop()
     }
 
-    func prepare(_ model: ForecastModel) throws -> Served {
+    /// - Parameter announce: say which asked-for interval levels cannot be offered (at start, not on every reload).
+    func prepare(_ model: ForecastModel, announce: Bool = false) throws -> Served {
         if series == nil, options.data != nil || ForecastData.builtinName(of: model.spec.series) != nil {
             series = try ForecastData.load(options.data, columns: options.columns, timeColumn: nil, spec: model.spec)
                 .series
@@ -133,12 +136,12 @@ public final class ForecastServer: @unchecked Sendable {
             defer { compute.unlock() }
             intervals = try Backtest.intervals(model, series: series, origins: origins, levels: options.levels)
             // A level asked for at start that the calibration part cannot give is said now, not at the first request.
-            for r in intervals?.refused ?? [] {
+            for r in intervals?.refused ?? [] where announce && options.levelsGiven {
                 logger.warning(
                     "interval level \(levelLabel(r.level))% is not offered: it needs \(r.needed) calibration windows and the data gives \(intervals?.windows ?? 0); give a lower --interval or more data"
                 )
             }
-        } else if !options.levels.isEmpty {
+        } else if announce && options.levelsGiven {
             logger.warning(
                 "intervals are not offered: they are calibrated on the series, and the model's series (\(model.spec.series)) is not built in; give --data"
             )

@@ -54,7 +54,7 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public var heldOutStart: Int {
         let n = max(0, rows)
         let cut = Double(n) * trainFraction
-        guard cut.isFinite, cut > 0 else { return 0 }
+        guard cut > 0 else { return 0 }  // also NaN
         return cut >= Double(n) ? n : Int(cut)
     }
 
@@ -85,13 +85,15 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         if let m = normalizer.mean.first(where: { !($0.isFinite && abs($0) <= 1e30) }) {
             return "normalizer.mean holds \(m), not a finite number within ±1e30"
         }
-        if let s = normalizer.std.first(where: { !($0.isFinite && $0 > 0 && $0 <= 1e30) }) {
-            return "normalizer.std holds \(s), not a positive number up to 1e30"
+        if let s = normalizer.std.first(where: { !($0.isFinite && $0 >= 1e-30 && $0 <= 1e30) }) {
+            return "normalizer.std holds \(s), not a number from 1e-30 to 1e30"
         }
-        if scaling.needsSeason {
-            guard let p = season, (1...100_000).contains(p) else {
-                return "season is \(season.map(String.init) ?? "missing"); \(scaling.rawValue) scaling needs one in 1...100000"
-            }
+        // The season is used whatever the scaling (backtests scale MASE by seasonal-naive with it).
+        if let p = season, !(1...100_000).contains(p) {
+            return "season is \(p), not in 1...100000"
+        }
+        if scaling.needsSeason && season == nil {
+            return "season is missing; \(scaling.rawValue) scaling needs one in 1...100000"
         }
         return nil
     }

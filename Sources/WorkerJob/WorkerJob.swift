@@ -132,7 +132,8 @@ public enum WorkerJob {
             }
             // Before any training: a --save that cannot be written would lose the whole run at its end.
             if let save = job.save, let problem = unwritableReason(save) {
-                throw SafeTensors.Error.unwritable(path: save, reason: problem)
+                logger.error("--save: \(SafeTensors.Error.unwritable(path: save, reason: problem))")
+                return .usage
             }
             let series: Series
             if let builtin = BuiltinSeries(rawValue: job.data) {
@@ -287,13 +288,6 @@ public enum WorkerJob {
         } catch let e as EnsembleJobError {
             logger.error("\(e)")
             return .usage
-        } catch let e as SafeTensors.Error {
-            if case .unwritable = e {
-                logger.error("--save: \(e)")
-                return .usage
-            }
-            logger.error("worker failed: \(e)")
-            return .failure
         } catch let e as TrainingError {
             logger.error("worker failed: \(e)")
             return .failure

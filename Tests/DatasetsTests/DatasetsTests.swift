@@ -24,7 +24,7 @@ struct CSVTests {
         let filled = CSVSeries.interpolate(column)
         #expect(filled[1] == 1 && filled[199_997] == 199_997 && filled[199_999] == 199_998)
         let s = Series(name: "gaps.csv", columns: ["v"], values: filled.map { [$0] }, filledCells: 100_000)
-        #expect(s.filledNotice?.contains("100000 empty cells of v filled") == true)
+        #expect(s.filledNotice?.contains("gaps.csv: 100000 empty cells filled") == true)
         #expect(Series(name: "x", columns: ["v"], values: [[1]]).filledNotice == nil)
     }
 
@@ -34,6 +34,11 @@ struct CSVTests {
         #expect(abs(tiny.std[0] - 1e-30) < 1e-40)
         let constant = Normalizer(fitting: [[5], [5], [5]], count: 3)
         #expect(constant.std[0] == 1e-12)
+        // Ten 0.1s have a mean of 0.09999999999999999 and a rounding spread of 1.4e-17: still constant.
+        let tenths = Normalizer(fitting: Array(repeating: [0.1], count: 10), count: 10)
+        #expect(tenths.std[0] == 1e-12)
+        // A spread below float32's reach is floored where float32 still holds it.
+        #expect(Normalizer(fitting: [[1e-50], [3e-50]], count: 2).std[0] == 1e-30)
     }
 
     @Test("the shipped CO2 series has its 59 empty cells filled")
@@ -227,6 +232,20 @@ struct WindowTests {
     func tooShort() {
         let short = Series(name: "short", columns: ["v"], values: (0..<10).map { [Double($0)] })
         #expect(throws: DataError.self) { try Dataset(short, window: 8, horizon: 4) }
+        // With a small validation fraction the validation part needs many more rows than the rest.
+        do {
+            _ = try Dataset(short, window: 24, horizon: 12, validationFraction: 0.01)
+            Issue.record("10 rows were accepted")
+        } catch DataError.tooShort(_, _, let needed, _) {
+            let rows = (0..<needed).map { [sin(Double($0))] }
+            #expect(needed >= 1500)
+            #expect(throws: Never.self) {
+                try Dataset(Series(name: "s", columns: ["v"], values: rows), window: 24, horizon: 12, validationFraction: 0.01)
+            }
+            #expect(throws: DataError.self) {
+                try Dataset(Series(name: "s", columns: ["v"], values: Array(rows.dropLast())), window: 24, horizon: 12, validationFraction: 0.01)
+            }
+        } catch { Issue.record("\(error)") }
         // The length it asks for is the least that works, not a bound twice as large; with a season, it says so.
         for scaling in [Scaling.relative, .seasonalDifference] {
             do {

@@ -51,6 +51,9 @@ struct HostileInputTests {
             ("version", { $0["version"] = 99 }),
             ("normalizer.std", { $0["normalizer"] = ["mean": [0.0], "std": [1e300]] }),
             ("season", { $0["scaling"] = "seasonal-difference"; $0["season"] = 0 }),
+            ("season", { $0["season"] = 0 }),  // relative: a backtest still scales MASE with it
+            ("season", { $0["season"] = Int.max }),
+            ("normalizer.std", { $0["normalizer"] = ["mean": [0.0], "std": [1e-50]] }),
         ]
         for (i, (field, edit)) in cases.enumerated() {
             let out = "\(dir.path)/edited-\(i).safetensors"
@@ -68,7 +71,7 @@ struct HostileInputTests {
         spec.rows = Int.max
         #expect(spec.heldOutStart == Int.max)
         spec.trainFraction = 1e300
-        #expect(spec.heldOutStart == 0)
+        #expect(spec.heldOutStart == Int.max)
         spec.trainFraction = .nan
         #expect(spec.heldOutStart == 0)
     }
@@ -98,7 +101,8 @@ struct HostileInputTests {
             guard case ForecastError.shape(let name, let file, let model) = e else { return false }
             return name == "encoder/rnn/lstm_cell/kernel" && file == [9, 32] && model == [4097, 16384]
         }
-        // A variable that is not there (yet) is incomplete, as a server beside a run may not have written it.
+        // A variable missing from a model file is named; from a checkpoint directory it is incomplete, as a
+        // server beside a run may not have written it yet.
         let file = try SafeTensors.load(path)
         let partial = "\(dir.path)/partial.safetensors"
         try writeReplacing(
@@ -106,8 +110,20 @@ struct HostileInputTests {
                 file.tensors.filter { $0.key != "encoder/rnn/lstm_cell/bias" }.map {
                     (name: $0.key, shape: $0.value.shape, scalars: $0.value.scalars)
                 }, metadata: file.metadata.filter { $0.key != "checksum" }), to: partial)
-        #expect(throws: ForecastError.incomplete(directory: partial, missing: "encoder/rnn/lstm_cell/bias")) {
-            try ForecastModel.load(modelFile: partial)
+        #expect { try ForecastModel.load(modelFile: partial) } throws: {
+            "\($0)".contains("variable encoder/rnn/lstm_cell/bias is missing") && "\($0)".contains(partial)
+        }
+        let checkpoints = "\(dir.path)/checkpoints"
+        try FileManager.default.createDirectory(atPath: checkpoints, withIntermediateDirectories: true)
+        var meta = file.metadata.filter { $0.key != "checksum" }
+        (meta["server"], meta["sequence"], meta["updates"]) = ("ps-0", "1", "5")
+        try writeReplacing(
+            SafeTensors.encode(
+                file.tensors.filter { $0.key != "encoder/rnn/lstm_cell/bias" }.map {
+                    (name: $0.key, shape: $0.value.shape, scalars: $0.value.scalars)
+                }, metadata: meta, checksum: true), to: "\(checkpoints)/ps-0.safetensors")
+        #expect(throws: ForecastError.incomplete(directory: checkpoints, missing: "encoder/rnn/lstm_cell/bias")) {
+            try ForecastModel.load(checkpoints: checkpoints)
         }
     }
 
