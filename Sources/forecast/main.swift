@@ -18,8 +18,9 @@ struct Forecast: ParsableCommand {
             The model comes from a file written by `worker --save` (--model) or from the servers' checkpoint \
             directory (--restore: the newest file of each server). Everything it needs (sizes, scaling, season, \
             normaliser, training columns) is recorded there; the data defaults to the series it was trained on.
-            Exit codes: 0 success, 64 bad usage (a --horizon other than the model's), 65 bad data (too few rows, \
-            other columns, a corrupt model), 66 a missing model or data file, 1 other failures.
+            Exit codes: 0 success, 64 bad usage (a --horizon other than the model's, an --output or \
+            --export-onnx path that cannot be written), 65 bad data (too few rows, other columns, a corrupt \
+            model), 66 a missing model or data file, 1 other failures (a write that fails late).
             """)
 
     @Option(help: "A model file written by `worker --save`.") var model: String?
