@@ -141,16 +141,19 @@ public struct Dataset: Sendable {
         _ series: Series, window: Int, horizon: Int, scaling: Scaling = .relative, season: Int? = nil,
         trainFraction: Double = 0.8, validationFraction: Double = 0.1
     ) throws {
+        // Where a series of n rows is cut: the held-out part starts at `cut`, validation at `fitCut`.
+        let cuts = { (n: Int) -> (cut: Int, fitCut: Int) in
+            let cut = Int(Double(n) * trainFraction)
+            return (cut, cut - Int(Double(cut) * validationFraction))
+        }
         let n = series.count
-        let cut = Int(Double(n) * trainFraction)
-        let fitCut = cut - Int(Double(cut) * validationFraction)
+        let (cut, fitCut) = cuts(n)
         let lag = scaling.needsSeason ? season ?? 0 : 0
         if scaling.needsSeason && lag < 1 { throw DataError.seasonNeeded(name: series.name) }
         // The first window whose inputs and offsets only reach back to the series' start.
         let first = lag == 0 ? 0 : max(lag, (horizon + lag - 1) / lag * lag - window + 1)
         let fits = { (n: Int) -> Bool in
-            let cut = Int(Double(n) * trainFraction)
-            let fitCut = cut - Int(Double(cut) * validationFraction)
+            let (cut, fitCut) = cuts(n)
             return fitCut - first >= window + horizon && n - cut >= horizon
                 && (validationFraction == 0 || cut - fitCut >= horizon)
         }

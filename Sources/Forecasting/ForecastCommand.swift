@@ -106,7 +106,7 @@ public enum ForecastCommand {
             }
             let data = try ForecastData.load(o.data, columns: o.columns, timeColumn: o.timeColumn, spec: model.spec)
             // The built-in series' gaps are documented (CO2's 59 weeks); a user's file gets the warning.
-            if let notice = data.series.filledNotice, !data.series.name.hasSuffix(" (built-in)") {
+            if let notice = data.series.filledNotice, ForecastData.builtinName(of: data.series.name) == nil {
                 logger.warning("\(notice)")
             }
             if let k = o.backtest {

@@ -79,6 +79,16 @@ public enum TrainingError: Error, CustomStringConvertible {
     }
 }
 
+extension TrainingError {
+    /// Throws `diverged` when a variable of `model` holds NaN or infinity after training: nothing it would
+    /// forecast or save is usable. `label` prefixes the variable's name (an ensemble member's scaling).
+    public static func checkFinite(_ model: Seq2Seq, loss: Float, label: String = "") throws {
+        if let bad = model.variables.first(where: { !$0.value.allSatisfy(\.isFinite) }) {
+            throw TrainingError.diverged(variable: label + bad.name, loss: loss)
+        }
+    }
+}
+
 /// What a run did.
 public struct TrainingReport: Sendable {
     /// Steps run by this process.

@@ -54,9 +54,7 @@ enum EnsembleJob {
             let trainer = try Trainer(
                 model: m, dataset: dataset, options: share, exchange: LocalExchange(optimizer: job.optimizer))
             let report = try trainer.train()
-            if let bad = m.variables.first(where: { !$0.value.allSatisfy(\.isFinite) }) {
-                throw TrainingError.diverged(variable: "\(scaling.rawValue) member's \(bad.name)", loss: report.finalLoss)
-            }
+            try TrainingError.checkFinite(m, loss: report.finalLoss, label: "\(scaling.rawValue) member's ")
             trained += report.steps
             emitLine(
                 "member \(scaling.rawValue): trained \(report.steps) steps; "

@@ -254,9 +254,7 @@ public enum WorkerJob {
             let modelBytes = m.variables.map(\.byteCount).reduce(0, +)
             emitLine(
                 "memory: peak RSS \(ProcessMemory.megabytes(ProcessMemory.peakResidentBytes())); the variables and their gradients are \(ProcessMemory.megabytes(2 * modelBytes))")
-            if let bad = m.variables.first(where: { !$0.value.allSatisfy(\.isFinite) }) {
-                throw TrainingError.diverged(variable: bad.name, loss: report.finalLoss)
-            }
+            try TrainingError.checkFinite(m, loss: report.finalLoss)
             let evaluation = trainer.evaluate()
             metrics?.heldOut(evaluation.ratio)
             emitLine("\(evaluation)")
