@@ -168,10 +168,20 @@ extension Integration.HarnessTests {
         let run = ProcessHarness.Running(process: p, stdout: out, stderr: out)
         defer { if p.isRunning { p.terminate() } }
         #expect(h.waitFor(run, seconds: 180, "the run to finish and keep serving") { $0.contains("still serving on port \(port)") })
+        // The servers' final checkpoints may be newer than what `forecast` has loaded when the run ends (a
+        // short run can end before its first complete set): it is ready once its reload finds them, so this
+        // waits for /readyz to say 200, 50 s at most, rather than asking once.
         let script = """
-            import json, sys, urllib.request
+            import json, sys, time, urllib.error, urllib.request
             port = int(sys.argv[1])
-            ready = urllib.request.urlopen("http://127.0.0.1:%d/readyz" % port, timeout=10).status
+            deadline, ready = time.time() + 50, None
+            while time.time() < deadline:
+                try:
+                    ready = urllib.request.urlopen("http://127.0.0.1:%d/readyz" % port, timeout=10).status
+                    break
+                except urllib.error.HTTPError as e:
+                    ready = e.code
+                    time.sleep(0.2)
             model = json.load(urllib.request.urlopen("http://127.0.0.1:%d/v1/model" % port, timeout=10))
             print(json.dumps({"ready": ready, "model": sorted(model.keys())}))
             """
