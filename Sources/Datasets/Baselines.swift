@@ -1,3 +1,10 @@
+/// An error over a baseline's error. A baseline that is exact (a constant series under naive) has nothing to
+/// divide by: a model exact too is level with it (1), any error at all is infinitely worse. 0/0 would print
+/// as "-nan" and poison every mean and log it enters.
+public func errorRatio(_ error: Double, over baseline: Double) -> Double {
+    baseline > 0 ? error / baseline : (error > 0 ? .infinity : (error == 0 ? 1 : .nan))
+}
+
 /// Forecasts that need no training, to judge a model against: a model that cannot beat repeating the
 /// last season has learnt nothing a lookup would not give.
 public enum Baseline: Sendable, Equatable, CustomStringConvertible {

@@ -71,7 +71,7 @@ public struct Backtest: Sendable {
         guard let m = rows.first?.metrics, let b = rows.first(where: { $0.method == method })?.metrics else {
             return nil
         }
-        return (m.mae / b.mae, m.rmse / b.rmse)
+        return (errorRatio(m.mae, over: b.mae), errorRatio(m.rmse, over: b.rmse))
     }
 
     /// Runs the backtest of `model` on `series`.

@@ -38,9 +38,16 @@ public struct ConformalIntervals: Sendable {
     }
 
     /// The fewest calibration windows that give `level`: the smallest n with ⌈(n + 1) level⌉ ≤ n.
+    /// ⌈(n + 1) level⌉ ≤ n holds from about level / (1 − level) on: start a little below that and step up,
+    /// so a level of 99.9999% costs a few steps, not a million. Levels are in (0, 1); past 10¹⁵ windows
+    /// (levels within 10⁻¹⁵ of 1) the answer is only "more than anyone has", and is capped there.
     public static func windowsNeeded(_ level: Double) -> Int {
-        var n = 1
-        while n < 10_000_000 && Int((Double(n + 1) * level).rounded(.up)) > n { n += 1 }
+        let cap = 1_000_000_000_000_000
+        guard level > 0, level < 1 else { return level >= 1 ? cap : 1 }
+        let estimate = level / (1 - level)
+        guard estimate < Double(cap) else { return cap }
+        var n = max(1, Int(estimate) - 2)
+        while n < cap && Int((Double(n + 1) * level).rounded(.up)) > n { n += 1 }
         return n
     }
 }

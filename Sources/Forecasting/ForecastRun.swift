@@ -106,13 +106,27 @@ func format(_ v: Double) -> String { String(format: "%.8g", v) }
 
 /// `forecast`'s one-shot uses: forecast from an origin, or backtest.
 public enum ForecastRun {
-    /// The 0-based origin row for `--origin`: a cell of the time column, or a 1-based row number.
+    /// The 0-based origin row for `--origin`: a cell of the time column, `#N` for the 1-based row N, or a bare
+    /// N when that cannot be read as a time: the data has no time column, or it holds dates. Under a column of
+    /// integers (years) a bare number that is not one of them is refused rather than taken as a row, since
+    /// `--origin 1990` meant as a year and mistyped must not forecast from row 1990.
     public static func originRow(_ text: String?, data: ForecastData) throws -> Int {
         guard let text else { return data.series.count - 1 }
-        if let r = data.axis.row(of: text), data.axis.kind != .steps { return r }
-        guard let n = Int(text), (1...data.series.count).contains(n) else {
+        let rows = data.series.count
+        if data.axis.kind != .steps, let r = data.axis.row(of: text) { return r }
+        let numbered = text.hasPrefix("#")
+        let digits = numbered ? String(text.dropFirst()) : text
+        if case .integers = data.axis.kind, !numbered {
+            let first = data.axis.cells.first ?? "", last = data.axis.cells.last ?? ""
             throw ForecastError.badValue(
-                "--origin \(text) is neither a value of the time column \(data.axis.name) nor a row number in 1...\(data.series.count)"
+                "--origin \(text) is not a value of the time column \(data.axis.name) (\(first)...\(last)); for a row number write --origin '#\(digits)' (1...\(rows))"
+            )
+        }
+        guard let n = Int(digits), (1...rows).contains(n) else {
+            throw ForecastError.badValue(
+                data.axis.kind == .steps
+                    ? "--origin \(text) is not a row number in 1...\(rows) (the data has no time column)"
+                    : "--origin \(text) is neither a value of the time column \(data.axis.name) nor a row number in 1...\(rows) (#N or N)"
             )
         }
         return n - 1

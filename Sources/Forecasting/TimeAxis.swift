@@ -114,7 +114,8 @@ public struct TimeAxis: Sendable, Equatable {
     /// Reads the time column of CSV `text`: `column` when given, otherwise the first column (not among
     /// `dataColumns`) named like a time (date, time, year, ds, timestamp, month, week, day) or whose last cell
     /// is an ISO date. Rows are the lines after the header, as `CSVSeries.parse` counts them.
-    /// - Throws: `ForecastError.badValue` when `column` is not in the header.
+    /// - Throws: `ForecastError.badValue` when `column` is not in the header, is a data column, or holds no
+    ///   time (neither dates nor increasing integers).
     public static func read(csv text: String, column: String?, dataColumns: [String]) throws -> TimeAxis? {
         var lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
         while lines.last?.trimmingCharacters(in: .whitespaces).isEmpty == true { lines.removeLast() }
@@ -125,14 +126,27 @@ public struct TimeAxis: Sendable, Equatable {
         let rows = lines.dropFirst().map { line in
             line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         }
-        let index: Int
+        let cells = { (i: Int) in rows.map { i < $0.count ? $0[i] : "" } }
         if let column {
             guard let i = names.firstIndex(of: column) else {
                 throw ForecastError.badValue(
                     "--time-column \(column) is not a column of the data; its columns are: \(names.joined(separator: ", "))"
                 )
             }
-            index = i
+            guard !dataColumns.contains(column) else {
+                throw ForecastError.badValue(
+                    "--time-column \(column) is a column being forecast, not a time axis; name the column of dates or years, or leave --time-column out"
+                )
+            }
+            let axis = detect(name: names[i], cells: cells(i))
+            // Named on purpose: a column that is neither dates nor increasing integers must not quietly become
+            // step numbers.
+            guard axis.kind != .steps else {
+                throw ForecastError.badValue(
+                    "--time-column \(column) holds neither ISO dates (YYYY-MM-DD) nor increasing integers in its last 60 rows; name the column of dates or years, or leave --time-column out"
+                )
+            }
+            return axis
         } else {
             let timeNames: Set<String> = [
                 "date", "time", "year", "ds", "timestamp", "month", "week", "day", "datetime",
@@ -143,8 +157,7 @@ public struct TimeAxis: Sendable, Equatable {
                     ?? candidates.first(where: { i in rows.last.map { i < $0.count && parseDate($0[i]) != nil } ?? false
                         })
             else { return nil }
-            index = i
+            return detect(name: names[i], cells: cells(i))
         }
-        return detect(name: names[index], cells: rows.map { index < $0.count ? $0[index] : "" })
     }
 }

@@ -62,7 +62,7 @@ public enum RollingOrigin {
         folds.map { f in
             let m = f.reduce(0) { $0 + model[$1] }
             let n = f.reduce(0) { $0 + naive[$1] }
-            return n > 0 ? m / n : (m > 0 ? .infinity : 1)
+            return errorRatio(m, over: n)
         }
     }
 }

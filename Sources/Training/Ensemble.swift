@@ -81,7 +81,7 @@ extension Evaluation {
             windows: w0.count, modelMSE: modelMSE, naiveMSE: dataset.unnormalisedMSE(w0.meanSquaredError(of: .naive)),
             baselines: others.map {
                 let mse = dataset.unnormalisedMSE(w0.meanSquaredError(of: $0))
-                return BaselineComparison(baseline: $0, mse: mse, ratio: modelMSE / mse)
+                return BaselineComparison(baseline: $0, mse: mse, ratio: errorRatio(modelMSE, over: mse))
             })
     }
 }

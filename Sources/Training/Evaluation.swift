@@ -20,7 +20,7 @@ public struct Evaluation: Sendable, CustomStringConvertible {
     public let naiveMSE: Double
     /// Every baseline but naive, in the order printed.
     public let baselines: [BaselineComparison]
-    public var ratio: Double { modelMSE / naiveMSE }
+    public var ratio: Double { errorRatio(modelMSE, over: naiveMSE) }
 
     /// The first line is parsed by tests and scripts (`ratio X`): its format stays; the other baselines
     /// follow on lines of their own.
@@ -78,7 +78,7 @@ public struct Evaluation: Sendable, CustomStringConvertible {
             naiveMSE: dataset.unnormalisedMSE(w.meanSquaredError(of: .naive)),
             baselines: others.map {
                 let mse = dataset.unnormalisedMSE(w.meanSquaredError(of: $0))
-                return BaselineComparison(baseline: $0, mse: mse, ratio: modelMSE / mse)
+                return BaselineComparison(baseline: $0, mse: mse, ratio: errorRatio(modelMSE, over: mse))
             })
     }
 }

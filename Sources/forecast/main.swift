@@ -32,7 +32,7 @@ struct Forecast: ParsableCommand {
     var timeColumn: String?
     @Option(help: "Must equal the model's horizon, when given.") var horizon: Int?
     @Option(
-        help: "Forecast after this row: a 1-based row number, or a value of the time column (default: the last row).")
+        help: "Forecast after this row: a value of the time column, or #N for the 1-based row N (a bare N where the time column holds no integers; default: the last row).")
     var origin: String?
     @Option(help: "csv or json.") var format: OutputFormat = .csv
     @Option(help: "Write here instead of standard output.") var output: String?

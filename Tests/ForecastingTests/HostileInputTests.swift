@@ -170,4 +170,64 @@ struct HostileInputTests {
         #expect(throws: SafeTensors.Error.self) { try writeReplacing(Data(), to: "\(dir.path)/nope/x") }
         #expect("\(SafeTensors.Error.unwritable(path: "p", reason: "r"))" == "cannot write p: r")
     }
+
+    @Test("--time-column must name a time: a data column or one of neither dates nor integers is refused, not numbered")
+    func timeColumnNamed() throws {
+        let csv = "year,label,value\n1990,a,1\n1991,b,2\n1992,c,3\n"
+        let years = try #require(try TimeAxis.read(csv: csv, column: "year", dataColumns: ["value"]))
+        #expect(years.kind == .integers(last: 1992, step: 1))
+        #expect { try TimeAxis.read(csv: csv, column: "label", dataColumns: ["value"]) } throws: {
+            "\($0)".contains("--time-column label holds neither ISO dates")
+        }
+        #expect { try TimeAxis.read(csv: csv, column: "value", dataColumns: ["value"]) } throws: {
+            "\($0)".contains("--time-column value is a column being forecast")
+        }
+        // Left to detection, a column of labels is no time and the rows are numbered, as before.
+        let csv2 = "label,value\na,1\nb,2\n"
+        #expect(try TimeAxis.read(csv: csv2, column: nil, dataColumns: ["value"]) == nil)
+    }
+
+    @Test("--origin under a column of years takes a year or #N; a bare number that is no year is refused, not a row")
+    func originAmbiguity() throws {
+        let series = Series(name: "s", columns: ["v"], values: (0..<30).map { [Double($0)] })
+        let years = ForecastData(
+            series: series, axis: TimeAxis.detect(name: "year", cells: (1990..<2020).map(String.init)))
+        #expect(try ForecastRun.originRow("2000", data: years) == 10)
+        #expect(try ForecastRun.originRow("#5", data: years) == 4)
+        #expect { try ForecastRun.originRow("5", data: years) } throws: {
+            "\($0)".contains("not a value of the time column year (1990...2019)") && "\($0)".contains("'#5'")
+        }
+        #expect(throws: ForecastError.self) { try ForecastRun.originRow("#31", data: years) }
+        #expect(throws: ForecastError.self) { try ForecastRun.originRow("#0", data: years) }
+        // Dates and numbered rows cannot be mistaken for a row number: a bare N is a row there.
+        let dates = ForecastData(
+            series: series,
+            axis: TimeAxis.detect(name: "date", cells: (1...30).map { String(format: "2001-01-%02d", $0) }))
+        #expect(try ForecastRun.originRow("7", data: dates) == 6)
+        #expect(try ForecastRun.originRow("2001-01-03", data: dates) == 2)
+        let steps = ForecastData(series: series, axis: .steps(30))
+        #expect(try ForecastRun.originRow("30", data: steps) == 29 && ForecastRun.originRow("#1", data: steps) == 0)
+        #expect { try ForecastRun.originRow("31", data: steps) } throws: { "\($0)".contains("no time column") }
+    }
+
+    @Test("a ratio over an exact baseline is 1 when the model is exact too and infinite otherwise, never NaN")
+    func exactBaseline() {
+        #expect(errorRatio(0, over: 0) == 1)
+        #expect(errorRatio(0.5, over: 0) == .infinity)
+        #expect(errorRatio(1, over: 4) == 0.25)
+        #expect(RollingOrigin.foldRatios(model: [0, 1], naive: [0, 0], folds: [0..<1, 1..<2]) == [1, .infinity])
+    }
+
+    @Test("the windows a conformal level needs come in a few steps even for 99.9999%, and match a count up")
+    func windowsNeededClosedForm() {
+        func countUp(_ level: Double) -> Int {
+            var n = 1
+            while Int((Double(n + 1) * level).rounded(.up)) > n { n += 1 }
+            return n
+        }
+        for level in [0.01, 0.5, 0.8, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999, 0.9999, 0.999999, 1 - 1e-7] {
+            #expect(ConformalIntervals.windowsNeeded(level) == countUp(level), "level \(level)")
+        }
+        #expect(ConformalIntervals.windowsNeeded(0.9999999999999999) >= 1_000_000_000_000_000 / 100)
+    }
 }
