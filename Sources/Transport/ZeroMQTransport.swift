@@ -52,6 +52,16 @@ public final class ZeroMQServerTransport: ServerTransport {
     let maxMessageTotal: Int
     private let lock = NSLock()
     private var oversized: [Oversized] = []
+    /// When the last message arrived, and when free memory last went back to the system (`idleTrim`).
+    private var lastMessage = ContinuousClock.now
+    private var lastTrim = ContinuousClock.now
+    /// Quiet this long, the process gives its free memory back, and again each such period while quiet. A
+    /// sender that vanishes before its message is read leaves libzmq to free the frames it had buffered
+    /// (hundreds of MB under the bounds) without any message reaching the server, and the kept large blocks
+    /// (`keepLargeMessageBlocks`) would hold that in the server's resident size for good. While workers train,
+    /// requests come every step and this never runs; after a quiet spell it costs the next large message its
+    /// page faults again.
+    static let idleTrim = Duration.seconds(1)
 
     /// Binds. - Throws: `ZMQError` naming the endpoint.
     public init(_ settings: ZeroMQServerSettings, context: Context) throws {
@@ -75,7 +85,15 @@ public final class ZeroMQServerTransport: ServerTransport {
     }
 
     public func receive(timeout: Double) throws -> (peer: Peer, frames: [Frame])? {
-        guard try socket.waitReadable(milliseconds: max(0, Int(timeout * 1000))) else { return nil }
+        guard try socket.waitReadable(milliseconds: max(0, Int(timeout * 1000))) else {
+            let now = ContinuousClock.now
+            if now - lastMessage >= Self.idleTrim && now - lastTrim >= Self.idleTrim {
+                lastTrim = now
+                releaseFreeMemory()
+            }
+            return nil
+        }
+        lastMessage = ContinuousClock.now
         let messages: [Message]
         do {
             switch try socket.receive(maxParts: maxParts, maxBytes: maxMessageTotal, dontWait: true) {

@@ -115,7 +115,7 @@ final class StorageBox<T> {
 }
 
 /// Gives memory freed by dropped messages back to the system (glibc's `malloc_trim`).
-func releaseFreeMemory() { scoped_trainer_release_free_memory() }
+public func releaseFreeMemory() { scoped_trainer_release_free_memory() }
 
 /// Keeps big blocks in the process: glibc otherwise maps every allocation past 32 MB afresh and unmaps it
 /// when freed, so each 59 MB message received (a push at a server, values at a worker) costs 14,000 page

@@ -94,6 +94,57 @@ extension Integration {
             )
         }
 
+        /// Sends 400 frames of 1 MiB as one message (under the whole-message bound: the server reads it or
+        /// libzmq holds it), waits until the server's resident set shows it arrived (`/proc`, 240 s at most),
+        /// then hangs up at once. No reply is awaited: the server may never see the message at all.
+        static let vanish = """
+            import sys, time, zmq
+            endpoint, pid = sys.argv[1], sys.argv[2]
+            def rss():
+                for line in open("/proc/%s/status" % pid):
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+            before = rss()
+            ctx = zmq.Context()
+            s = ctx.socket(zmq.DEALER); s.setsockopt(zmq.SNDHWM, 0)
+            s.connect("tcp://" + endpoint)
+            part = b"\\1" * (1 << 20)
+            for _ in range(399):
+                s.send(part, zmq.SNDMORE, copy=False)
+            s.send(part, copy=False)
+            deadline = time.time() + 240
+            while rss() - before < 200 * 1024 and time.time() < deadline:
+                time.sleep(0.05)
+            print("server RSS grew by", (rss() - before) // 1024, "MB; hanging up", flush=True)
+            s.close(0)
+            ctx.term()
+            """
+
+        @Test("a sender that hangs up with 400 MiB sent leaves nothing behind: the quiet server gives the memory back")
+        func vanishedSender() throws {
+            let h = try ProcessHarness()
+            let (server, ps) = try h.startServer(["--mode", "async", "--keep-serving"], label: "ps-vanish")
+            let pid = server.process.processIdentifier
+            let before = HostileTests.residentKB(pid) ?? 0
+            let (status, out) = try WholeMessageTests.python(Self.vanish, [ps, "\(pid)"], seconds: 300)
+            #expect(status == 0, "\(out)")
+            let peak = Self.peakKB(pid) ?? 0
+            // The memory was taken (else the test says nothing) ...
+            #expect(peak - before > 200 * 1024, "peak \(peak) kB against \(before) kB before: \(out)")
+            // ... and comes back once the server has been quiet a second (bounded wait on the reading itself).
+            var after = HostileTests.residentKB(pid) ?? 0
+            let deadline = Date().addingTimeInterval(60)
+            while after - before > 32 * 1024 && Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.2)
+                after = HostileTests.residentKB(pid) ?? 0
+            }
+            #expect(after - before <= 32 * 1024, "server RSS \(before) kB before, \(after) kB after")
+            #expect(server.process.isRunning)
+            server.process.terminate()
+            h.expectExit(server, 0, seconds: 30, "ps-server on SIGTERM")
+            print("vanished sender: server RSS \(before / 1024) MB before, peak \(peak / 1024) MB, \(after / 1024) MB after")
+        }
+
         @Test("a key taken out of the authorized keys and SIGHUP cut off its live worker: exit 77 naming the key file")
         func revokedKey() throws {
             let h = try ProcessHarness()
