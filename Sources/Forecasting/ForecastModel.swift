@@ -95,6 +95,14 @@ public final class ForecastModel: @unchecked Sendable {
         if let problem = spec.problem {
             throw ForecastError.unreadable(source, reason: "its model description's \(problem)")
         }
+        // Each size is in range, but an edited window, horizon and hidden together could still ask for more
+        // than the machine has across the inference copies.
+        let bytes = config.activationBytes(batch: Self.batches.reduce(0, +))
+        guard bytes < ModelConfig.activationLimit else {
+            throw ForecastError.unreadable(
+                source,
+                reason: "its model description's config (window \(config.window), horizon \(config.horizon), hidden \(config.hidden), hidden2 \(config.hidden2)) would need about \(Int(bytes / 1e9)) GB of activations to forecast")
+        }
         // The sizes must be the variables' before any model is built: an edited description (hidden 4096 over a
         // 64-unit file) would otherwise allocate gigabytes for three inference copies before being refused. The
         // names come from a one-unit copy of the same graph (cheap; names do not depend on sizes). A variable

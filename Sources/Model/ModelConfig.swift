@@ -23,6 +23,16 @@ public struct ModelConfig: Equatable, Sendable, Codable {
         self.hidden = hidden
         self.hidden2 = hidden2
     }
+
+    /// Roughly the bytes of activations the unrolled graph keeps for `batch` examples: per example and step,
+    /// the LSTM's gates and states (12 N floats) and the attention's (4 M). Each size alone is bounded; this
+    /// bounds their product before anything is allocated.
+    public func activationBytes(batch: Int) -> Double {
+        Double(window + horizon) * Double(batch) * Double(12 * hidden + 4 * hidden2) * 4
+    }
+
+    /// The most activations a worker or a reader builds: 16 GB, a fraction of any machine that trains this.
+    public static let activationLimit = 16e9
 }
 
 /// How the decoder's dense weights are made: the seed's fixed form shares them with `getVariable`;

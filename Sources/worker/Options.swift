@@ -26,10 +26,11 @@ struct ModelOptions: ParsableArguments {
             throw ValidationError("--\(name) must be in 1...\(hi), got \(v)")
         }
         if let d = inputDim, !(1...4096).contains(d) { throw ValidationError("--input-dim must be in 1...4096, got \(d)") }
-        let floats = Double(window + horizon) * Double(batch) * Double(12 * hidden + 4 * hidden2)
-        guard floats * 4 < 16e9 else {
+        let bytes = ModelConfig(batch: batch, window: window, horizon: horizon, hidden: hidden, hidden2: hidden2)
+            .activationBytes(batch: batch)
+        guard bytes < ModelConfig.activationLimit else {
             throw ValidationError(
-                "the model would need about \(Int(floats * 4 / 1e9)) GB of activations: use smaller --batch, --window, --horizon or --hidden")
+                "the model would need about \(Int(bytes / 1e9)) GB of activations: use smaller --batch, --window, --horizon or --hidden")
         }
     }
 

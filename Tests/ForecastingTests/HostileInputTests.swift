@@ -54,6 +54,12 @@ struct HostileInputTests {
             ("season", { $0["season"] = 0 }),  // relative: a backtest still scales MASE with it
             ("season", { $0["season"] = Int.max }),
             ("normalizer.std", { $0["normalizer"] = ["mean": [0.0], "std": [1e-50]] }),
+            // Every size in range, their product past what a reader builds: refused before any allocation.
+            ("activations", {
+                var c = $0["config"] as? [String: Any] ?? [:]
+                (c["window"], c["horizon"], c["hidden"]) = (4096, 4096, 4096)
+                $0["config"] = c
+            }),
         ]
         for (i, (field, edit)) in cases.enumerated() {
             let out = "\(dir.path)/edited-\(i).safetensors"
