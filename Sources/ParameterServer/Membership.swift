@@ -181,6 +181,15 @@ public struct Membership: Sendable {
         members[index]?.status = .done
     }
 
+    /// The server itself did not run for `seconds` (SIGSTOP, a starved or swapped process, a long stall): no
+    /// word could be heard then, and the heartbeats sent meanwhile are still queued unread, so that time is
+    /// nobody's silence. Active members' clocks and the join deadline move on by it.
+    public mutating func excuse(_ seconds: Double) {
+        guard seconds > 0, seconds.isFinite else { return }
+        for (index, m) in members where m.status == .active { members[index]?.lastSeen = m.lastSeen + seconds }
+        firstHelloAt = firstHelloAt.map { $0 + seconds }
+    }
+
     /// Declares silent members lost, and indices never seen `workerTimeout` after the first hello.
     public mutating func tick(now: Double) -> [Change] {
         guard let n = numWorkers, let first = firstHelloAt else { return [] }

@@ -129,6 +129,16 @@ public final class ServerCore {
         return out
     }
 
+    /// The server did not run for `seconds` (the loop saw a gap: SIGSTOP, starvation, a long stall). Judged
+    /// before the heartbeats queued meanwhile are read, its own absence would count as every worker's silence
+    /// and could end the job (seen after SIGSTOP/SIGCONT), so that time is excused (`Membership.excuse`).
+    public func excuse(stalled seconds: Double) {
+        membership.excuse(seconds)
+        logger.warning(
+            "the server did not run for a while (paused, stopped or starved); that time is not counted as any worker's silence",
+            metadata: ["stalled.seconds": "\(String(format: "%.1f", seconds))"])
+    }
+
     /// Advances time: declares silent workers lost, asks for timed checkpoints, and exits when every
     /// worker is done or lost.
     public func tick(now: Double) -> [Effect] {

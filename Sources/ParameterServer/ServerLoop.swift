@@ -47,8 +47,12 @@ public final class ServerLoop {
     /// Serves until the rules say every worker is finished (unless `keepServing`) or `stop` is requested,
     /// then writes the final checkpoint and closes the transport.
     /// - Throws: `CheckpointError` when the final checkpoint cannot be written.
+    /// A gap between turns of the loop longer than this is a pause or a stall, not scheduling.
+    static let stallBound = 1.0
+
     public func run(stop: StopFlag) throws {
         var lastTick = -Double.infinity
+        var lastTurn: Double?
         var exitReason: String?
         serving: while exitReason == nil {
             if stop.isRequested {
@@ -56,6 +60,10 @@ public final class ServerLoop {
                 break
             }
             let now = clock()
+            // A turn waits 50 ms at most and handles 64 requests: a gap past `stallBound` is the server's own
+            // absence, excused before anyone is judged silent.
+            if let last = lastTurn, now - last > Self.stallBound { core.excuse(stalled: now - last) }
+            lastTurn = now
             if now - lastTick >= 0.05 {
                 lastTick = now
                 if let reason = perform(core.tick(now: now)) { exitReason = reason }

@@ -53,6 +53,37 @@ extension Integration {
                     mode, seconds, before, back, how))
         }
 
+        @Test(
+            "a server paused with SIGSTOP past --worker-timeout does not count its own absence as the workers' silence",
+            arguments: ["sync", "async"])
+        func pausedServer(mode: String) throws {
+            let h = try ProcessHarness()
+            let (server, ps) = try h.startServer(["--mode", mode, "--worker-timeout", "3"], label: "ps-paused-\(mode)")
+            var args = Small.args(steps: Small.untilStopped)
+            args[args.firstIndex(of: "--log-every")! + 1] = "10"
+            let workers = try (0..<2).map { i in
+                try h.start("worker", ["--ps", ps, "--task-index", "\(i)", "--num-workers", "2"] + args, label: "w\(i)")
+            }
+            for (i, w) in workers.enumerated() {
+                try #require(h.waitFor(w, seconds: 120, "worker \(i) at step 30") { $0.contains("step 30/") })
+            }
+            kill(server.process.processIdentifier, SIGSTOP)
+            let before = workers.map { Self.lastStep($0.output) }
+            // The pause is the fault injected (more than twice the worker timeout): not a bound on anything.
+            Thread.sleep(forTimeInterval: 8)
+            kill(server.process.processIdentifier, SIGCONT)
+            for (i, w) in workers.enumerated() {
+                let target = (before[i] / 10 + 5) * 10
+                #expect(h.waitFor(w, seconds: 120, "worker \(i) at step \(target) after SIGCONT") { $0.contains("step \(target)/") })
+            }
+            #expect(server.output.contains("the server did not run for a while"), "\(server.output.suffix(3000))")
+            #expect(!server.output.contains("worker lost"), "\(server.output.suffix(3000))")
+            for w in workers { w.process.terminate() }
+            for (i, w) in workers.enumerated() { h.expectExit(w, 0, seconds: 120, "worker \(i) on SIGTERM") }
+            h.expectExit(server, 0, seconds: 30, "ps-server once both are done")
+            print("paused server (\(mode)): stopped 8 s with --worker-timeout 3; its absence excused, no worker lost, both went on and exited 0")
+        }
+
         @Test("a 20 s step is not silence: the server neither loses the worker nor lets another process take its index")
         func longStep() throws {
             let h = try ProcessHarness()

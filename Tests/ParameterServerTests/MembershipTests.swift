@@ -12,6 +12,8 @@ struct MembershipTests {
         case heartbeat(incarnation: UInt64, peer: String, key: String? = nil)
         case done
         case wait(Double)
+        /// The server itself did not run for this long (`excuse`).
+        case stall(Double)
         case tick
     }
 
@@ -59,6 +61,10 @@ struct MembershipTests {
             (.hello(incarnation: 1, peer: "a"), .joined), (.wait(11), .noChange), (.tick, .lost), (.tick, .noChange),
             (.heartbeat(incarnation: 1, peer: "hb"), .admitted), (.tick, .status(.active)),
         ]),
+        Row(title: "the server's own pause is nobody's silence: only the time it ran counts", steps: [
+            (.hello(incarnation: 1, peer: "a"), .joined), (.wait(1), .noChange), (.stall(60), .noChange), (.tick, .status(.active)),
+            (.hello(incarnation: 2, peer: "b"), .refused(.indexTaken)), (.wait(10), .noChange), (.tick, .lost),
+        ]),
         Row(title: "a lost index can be taken by a new process at once", steps: [
             (.hello(incarnation: 1, peer: "a"), .joined), (.wait(11), .noChange), (.tick, .lost), (.hello(incarnation: 2, peer: "b"), .rejoined),
         ]),
@@ -101,6 +107,10 @@ struct MembershipTests {
                 got = .status(m[0]?.status)
             case .wait(let s):
                 now += s
+                got = .noChange
+            case .stall(let s):
+                now += s
+                m.excuse(s)
                 got = .noChange
             case .tick:
                 let changes = m.tick(now: now)
