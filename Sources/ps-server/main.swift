@@ -45,7 +45,7 @@ struct PSServer: ParsableCommand {
     @Option(help: "Checkpoint files kept per server.") var keepCheckpoints = 3
     @Flag(help: "Refuse to start (exit 65) when the newest checkpoint is damaged, instead of restoring an older one.")
     var strictRestore = false
-    @Option(help: "Seconds of silence before a worker is declared lost.") var workerTimeout: Double = 30
+    @Option(help: "Seconds of silence before a worker is declared lost (3 at least: workers send a heartbeat every second).") var workerTimeout: Double = 30
     @Option(help: "This server's name in logs and checkpoint files (default ps-<port>, or ps-<index> under TF_CONFIG).")
     var name: String?
     @Flag(help: "Keep serving after every worker is done (stop with SIGTERM or Ctrl-C).") var keepServing = false
@@ -105,8 +105,11 @@ struct PSServer: ParsableCommand {
             throw ValidationError("--checkpoint-secs must be in (0, 86400], got \(checkpointSecs)")
         }
         guard (1...1000).contains(keepCheckpoints) else { throw ValidationError("--keep-checkpoints must be in 1...1000, got \(keepCheckpoints)") }
-        guard workerTimeout.isFinite, workerTimeout >= 1, workerTimeout <= 86_400 else {
-            throw ValidationError("--worker-timeout must be in [1, 86400] seconds, got \(workerTimeout)")
+        // Workers send a heartbeat every second: a timeout of one or two periods loses a worker to one late
+        // heartbeat (a scheduling hiccup), so three periods is the least that means silence.
+        guard workerTimeout.isFinite, workerTimeout >= 3, workerTimeout <= 86_400 else {
+            throw ValidationError(
+                "--worker-timeout must be in [3, 86400] seconds (workers send a heartbeat every second; less than three periods loses a worker to one late heartbeat), got \(workerTimeout)")
         }
         guard (1024...(4 << 30)).contains(maxMessageBytes) else {
             throw ValidationError("--max-message-bytes must be in 1024...\(4 << 30), got \(maxMessageBytes)")

@@ -233,6 +233,8 @@ extension Integration {
             BadLine(
                 executable: "ps-server", arguments: ["--port", "1", "--max-message-bytes=-5"],
                 words: ["--max-message-bytes"]),
+            // One heartbeat period: a worker is lost to any step that delays one heartbeat.
+            BadLine(executable: "ps-server", arguments: ["--port", "1", "--worker-timeout", "1"], words: ["--worker-timeout", "heartbeat"]),
         ]
 
         @Test("a bad command line exits below 128, not 0, with a message naming the option or file", arguments: badLines)
