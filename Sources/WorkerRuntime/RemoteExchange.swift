@@ -510,8 +510,10 @@ public final class RemoteExchange: ParameterExchange {
     }
 
     /// Waits up to `seconds` for the reply to `r` on `c`, ignoring anything else (replies to earlier requests);
-    /// nil if none came, or the server is not ready for this worker yet (its index still held, or it no
-    /// longer knows this connection).
+    /// nil if none came, or the server is not ready for this worker yet (it no longer knows this connection).
+    /// A hello refused with `indexTaken` is final: this process held the index, so another process took it
+    /// over while this one was away (paused past the takeover bound). Waiting out `--recovery-timeout` and
+    /// exiting as retryable would ask to be restarted into a job that has replaced it.
     func waitBriefly(for r: Request, on c: ServerConnection, seconds: Double) throws -> Envelope? {
         let deadline = MonotonicClock.now() + max(0, seconds)
         while MonotonicClock.now() < deadline {
@@ -519,6 +521,12 @@ public final class RemoteExchange: ParameterExchange {
             if reply.header.kind == .error {
                 let e = try reply.decode(ErrorBody.self)
                 if e.code == .indexDone { throw RemoteError.alreadyDone(server: c.endpoint, message: e.message) }
+                if e.code == .indexTaken && r.kind == .hello {
+                    throw RemoteError.refused(
+                        server: c.endpoint,
+                        what: "this worker's hello after it was away (another process took its task index meanwhile; this one is superseded)",
+                        error: e)
+                }
                 if e.code == .indexTaken || e.code == .wrongIdentity { return nil }
                 throw RemoteError.refused(server: c.endpoint, what: "\(r.kind) after reconnecting", error: e)
             }

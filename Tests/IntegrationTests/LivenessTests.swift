@@ -84,6 +84,37 @@ extension Integration {
             print("paused server (\(mode)): stopped 8 s with --worker-timeout 3; its absence excused, no worker lost, both went on and exited 0")
         }
 
+        @Test("a worker paused while a new process took its index over exits 77 at once on SIGCONT, naming the holder")
+        func superseded() throws {
+            let h = try ProcessHarness()
+            let (server, ps) = try h.startServer(["--mode", "async", "--worker-timeout", "20"], label: "ps-superseded")
+            var args = Small.args(steps: Small.untilStopped)
+            args[args.firstIndex(of: "--log-every")! + 1] = "10"
+            let job = ["--ps", ps, "--num-workers", "2"]
+            let other = try h.start("worker", job + ["--task-index", "0"] + args, label: "w0")
+            let old = try h.start("worker", job + ["--task-index", "1"] + args, label: "w1-old")
+            for (w, name) in [(other, "worker 0"), (old, "worker 1")] {
+                try #require(h.waitFor(w, seconds: 120, "\(name) at step 20") { $0.contains("step 20/") })
+            }
+            kill(old.process.processIdentifier, SIGSTOP)
+            // A new process for index 1: refused while the holder is fresh, admitted once it has been silent
+            // past the takeover bound (3 s).
+            let new = try h.start("worker", job + ["--task-index", "1"] + args, label: "w1-new")
+            // It resumes at the server's step, so any step line says it trains.
+            #expect(h.waitFor(new, seconds: 120, "the new worker 1 training") { Self.lastStep($0) > 0 })
+            #expect(h.waitFor(server, seconds: 30, "the server to say worker 1 rejoined") { $0.contains("rejoined") })
+            kill(old.process.processIdentifier, SIGCONT)
+            let resumed = Date()
+            h.expectExit(old, 77, seconds: 60, "the superseded worker after SIGCONT")
+            let seconds = Date().timeIntervalSince(resumed)
+            #expect(old.output.contains("superseded") && old.output.contains("alive"), "\(old.output.suffix(2000))")
+            for w in [other, new] { w.process.terminate() }
+            h.expectExit(other, 0, seconds: 120, "worker 0 on SIGTERM")
+            h.expectExit(new, 0, seconds: 120, "the new worker 1 on SIGTERM")
+            h.expectExit(server, 0, seconds: 30, "ps-server once both are done")
+            print(String(format: "superseded: the paused worker 1 exited 77 %.1f s after SIGCONT, its index held by the new process", seconds))
+        }
+
         @Test("a 20 s step is not silence: the server neither loses the worker nor lets another process take its index")
         func longStep() throws {
             let h = try ProcessHarness()
