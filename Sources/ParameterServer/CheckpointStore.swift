@@ -232,6 +232,7 @@ public final class CheckpointStore {
             "num_workers": state.numWorkers.map(String.init) ?? "",
             "scaling": state.scaling ?? "",
             "partitioning": state.partitioning ?? "",
+            "placement": state.placement ?? "",
             "model": state.model ?? "",
             "variables": String(decoding: try! json.encode(metas), as: UTF8.self),
             "workers": String(decoding: try! json.encode(state.workers), as: UTF8.self),
@@ -378,7 +379,9 @@ public final class CheckpointStore {
         let state = ServerState(
             variables: variables, updates: updates, syncStep: step, numWorkers: workerCount,
             scaling: meta["scaling"].flatMap { $0.isEmpty ? nil : $0 },
-            partitioning: meta["partitioning"].flatMap { $0.isEmpty || $0.utf8.count > 256 ? nil : $0 }, workers: workers,
+            partitioning: meta["partitioning"].flatMap { $0.isEmpty || $0.utf8.count > 256 ? nil : $0 },
+            placement: meta["placement"].flatMap { $0.isEmpty || $0.utf8.count > ServerCore.maxPlacementBytes ? nil : $0 },
+            workers: workers,
             model: meta["model"].flatMap { $0.isEmpty || $0.utf8.count > Hello.maxModelBytes ? nil : $0 })
         return (state, file.checksumVerified)
     }

@@ -46,6 +46,11 @@ public final class ServerCore {
     /// How the job partitions its variables (`Hello.partitioning`), fixed by the first hello (recorded in
     /// checkpoints): a worker that partitions otherwise would name parts this server does not hold.
     public private(set) var partitioning: String?
+    /// Where this server stands in the workers' `--ps` lists (`Hello.placement`), fixed by the first hello that
+    /// names it (recorded in checkpoints).
+    public private(set) var placement: String?
+    /// The longest placement a hello may carry ("4096 of 4096" is 12 bytes).
+    static let maxPlacementBytes = 32
     /// The longest partitioning text a hello may carry (a `--partitioner` value is at most 128 bytes).
     static let maxPartitioningBytes = 256
     /// The smallest frame limit a worker may claim: smaller ones would cut a reply into a frame per element.
@@ -90,6 +95,7 @@ public final class ServerCore {
             updatesAtLastCheckpoint = r.updates
             scaling = r.scaling
             partitioning = r.partitioning
+            placement = r.placement
             model = r.model
             let n = r.numWorkers.flatMap { (1...config.limits.maxWorkers).contains($0) ? $0 : nil }
             membership.restore(r.workers.map { ($0.index, $0.incarnation, $0.done) }, numWorkers: n, now: now)
@@ -203,7 +209,7 @@ public final class ServerCore {
     public func snapshot() -> ServerState {
         ServerState(
             variables: store.saved, updates: updates, syncStep: policy.syncStep, numWorkers: membership.numWorkers,
-            scaling: scaling, partitioning: partitioning,
+            scaling: scaling, partitioning: partitioning, placement: placement,
             workers: membership.members.keys.sorted().compactMap { i in
                 guard let m = membership[i], m.incarnation != 0 else { return nil }
                 let p = progress[i] ?? WorkerProgress()
@@ -319,6 +325,18 @@ public final class ServerCore {
                     "ps \(config.name): \(hello.workerName) partitions its variables as \((hello.partitioning ?? "none").prefix(80)), but this job uses \(fixed); give every worker the same --partitioner"
             )
         }
+        if let text = hello.placement, text.utf8.count > Self.maxPlacementBytes {
+            throw ErrorBody(
+                code: .malformed,
+                message: "ps \(config.name): \(hello.workerName) names a placement of \(text.utf8.count) bytes; at most \(Self.maxPlacementBytes)")
+        }
+        if let fixed = placement, let wanted = hello.placement, wanted != fixed {
+            throw ErrorBody(
+                code: .settingsConflict,
+                message:
+                    "ps \(config.name) is server \(fixed) in the --ps lists of this job's workers, but server \(wanted) in the --ps of \(hello.workerName); variables are placed by that position, so every worker must list the same servers in the same order"
+            )
+        }
         let outcome: Membership.HelloOutcome
         do {
             outcome = try membership.hello(
@@ -351,6 +369,7 @@ public final class ServerCore {
         progress[index] = p
         if scaling == nil { scaling = hello.scaling }
         if partitioning == nil { partitioning = hello.partitioning ?? "none" }
+        if placement == nil { placement = hello.placement }
         if model == nil, let m = hello.model, m.utf8.count <= Hello.maxModelBytes { model = m }
         return .welcome(
             Welcome(

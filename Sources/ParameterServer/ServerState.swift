@@ -13,14 +13,17 @@ public struct ServerState: Sendable, Equatable {
     public var scaling: String?
     /// How the job partitions its variables (`Hello.partitioning`).
     public var partitioning: String?
+    /// Where this server stands in the workers' `--ps` lists (`Hello.placement`).
+    public var placement: String?
     /// The job's model description (`Hello.model`), recorded verbatim for readers of checkpoints.
     public var model: String?
     public var workers: [SavedWorker]
 
     public init(
         variables: [SavedVariable], updates: UInt64, syncStep: UInt64, numWorkers: Int?, scaling: String? = nil,
-        partitioning: String? = nil, workers: [SavedWorker], model: String? = nil
+        partitioning: String? = nil, placement: String? = nil, workers: [SavedWorker], model: String? = nil
     ) {
+        self.placement = placement
         self.partitioning = partitioning
         self.model = model
         self.scaling = scaling

@@ -74,6 +74,21 @@ public struct TensorSlice: Codable, Sendable, Equatable {
         return out
     }
 
+    /// A model variable (not an `optimizer/` slot) that two of `files` both hold: each server owns its own
+    /// variables, so two holding one means two copies of the model were trained side by side (workers that
+    /// listed the servers in different orders). Which copy to read cannot be guessed.
+    /// - Returns: the name and the two files, or nil when every variable is in one file at most.
+    public static func duplicate(in files: [(path: String, names: [String])]) -> (name: String, first: String, second: String)? {
+        var owner: [String: String] = [:]
+        for (path, names) in files {
+            for name in names where !name.hasPrefix("optimizer/") {
+                if let other = owner[name], other != path { return (name, other, path) }
+                owner[name] = path
+            }
+        }
+        return nil
+    }
+
     /// The whole variables of a checkpoint: tensors without a slice record as they are, parts put back in
     /// place in their whole.
     /// - Throws: `TensorSlice.Error` for a part that does not fit its whole, parts that disagree on it,

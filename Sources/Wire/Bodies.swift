@@ -33,12 +33,17 @@ public struct Hello: Codable, Sendable, Equatable {
     /// How this worker partitions the model's variables (`--partitioner`, `none` without one): every worker
     /// of a job must give the same, since parts are variables of their own on the servers.
     public var partitioning: String?
+    /// Where this server stands in the worker's `--ps` list, 1-based: "2 of 3". Variables are placed by that
+    /// position, so workers listing the servers in different orders would each train their own copy of the
+    /// model on different servers without a word; the server keeps the first it is told and refuses others.
+    public var placement: String?
     /// The longest `model` text a server records.
     public static let maxModelBytes = 64 * 1024
     public init(
         workerName: String, numWorkers: Int, wireDType: WireDType? = nil, scaling: String? = nil, packed: Bool? = nil,
-        maxFrameBytes: Int? = nil, model: String? = nil, partitioning: String? = nil
+        maxFrameBytes: Int? = nil, model: String? = nil, partitioning: String? = nil, placement: String? = nil
     ) {
+        self.placement = placement
         self.partitioning = partitioning
         self.model = model
         self.maxFrameBytes = maxFrameBytes

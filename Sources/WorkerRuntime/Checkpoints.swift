@@ -83,9 +83,10 @@ public enum Checkpoints {
         guard !groups.isEmpty else { throw Error.noFiles(directory) }
         var all: [String: SafeTensors.Entry] = [:]
         var slices: [String: TensorSlice] = [:]
+        var held: [(path: String, names: [String])] = []
         for group in groups {
             var failures: [(String, String)] = []
-            var loaded: SafeTensors.File?
+            var loaded: (file: SafeTensors.File, path: String)?
             for path in group {
                 do {
                     let file = try SafeTensors.load(path)
@@ -95,7 +96,7 @@ public enum Checkpoints {
                         throw Error.damaged(
                             path: path, reason: "format scoped-trainer-ps/2 but no checksum in its metadata")
                     }
-                    loaded = file
+                    loaded = (file, path)
                     for (p, reason) in failures {
                         warn("checkpoint \(p) cannot be restored: \(reason); using the older \(path) instead")
                     }
@@ -111,10 +112,16 @@ public enum Checkpoints {
                     failures.append((path, "\(error)"))
                 }
             }
-            guard let file = loaded else {
+            guard let (file, path) = loaded else {
                 let (path, reason) = failures[0]
                 let older = failures.count > 1 ? " (and no older file of that server can be used either)" : ""
                 throw Error.damaged(path: path, reason: reason + older)
+            }
+            held.append((path, file.tensors.keys.sorted()))
+            if let (name, first, second) = TensorSlice.duplicate(in: held) {
+                throw Error.damaged(
+                    path: directory,
+                    reason: "variable \(name) is in both \(first) and \(second): two copies of the model were trained side by side (workers listing the servers in different --ps orders); restore from one consistent job's checkpoints")
             }
             all.merge(file.tensors.filter { !$0.key.hasPrefix("optimizer/") }) { a, _ in a }
             slices.merge(TensorSlice.records(in: file.metadata)) { a, _ in a }

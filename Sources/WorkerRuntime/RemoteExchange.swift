@@ -372,7 +372,8 @@ public final class RemoteExchange: ParameterExchange {
                     workerName: "worker \(settings.taskIndex) (pid \(getpid()), \(ProcessInfo.processInfo.hostName))",
                     numWorkers: settings.numWorkers, wireDType: settings.wireDType, scaling: settings.scaling,
                     packed: settings.packed ? true : nil, maxFrameBytes: settings.maxFrameBytes,
-                    model: settings.model, partitioning: settings.partitioning)),
+                    model: settings.model, partitioning: settings.partitioning,
+                    placement: "\(i + 1) of \(connections.count)")),
             what: "answer hello")
     }
 

@@ -97,5 +97,25 @@ extension Integration {
             server.process.terminate()
             h.expectExit(server, 0, seconds: 30, "ps-server")
         }
+    
+        @Test("a worker that lists the servers in another order is refused (exit 77): the model is not split into two copies")
+        func serverOrder() throws {
+            let h = try ProcessHarness()
+            let (s0, ps0) = try h.startServer(["--num-workers", "2", "--name", "ps-0"], label: "ps-0")
+            let (s1, ps1) = try h.startServer(["--num-workers", "2", "--name", "ps-1"], label: "ps-1")
+            var args = Small.args(steps: Small.untilStopped)
+            args[args.firstIndex(of: "--log-every")! + 1] = "10"
+            let first = try h.start("worker", ["--ps", "\(ps0),\(ps1)", "--task-index", "0", "--num-workers", "2"] + args, label: "w0")
+            try #require(h.waitFor(first, seconds: 120, "the first worker training") { $0.contains("step 10/") })
+            let other = try h.start("worker", ["--ps", "\(ps1),\(ps0)", "--task-index", "1", "--num-workers", "2"] + args, label: "w1")
+            h.expectExit(other, 77, seconds: 60, "the worker listing the servers in another order")
+            #expect(other.output.contains("same order") && other.output.contains("server 1 of 2"), "\(other.output.suffix(2000))")
+            first.process.terminate()
+            h.expectExit(first, 0, seconds: 120, "the first worker on SIGTERM")
+            for (s, name) in [(s0, "ps-0"), (s1, "ps-1")] {
+                s.process.terminate()
+                h.expectExit(s, 0, seconds: 30, name)
+            }
+        }
     }
 }

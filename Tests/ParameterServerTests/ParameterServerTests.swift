@@ -393,6 +393,31 @@ struct ParameterServerTests {
         #expect(try CheckpointStore.read(path: path, limits: ServerLimits()).state.partitioning == "fixed_size:2")
     }
 
+    @Test("every worker lists the servers in the same order: a hello placing this server elsewhere is refused; the placement survives a restart")
+    func placement() throws {
+        let d = Driver(Driver.config(.sync))
+        let hello = { (w: UInt32, placement: String?) in
+            d.request(.hello, worker: w, body: Body.encode(Hello(workerName: "w\(w)", numWorkers: 2, placement: placement)))
+        }
+        #expect(hello(0, "2 of 3").kinds == [.welcome])
+        let other = hello(1, "3 of 3")
+        #expect(other.errors.first?.code == .settingsConflict)
+        #expect(other.errors.first?.message.contains("server 2 of 3") == true && other.errors.first?.message.contains("same order") == true)
+        #expect(hello(1, "2 of 2").errors.first?.code == .settingsConflict)
+        #expect(hello(1, String(repeating: "9", count: 40)).errors.first?.code == .malformed)
+        // An older worker that names no placement is not refused for it.
+        #expect(hello(1, nil).kinds == [.welcome])
+        let data = CheckpointStore.encode(d.core.snapshot(), config: d.core.config, sequence: 1)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("place-\(UUID().uuidString).safetensors").path
+        try data.write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let restored = try CheckpointStore.read(path: path, limits: ServerLimits()).state
+        #expect(restored.placement == "2 of 3")
+        let again = Driver(Driver.config(.sync), restored: restored)
+        let late = again.request(.hello, worker: 1, body: Body.encode(Hello(workerName: "w1", numWorkers: 2, placement: "1 of 3")))
+        #expect(late.errors.first?.code == .settingsConflict)
+    }
+
     @Test("a part's slice must fit its whole; its record survives a checkpoint")
     func slices() throws {
         let d = Driver(Driver.config(.async))

@@ -40,6 +40,27 @@ struct RestoreDamageTests {
         }
     }
 
+    @Test("a variable two servers both hold (two copies trained side by side) is refused naming both files, not one picked")
+    func twoCopies() throws {
+        try withDirectory { dir in
+            for (server, value) in [("ps-0", Float(1)), ("ps-1", 2)] {
+                try SafeTensors.encode(
+                    [("w", [2], [value, value]), ("optimizer/w/m", [2], [0, 0])],
+                    metadata: ["format": "scoped-trainer-ps/2", "server": server, "sequence": "1"], checksum: true
+                ).write(to: URL(fileURLWithPath: "\(dir)/\(server)-00000001.safetensors"))
+            }
+            let g = Graph(seed: 1)
+            _ = try g.getVariable("w", shape: [2], initializer: .zeros)
+            #expect { try Checkpoints.restore(g, from: dir) } throws: {
+                "\($0)".contains("variable w is in both") && "\($0)".contains("ps-0-00000001") && "\($0)".contains("ps-1-00000001")
+                    && "\($0)".contains("--ps orders")
+            }
+        }
+        // Optimizer slots are per server and never count; one file per name is fine.
+        #expect(TensorSlice.duplicate(in: [("a", ["w", "optimizer/x"]), ("b", ["v", "optimizer/x"])]) == nil)
+        #expect(TensorSlice.duplicate(in: [("a", ["w"]), ("b", ["v", "w"])])?.second == "b")
+    }
+
     @Test("when no file of a server can be used the error names the newest and says what is wrong (exit 65, not 66)")
     func noUsableFile() throws {
         try withDirectory { dir in
