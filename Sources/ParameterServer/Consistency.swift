@@ -136,14 +136,19 @@ final class SyncBarrier: ConsistencyPolicy {
     func advance(in core: ServerCore) {
         guard !bucket.isEmpty, bucket.count >= needed(in: core) else { return }
         let contributors = bucket.keys.sorted()
-        let scale = 1 / Float(contributors.count)
         var names: [String] = []
         var sums: [[Float]] = []
         for name in core.store.order {
             let parts = contributors.compactMap { bucket[$0]?[name] }
             guard var sum = parts.first else { continue }
             for p in parts.dropFirst() { for k in 0..<sum.count { sum[k] += p[k] } }
-            if parts.count > 1 { for k in 0..<sum.count { sum[k] *= scale } }
+            // Each variable is averaged over the gradients it received, as TensorFlow's per-variable
+            // accumulators do (SyncReplicasOptimizer): a worker that pushed only some variables (a partial
+            // push) does not shrink the others' step.
+            if parts.count > 1 {
+                let scale = 1 / Float(parts.count)
+                for k in 0..<sum.count { sum[k] *= scale }
+            }
             names.append(name)
             sums.append(sum)
         }

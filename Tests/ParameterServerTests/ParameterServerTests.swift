@@ -40,6 +40,19 @@ struct ParameterServerTests {
         #expect(a == [-0.5 * ((0.1 + 0.7) * 0.5), -0.5 * ((0.3 + 0.11) * 0.5)] as [Float])
     }
 
+    @Test("sync: each variable is averaged over the gradients it received, whatever the others' count")
+    func syncPartialPushes() {
+        let d = Driver(Driver.config(.sync) { $0.optimizer = OptimizerConfig(kind: .sgd, learningRate: 1) })
+        d.form(3, [spec("a", [1]), spec("b", [1]), spec("c", [1])])
+        // Worker 0 pushes a, b, c; worker 1 a, b; worker 2 only a: every gradient is 1.
+        _ = d.push(0, step: 1, ["a": [1], "b": [1], "c": [1]])
+        _ = d.push(1, step: 1, ["a": [1], "b": [1]])
+        _ = d.push(2, step: 1, ["a": [1]])
+        #expect(d.core.syncStep == 1)
+        // One rule for all: the mean of what came is 1, so each moves by the learning rate.
+        #expect(d.core.value(of: "a") == [-1] && d.core.value(of: "b") == [-1] && d.core.value(of: "c") == [-1])
+    }
+
     @Test("sync: a worker's pull waits until its own gradient has been applied")
     func syncPullWaits() {
         let d = Driver(Driver.config(.sync))
