@@ -49,6 +49,9 @@ public final class ServerCore {
     /// Where this server stands in the workers' `--ps` lists (`Hello.placement`), fixed by the first hello that
     /// names it (recorded in checkpoints).
     public private(set) var placement: String?
+    /// Warnings a peer can cause, bounded per kind (`LogBudget`); `lastNow` is the time of the event being handled.
+    var logBudget = LogBudget()
+    var lastNow = 0.0
     /// The longest placement a hello may carry ("4096 of 4096" is 12 bytes).
     static let maxPlacementBytes = 32
     /// The longest partitioning text a hello may carry (a `--partitioner` value is at most 128 bytes).
@@ -110,6 +113,7 @@ public final class ServerCore {
     /// Handles one request from `peer`; never throws: problems become error replies.
     public func receive(_ frames: [Frame], from peer: Peer, now: Double) -> [Effect] {
         if shunned.contains(peer.id) { return [] }
+        lastNow = now
         var out: [Effect] = []
         // The request's id and index, when its header can be read, so that an error reply names the request.
         var header = frames.first.flatMap { f in f.withUnsafeBytes { try? Header(decoding: $0) } }
@@ -149,6 +153,12 @@ public final class ServerCore {
     /// worker is done or lost.
     public func tick(now: Double) -> [Effect] {
         var out: [Effect] = []
+        lastNow = now
+        for (key, count) in logBudget.closed(now: now) {
+            logger.warning(
+                "held back repeated warnings (the counters and /metrics have them all)",
+                metadata: ["warning": "\(key)", "held.back": "\(count)", "window.seconds": "\(Int(logBudget.window))"])
+        }
         for change in membership.tick(now: now) {
             counters.workersLost += 1
             switch change {
@@ -178,6 +188,9 @@ public final class ServerCore {
         updatesAtLastCheckpoint = updates
         counters.checkpoints += 1
     }
+
+    /// Whether a warning of `key` a peer caused may be written now (`LogBudget`), for the loop's own warnings.
+    public func mayWarn(_ key: String, now: Double) -> Bool { logBudget.allows(key, now: now) }
 
     /// Stops answering `peer` (it does not read its replies); its requests are ignored from now on.
     public func shun(_ peer: Peer) {
@@ -470,7 +483,9 @@ public final class ServerCore {
 
     func errorReply(_ error: ErrorBody, _ peer: Peer, _ request: Header) -> Effect {
         counters.errors[error.code.rawValue, default: 0] += 1
-        logger.warning("refused a request", metadata: ["error.code": "\(error.code.rawValue)", "error": "\(error.message)"])
+        if logBudget.allows("refused a request: \(error.code.rawValue)", now: lastNow) {
+            logger.warning("refused a request", metadata: ["error.code": "\(error.code.rawValue)", "error": "\(error.message)"])
+        }
         var e = error
         if e.retryable == nil { e.retryable = e.code.isRetryable }
         return .send(encoder.error(e, requestID: request.requestID, workerID: request.workerID), to: peer)

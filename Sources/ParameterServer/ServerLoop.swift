@@ -68,7 +68,7 @@ public final class ServerLoop {
                 lastTick = now
                 if let reason = perform(core.tick(now: now)) { exitReason = reason }
                 let refused = transport.drainRefusals()
-                for r in refused {
+                for r in refused where core.mayWarn("refused a peer at the door", now: now) {
                     logger.warning("refused a peer at the door", metadata: ["peer.key": "\(r.key)", "peer.address": "\(r.address)"])
                 }
                 if !refused.isEmpty { core.countRefused(refused.count) }
@@ -77,6 +77,7 @@ public final class ServerLoop {
                     // peer ignored from now on.
                     core.countOversized()
                     core.shun(o.peer)
+                    guard core.mayWarn("dropped a message larger than any request", now: now) else { continue }
                     logger.warning(
                         "dropped a message larger than any request, and ignoring its peer",
                         metadata: ["peer": "\(o.peer)", "parts": "\(o.parts)", "bytes": "\(o.bytes)"])

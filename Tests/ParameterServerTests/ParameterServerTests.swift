@@ -600,3 +600,29 @@ struct NegotiationTests {
         #expect(d.core.snapshot().scaling == "seasonal:52")
     }
 }
+
+@Suite("Log budget")
+struct LogBudgetTests {
+    @Test("at most a burst of lines per kind in each window; the rest are counted and reported once the window closes")
+    func budget() {
+        var b = LogBudget(burst: 3, window: 10)
+        let allowed = (0..<100).filter { b.allows("refused: malformed", now: 1 + Double($0) * 0.01) }.count
+        #expect(allowed == 3)
+        let other = b.allows("refused: indexTaken", now: 2)
+        #expect(other)  // another kind has its own budget
+        #expect(b.closed(now: 5).isEmpty)  // the window is still open
+        let closed = b.closed(now: 11.5)
+        #expect(closed.count == 1 && closed[0].key == "refused: malformed" && closed[0].count == 97)
+        #expect(b.closed(now: 30).isEmpty)  // reported once
+        let again = b.allows("refused: malformed", now: 12)
+        #expect(again)  // a new window
+    }
+
+    @Test("a flood of bad requests is counted whole while its warnings are bounded")
+    func flood() {
+        let d = Driver(Driver.config(.async))
+        for _ in 0..<200 { _ = d.core.receive([Frame([1, 2, 3])], from: Driver.peer(9), now: d.now) }
+        #expect(d.core.counters.errors["malformed"] == 200)
+        #expect(!d.core.mayWarn("refused a request: malformed", now: d.now))
+    }
+}
