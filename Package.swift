@@ -124,7 +124,8 @@ let package = Package(
         .target(
             name: "LoadGenerator",
             dependencies: [
-                "Transport", "VariableScopes", "Wire", "WorkerRuntime", "ZeroMQ", .product(name: "Logging", package: "swift-log"),
+                "ProcessSupport", "Transport", "VariableScopes", "Wire", "WorkerRuntime", "ZeroMQ",
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "ps-load",

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ProcessSupport
 import VariableScopes
 import Wire
 import WorkerRuntime
@@ -77,7 +78,10 @@ public final class LoadRun: @unchecked Sendable {
         let s = settings
         let serverCount = s.external?.count ?? s.servers
         let socketsPerWorker = serverCount * (s.heartbeats ? 2 : 1)
-        try FileLimit.raise(toAtLeast: 3 * s.workers * socketsPerWorker + 256)
+        let files = 3 * s.workers * socketsPerWorker + 256
+        if FileLimit.raise(toAtLeast: files) < files {
+            throw LoadError.fileLimit(needed: files, hardLimit: FileLimit.limits.hard)
+        }
 
         progress("building \(s.workers) workers' variables: \(s.model)")
         let workers = try buildWorkers()

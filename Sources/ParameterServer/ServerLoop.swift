@@ -49,10 +49,25 @@ public final class ServerLoop {
     /// - Throws: `CheckpointError` when the final checkpoint cannot be written.
     /// A gap between turns of the loop longer than this is a pause or a stall, not scheduling.
     static let stallBound = 1.0
+    /// How often the open descriptors are counted against the limit.
+    static let fileCheckSeconds = 5.0
+
+    /// At the open-file limit libzmq cannot accept a connection and retries at once, a core spinning with no
+    /// word in the log (raw TCP connections that never complete a handshake hold their descriptors until
+    /// libzmq's handshake interval drops them). Counting the descriptors says so, bounded like any warning.
+    func checkOpenFiles(now: Double) {
+        let limit = FileLimit.current
+        guard limit < Int.max / 2, let open = FileLimit.openCount(), open * 10 >= limit * 9 else { return }
+        guard core.mayWarn("open files near the limit", now: now) else { return }
+        logger.warning(
+            "\(open) of the \(limit) open files this process may hold (ulimit -n) are in use: new connections fail at the limit, and libzmq retries them on a busy core; raise the limit (or find who holds this many connections)",
+            metadata: ["files.open": "\(open)", "files.limit": "\(limit)"])
+    }
 
     public func run(stop: StopFlag) throws {
         var lastTick = -Double.infinity
         var lastTurn: Double?
+        var lastFileCheck = -Double.infinity
         var exitReason: String?
         serving: while exitReason == nil {
             if stop.isRequested {
@@ -83,6 +98,10 @@ public final class ServerLoop {
                         metadata: ["peer": "\(o.peer)", "parts": "\(o.parts)", "bytes": "\(o.bytes)"])
                 }
                 observe?(core)
+            }
+            if now - lastFileCheck >= Self.fileCheckSeconds {
+                lastFileCheck = now
+                checkOpenFiles(now: now)
             }
             // Take every request that is waiting, then tick again.
             var budget = 64

@@ -69,6 +69,15 @@ public enum ServerProcess {
                     throw ServerStartError.metrics(e)
                 }
             }
+            // Two connections per worker (requests and heartbeats), the checkpoint files and the metrics clients:
+            // raise the open-file limit that far where the hard limit allows, and say so where it does not.
+            let files = 2 * config.limits.maxWorkers + 256
+            let fileLimit = FileLimit.raise(toAtLeast: files)
+            if fileLimit < files {
+                logger.warning(
+                    "the open-file limit (ulimit -n) is \(fileLimit), below the \(files) that --max-workers \(config.limits.maxWorkers) may need (two connections per worker): past it new connections fail; raise the limit or lower --max-workers",
+                    metadata: ["files.limit": "\(fileLimit)", "files.needed": "\(files)"])
+            }
             let context = try Context()
             let admission: Admission?
             do {

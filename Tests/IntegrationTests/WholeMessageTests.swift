@@ -145,6 +145,46 @@ extension Integration {
             print("vanished sender: server RSS \(before / 1024) MB before, peak \(peak / 1024) MB, \(after / 1024) MB after")
         }
 
+        /// Opens 100 raw TCP connections (no handshake) and holds them until the server's log (the file given)
+        /// says its open files are near the limit, 60 s at most; then closes them.
+        static let holdConnections = """
+            import socket, sys, time
+            host, port = sys.argv[1].rsplit(":", 1)
+            log = sys.argv[2]
+            held = []
+            for _ in range(100):
+                try:
+                    s = socket.create_connection((host, int(port)), timeout=5); held.append(s)
+                except OSError:
+                    break
+            print("holding", len(held), "connections", flush=True)
+            deadline = time.time() + 60
+            said = lambda: "open files this process may hold" in open(log, errors="replace").read()
+            while not said() and time.time() < deadline:
+                time.sleep(0.2)
+            print("the server said so" if said() else "no word from the server in 60 s", flush=True)
+            for s in held: s.close()
+            """
+
+        @Test("at the open-file limit the server says so in its log, and serves again once the connections close")
+        func openFileLimit() throws {
+            let h = try ProcessHarness()
+            let (server, ps) = try h.startServer(["--mode", "async", "--keep-serving"], label: "ps-files")
+            // The limit is lowered on the running server (prlimit, util-linux): 64 descriptors.
+            let (limited, text) = try ProcessHarness.runToCompletion(
+                "/usr/bin/prlimit", ["--pid", "\(server.process.processIdentifier)", "--nofile=64:64"], seconds: 30)
+            try #require(limited == 0, "prlimit: \(text)")
+            let (status, out) = try WholeMessageTests.python(Self.holdConnections, [ps, server.stderr.path], seconds: 120)
+            #expect(status == 0 && out.contains("the server said so"), "\(out)\n\(server.output.suffix(1500))")
+            #expect(server.output.contains("(ulimit -n) are in use"), "\(server.output.suffix(1500))")
+            // The descriptors are back: a worker joins and trains to the end.
+            let w = try h.start("worker", ["--ps", ps, "--num-workers", "1"] + Small.args(steps: 20), label: "w")
+            h.expectExit(w, 0, seconds: 120, "a worker after the connections closed")
+            server.process.terminate()
+            h.expectExit(server, 0, seconds: 30, "ps-server on SIGTERM")
+            print("open files: 64 allowed, 100 raw connections held; the server said so in its log and served a worker once they closed")
+        }
+
         @Test("a key taken out of the authorized keys and SIGHUP cut off its live worker: exit 77 naming the key file")
         func revokedKey() throws {
             let h = try ProcessHarness()
