@@ -145,7 +145,8 @@ public final class CheckpointStore {
                 let file = try CheckpointStore.read(path: f.path, limits: limits)
                 knownVariableCount = file.state.variables.count
                 return Restoration(
-                    state: file.state, path: f.path, checksumVerified: file.checksumVerified, skipped: skipped)
+                    state: file.state, path: f.path, checksumVerified: file.checksumVerified, skipped: skipped,
+                    mode: file.writtenBy.mode, optimizer: file.writtenBy.optimizer)
             } catch {
                 let reason = CheckpointStore.reason(error)
                 if strict {
@@ -182,11 +183,17 @@ public final class CheckpointStore {
 
     /// Reads and checks one checkpoint file.
     /// - Throws: `CheckpointError.corrupt` or `SafeTensors.Error`, naming the file and the field.
-    static func read(path: String, limits: ServerLimits) throws -> (state: ServerState, checksumVerified: Bool) {
+    static func read(path: String, limits: ServerLimits) throws -> (
+        state: ServerState, checksumVerified: Bool, writtenBy: (mode: String?, optimizer: String?)
+    ) {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CheckpointError.corrupt(path, reason: "cannot be read")
         }
-        return try decodeState(data, path: path, limits: limits)
+        let (state, verified) = try decodeState(data, path: path, limits: limits)
+        // The header again (small, already checked) for what wrote the file.
+        let meta = (try? SafeTensors.metadata(path)) ?? [:]
+        let short = { (s: String?) in s.flatMap { $0.isEmpty || $0.utf8.count > 200 ? nil : $0 } }
+        return (state, verified, (short(meta["mode"]), short(meta["optimizer"])))
     }
 
     struct VariableMeta: Codable {
@@ -415,4 +422,7 @@ public struct Restoration {
     public let checksumVerified: Bool
     /// Newer files that could not be restored, newest first.
     public let skipped: [Skipped]
+    /// The writing server's `--mode` and optimizer (with its settings), when its metadata says.
+    public var mode: String?
+    public var optimizer: String?
 }

@@ -42,7 +42,8 @@ public enum ServerStartError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .checkpoint(let e): return "\(e)"
-        case .bind(let endpoint, let error): return "cannot listen on \(endpoint): \(error)"
+        case .bind(let endpoint, let error):
+            return "cannot listen on \(endpoint): \(error); choose another --port (or --bind), or stop what holds it"
         case .admission(let e): return "\(e)"
         case .metrics(let e): return "\(e)"
         }
@@ -123,6 +124,35 @@ public enum ServerProcess {
                                 metadata: ["path": "\(r.path)"])
                         }
                         restored = r.state
+                        // Another mode or optimizer is allowed (a job may switch), but not silently: another
+                        // optimizer starts its slots from zero, and sync and async count steps differently.
+                        let now = (config.mode.rawValue, config.optimizer.description)
+                        if let mode = r.mode, mode != now.0 {
+                            logger.warning(
+                                "checkpoint \(r.path) was written by a --mode \(mode) server; this one runs --mode \(now.0)",
+                                metadata: ["path": "\(r.path)"])
+                        }
+                        if let optimizer = r.optimizer, optimizer != now.1 {
+                            // "adam(lr 0.001, ...)": the kind decides whether the slots mean anything here. Adam's
+                            // first moment is no momentum: another kind's slots and step start from zero.
+                            let sameKind = optimizer.prefix { $0 != "(" } == config.optimizer.kind.rawValue
+                            let consequence =
+                                sameKind
+                                ? "the same optimizer with other settings, so its slots carry over"
+                                : "the variables are restored, and the new optimizer's slots start from zero"
+                            logger.warning(
+                                "checkpoint \(r.path) was written with optimizer \(optimizer); this server runs \(now.1): \(consequence)",
+                                metadata: ["path": "\(r.path)"])
+                            if !sameKind, var state = restored {
+                                for i in state.variables.indices {
+                                    let n = state.variables[i].value.count
+                                    state.variables[i].first = [Float](repeating: 0, count: n)
+                                    state.variables[i].second = [Float](repeating: 0, count: n)
+                                    state.variables[i].step = 0
+                                }
+                                restored = state
+                            }
+                        }
                         logger.info(
                             "restored \(r.state.variables.count) variables at update \(r.state.updates) from \(r.path)",
                             metadata: ["ps.step": "\(r.state.syncStep)"])
@@ -203,6 +233,10 @@ public enum ServerProcess {
             switch e {
             case .checkpoint(.corrupt): return .dataError
             case .admission, .metrics: return .usage
+            // A port that is taken or an address this host does not have is the command line's to change,
+            // as for --metrics-port: a bad command line, not a failure a restart would fix.
+            case .bind(_, let error) where error.contains("errno \(EADDRINUSE)") || error.contains("errno \(EADDRNOTAVAIL)"):
+                return .usage
             default: return .failure
             }
         } catch {

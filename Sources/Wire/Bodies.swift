@@ -304,6 +304,13 @@ public enum Body {
             decoder.nonConformingFloatDecodingStrategy = .convertFromString(
                 positiveInfinity: floatStrategy.positive, negativeInfinity: floatStrategy.negative, nan: floatStrategy.nan)
             return try decoder.decode(T.self, from: Data(bytes))
+        } catch DecodingError.dataCorrupted(let c) where c.codingPath.isEmpty && (try? JSONSerialization.jsonObject(
+            with: Data(bytes), options: [.fragmentsAllowed])) != nil
+        {
+            // The decoder says "not valid JSON" for valid JSON holding a number no field can take (2^63 for an
+            // Int): say what is wrong instead.
+            throw WireError.badBody(
+                expected: "\(T.self)", reason: "it is valid JSON, but a number in it is out of range for its field")
         } catch {
             throw WireError.badBody(expected: "\(T.self)", reason: "\(error)".prefix(200).description)
         }

@@ -292,6 +292,17 @@ public enum WorkerJob {
         } catch let e as Checkpoints.Error {
             logger.error("\(e)")
             return e.isMissingInput ? .noInput : .dataError
+        } catch let e as VariableScopeError {
+            // The graph is built from the command line: a partitioning it cannot take (an axis the variable
+            // does not have) is --partitioner's to change, not a failure a restart would fix.
+            switch e {
+            case .partitionFailed, .invalidPartitions, .partitionedEmpty:
+                logger.error("\(e) (--partitioner)")
+                return .usage
+            default:
+                logger.error("worker failed: \(e)")
+                return .failure
+            }
         } catch {
             logger.error("worker failed: \(error)")
             return .failure

@@ -53,6 +53,9 @@ struct Run: ParsableCommand {
     @Option(help: "A tag for the CSV's label column (commas become semicolons).") var label = ""
 
     func validate() throws {
+        if let hidden, !(1...4096).contains(hidden) {
+            throw ValidationError("--hidden must be in 1...4096, got \(hidden)")
+        }
         guard hidden != nil || LoadModel.preset(model) != nil else {
             throw ValidationError("--model must be 58k, 1m or 15m (or give --hidden), got \(model)")
         }

@@ -122,6 +122,18 @@ struct PSServer: ParsableCommand {
             throw ValidationError("\(flag) must be in 1...\(hi), got \(v)")
         }
         if let problem = metricsOptionsProblem(port: metricsPort, bind: metricsBind) { throw ValidationError(problem) }
+        // The name is part of checkpoint file names (<name>-<8 digits>.safetensors): a path or odd bytes in it
+        // would write elsewhere or be reported as an unwritable directory.
+        if let name {
+            let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-".utf8)
+            guard (1...64).contains(name.utf8.count), name.utf8.allSatisfy(allowed.contains), name.first != "." else {
+                throw ValidationError(
+                    "--name must be 1 to 64 letters, digits, '.', '_' or '-' (not starting with '.'): it names the checkpoint files; got '\(name.prefix(80))'")
+            }
+        }
+        if let metricsPort, metricsPort != 0, metricsPort == port {
+            throw ValidationError("--metrics-port \(metricsPort) is --port too: give the metrics endpoint a port of its own")
+        }
         if curveAuthorizedKeys != nil && curveSecretFile == nil {
             throw ValidationError("--curve-authorized-keys needs --curve-secret-file (admission works on CURVE keys)")
         }

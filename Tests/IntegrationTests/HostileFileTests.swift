@@ -109,6 +109,31 @@ extension Integration {
             return (r, status)
         }
 
+        @Test("a sync Adam server's checkpoint restored by an async momentum one: a warning naming both, and momentum from zero, not Adam's m")
+        func otherModeAndOptimizer() throws {
+            let h = try ProcessHarness()
+            let dir = h.directory.appendingPathComponent("ckpt").path
+            let (first, ps) = try h.startServer(["--mode", "sync", "--optimizer", "adam", "--checkpoint-dir", dir], label: "ps-m")
+            let w = try h.start("worker", ["--ps", ps, "--num-workers", "1"] + Small.args(steps: 5), label: "w")
+            h.expectExit(w, 0, seconds: 120, "the worker")
+            h.expectExit(first, 0, seconds: 30, "the sync server once its worker is done")
+            let before = Set((try FileManager.default.contentsOfDirectory(atPath: dir)))
+            let (again, status) = try startServer(h, dir: dir, label: "ps-m", ["--mode", "async", "--optimizer", "momentum"])
+            #expect(status == nil, "\(again.output.suffix(1500))")
+            #expect(again.output.contains("restored"), "\(again.output.suffix(1500))")
+            #expect(again.output.contains("written by a --mode sync server; this one runs --mode async"), "\(again.output.suffix(1500))")
+            #expect(again.output.contains("written with optimizer adam") && again.output.contains("start from zero"), "\(again.output.suffix(1500))")
+            again.process.terminate()
+            h.expectExit(again, 0, seconds: 30, "the async server on SIGTERM")
+            // Its final checkpoint (no update since the restore) holds momentum slots of zeros.
+            let written = Set(try FileManager.default.contentsOfDirectory(atPath: dir)).subtracting(before)
+            let newest = try #require(written.filter { $0.hasSuffix(".safetensors") }.sorted().last, "\(written)")
+            let file = try SafeTensors.load("\(dir)/\(newest)")
+            let slots = file.tensors.filter { $0.key.hasSuffix("/momentum") }
+            #expect(!slots.isEmpty && slots.values.allSatisfy { $0.scalars.allSatisfy { $0 == 0 } }, "\(file.tensors.keys.sorted())")
+            #expect(!file.tensors.keys.contains { $0.hasSuffix("/m") })
+        }
+
         @Test(
             "a crafted checkpoint makes ps-server exit 65 at start, naming the file and what is wrong, not trap",
             arguments: crafted + lyingMetadata)

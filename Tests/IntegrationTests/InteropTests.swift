@@ -34,6 +34,25 @@ extension Integration {
             let (s5, t5) = try ProcessHarness.runToCompletion(
                 "/usr/bin/env", ["TF_CONFIG=not json", bin.appendingPathComponent("worker").path, "--steps", "1"], seconds: 30)
             #expect(s5 == 64 && t5.contains("TF_CONFIG is not JSON"), "\(t5)")
+            // The adversarial tester's second round: each of these exited 1 (or started) before.
+            let lines: [(String, [String], String)] = [
+                ("ps-server", ["--port", "1", "--name", "../../etc/x"], "--name"),
+                ("ps-server", ["--port", "22000", "--metrics-port", "22000"], "--metrics-port 22000 is --port too"),
+                ("worker", ["--partitioner", "fixed_size:2:9", "--steps", "0", "--scaling", "relative"], "--partitioner"),
+                ("ps-load", ["run", "--hidden", "0"], "--hidden"),
+            ]
+            for (executable, arguments, words) in lines {
+                let (s, t) = try run(bin.appendingPathComponent(executable).path, arguments)
+                #expect(s == 64 && t.contains(words), "\(executable) \(arguments): exit \(s): \(t.suffix(600))")
+            }
+            // A port another process holds: the command line's to change, exit 64 naming the port.
+            let h = try ProcessHarness()
+            let (holder, endpoint) = try h.startServer([], label: "ps-holder")
+            let port = String(endpoint.split(separator: ":").last!)
+            let (s6, t6) = try run(bin.appendingPathComponent("ps-server").path, ["--port", port])
+            #expect(s6 == 64 && t6.contains(port) && t6.contains("choose another --port"), "\(t6)")
+            holder.process.terminate()
+            h.expectExit(holder, 0, seconds: 30, "the server holding the port")
         }
 
         @Test("checkpoints load in Python's safetensors package, names, shapes, values and metadata")

@@ -130,4 +130,16 @@ struct FrameSliceTests {
         let owned = Frame([9, 8, 7, 6]).slice(1..<3)
         #expect(owned.bytes == [8, 7])
     }
+
+    @Test("a body of valid JSON with a number no field can take says so, not 'not valid JSON'")
+    func outOfRangeNumber() throws {
+        let big = Array(#"{"workerName": "w", "numWorkers": 9223372036854775808}"#.utf8)
+        #expect { try big.withUnsafeBytes { try Body.decode(Hello.self, from: $0) } } throws: {
+            "\($0)".contains("out of range for its field")
+        }
+        let broken = Array(#"{"workerName": "w", "numWorkers": "#.utf8)
+        #expect { try broken.withUnsafeBytes { try Body.decode(Hello.self, from: $0) } } throws: {
+            !"\($0)".contains("out of range")
+        }
+    }
 }
