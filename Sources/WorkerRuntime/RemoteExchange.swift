@@ -228,9 +228,13 @@ public final class RemoteExchange: ParameterExchange {
                 // A server never reached is not "lost": there is nothing to reconnect to. It gets --timeout to
                 // answer, and then the worker says that nothing answered.
                 if now > deadline {
+                    let host = Self.host(of: c.endpoint)
+                    let unresolved = host.map { !Self.resolves($0) } ?? false
                     throw RemoteError.noAnswer(
                         server: c.endpoint, position: c.position + 1, of: c.count, seconds: settings.timeout,
-                        hint: settings.usesCurve ? "; with CURVE, a --curve-server-key that is not this server's public key looks like this" : "")
+                        hint: unresolved
+                            ? "; the name \(host ?? "") does not resolve to an address (DNS or /etc/hosts): check the host in --ps"
+                            : settings.usesCurve ? "; with CURVE, a --curve-server-key that is not this server's public key looks like this" : "")
                 }
             } else if now - lastHeard > lostAfter {
                 let beating = (heartbeat?.lastHeard(c.position) ?? -Double.infinity) > lastHeard
@@ -290,6 +294,22 @@ public final class RemoteExchange: ParameterExchange {
                 deadline = lastHeard + settings.timeout
             }
         }
+    }
+
+    /// The host of an endpoint ("tcp://h:p", "h:p", "[::1]:p"), nil when it has none.
+    static func host(of endpoint: String) -> String? {
+        var s = Substring(endpoint)
+        if let r = s.range(of: "://") { s = s[r.upperBound...] }
+        guard let colon = s.lastIndex(of: ":") else { return nil }
+        let h = s[..<colon].trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return h.isEmpty || h == "*" ? nil : h
+    }
+
+    /// Whether `host` resolves to any address (an IP literal always does).
+    static func resolves(_ host: String) -> Bool {
+        var result: UnsafeMutablePointer<addrinfo>?
+        defer { if let result { freeaddrinfo(result) } }
+        return getaddrinfo(host, nil, nil, &result) == 0 && result != nil
     }
 
     /// The slowest rate at which a live server's messages are assumed to cross (400 Mb/s): the allowance for a

@@ -91,3 +91,15 @@ struct RestoreDamageTests {
         }
     }
 }
+
+@Suite("Naming an unreachable server")
+struct UnreachableNameTests {
+    @Test("the host of an endpoint is found for a name, an IPv4 or a bracketed IPv6 address; an IP literal resolves without DNS")
+    func hosts() {
+        #expect(RemoteExchange.host(of: "tcp://ps-0.example:2222") == "ps-0.example")
+        #expect(RemoteExchange.host(of: "10.0.0.1:2222") == "10.0.0.1")
+        #expect(RemoteExchange.host(of: "tcp://[::1]:2222") == "::1")
+        #expect(RemoteExchange.host(of: "tcp://*:2222") == nil)
+        #expect(RemoteExchange.resolves("127.0.0.1") && RemoteExchange.resolves("::1"))
+    }
+}
