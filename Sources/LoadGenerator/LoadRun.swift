@@ -123,7 +123,9 @@ public final class LoadRun: @unchecked Sendable {
         let joined = control.now.joined
         if joined < s.workers {
             control.stop()
-            waitForWorkers(s.workers)
+            // Those that never joined wait on a hello for --timeout: not worth waiting out before saying so
+            // (the process exits and takes their sockets with it).
+            waitForWorkers(s.workers, seconds: 2)
             throw LoadError.joinTimedOut(joined: joined, of: s.workers, seconds: s.joinTimeout)
         }
         progress("\(s.workers) workers joined; warming up for \(s.warmup) s")
@@ -158,9 +160,10 @@ public final class LoadRun: @unchecked Sendable {
         return try (0..<n).map { i in SimulatedWorker(index: i, variables: try built.get(i)) }
     }
 
-    /// Waits (bounded) for every worker thread to end, each after saying done to the servers.
-    private func waitForWorkers(_ n: Int) {
-        let deadline = Date().addingTimeInterval(settings.requestTimeout + 15)
+    /// Waits (bounded: `seconds`, by default a request's timeout and 15 s) for every worker thread to end,
+    /// each after saying done to the servers.
+    private func waitForWorkers(_ n: Int, seconds: Double? = nil) {
+        let deadline = Date().addingTimeInterval(seconds ?? settings.requestTimeout + 15)
         if !control.wait(until: deadline, { $0.finished == n }) {
             logger.warning("\(n - control.now.finished) simulated workers did not finish; the servers will be stopped")
         }
