@@ -9,6 +9,9 @@ struct LogBudget {
     private var opened: [String: Double] = [:]
     private var used: [String: Int] = [:]
     private var heldBack: [String: Int] = [:]
+    /// Counts of windows that closed when a new line of their kind opened the next one (under a sustained
+    /// flood a window never closes quietly), waiting for `closed` to report them.
+    private var pending: [(key: String, count: Int)] = []
 
     init(burst: Int = 20, window: Double = 10) {
         self.burst = burst
@@ -25,6 +28,8 @@ struct LogBudget {
             heldBack[key, default: 0] += 1
             return false
         }
+        if let held = heldBack[key], held > 0 { pending.append((key, held)) }
+        heldBack[key] = nil
         opened[key] = now
         used[key] = 1
         return true
@@ -32,7 +37,8 @@ struct LogBudget {
 
     /// The keys whose window has closed with lines held back, and how many; they are forgotten.
     mutating func closed(now: Double) -> [(key: String, count: Int)] {
-        var out: [(String, Int)] = []
+        var out: [(String, Int)] = pending.map { ($0.key, $0.count) }
+        pending = []
         for (key, count) in heldBack where count > 0 {
             guard let start = opened[key], now - start >= window else { continue }
             out.append((key, count))

@@ -139,11 +139,12 @@ public final class ServerCore {
         return out
     }
 
-    /// The server did not run for `seconds` (the loop saw a gap: SIGSTOP, starvation, a long stall). Judged
-    /// before the heartbeats queued meanwhile are read, its own absence would count as every worker's silence
-    /// and could end the job (seen after SIGSTOP/SIGCONT), so that time is excused (`Membership.excuse`).
+    /// The server did not run for `seconds` while it waited for requests (a wait that overran its timeout:
+    /// SIGSTOP, starvation). Nothing was read meanwhile, so nobody could be heard: that time is excused
+    /// (`Membership.excuse`), before the heartbeats queued meanwhile are read.
     public func excuse(stalled seconds: Double) {
         membership.excuse(seconds)
+        guard mayWarn("the server did not run", now: lastNow) else { return }
         logger.warning(
             "the server did not run for a while (paused, stopped or starved); that time is not counted as any worker's silence",
             metadata: ["stalled.seconds": "\(String(format: "%.1f", seconds))"])
@@ -151,7 +152,8 @@ public final class ServerCore {
 
     /// Advances time: declares silent workers lost, asks for timed checkpoints, and exits when every
     /// worker is done or lost.
-    public func tick(now: Double) -> [Effect] {
+    /// - Parameter judgeSilence: false while requests queued during a stall are still unread (`ServerLoop`).
+    public func tick(now: Double, judgeSilence: Bool = true) -> [Effect] {
         var out: [Effect] = []
         lastNow = now
         for (key, count) in logBudget.closed(now: now) {
@@ -159,7 +161,7 @@ public final class ServerCore {
                 "held back repeated warnings (the counters and /metrics have them all)",
                 metadata: ["warning": "\(key)", "held.back": "\(count)", "window.seconds": "\(Int(logBudget.window))"])
         }
-        for change in membership.tick(now: now) {
+        for change in judgeSilence ? membership.tick(now: now) : [] {
             counters.workersLost += 1
             switch change {
             case .lost(let index, let name, let silent):

@@ -44,10 +44,7 @@ public final class ServerLoop {
         checkpointRetry = Backoff(initial: 1, maximum: core.config.checkpointSeconds ?? 60)
     }
 
-    /// Serves until the rules say every worker is finished (unless `keepServing`) or `stop` is requested,
-    /// then writes the final checkpoint and closes the transport.
-    /// - Throws: `CheckpointError` when the final checkpoint cannot be written.
-    /// A gap between turns of the loop longer than this is a pause or a stall, not scheduling.
+    /// A wait that overran its timeout, or a turn's work that took, longer than this is a pause or a stall.
     static let stallBound = 1.0
     /// How often the open descriptors are counted against the limit.
     static let fileCheckSeconds = 5.0
@@ -64,9 +61,23 @@ public final class ServerLoop {
             metadata: ["files.open": "\(open)", "files.limit": "\(limit)"])
     }
 
+    /// Serves until the rules say every worker is finished (unless `keepServing`) or `stop` is requested,
+    /// then writes the final checkpoint and closes the transport.
+    ///
+    /// The server's own absence is nobody's silence. Heartbeats sent while it was stopped (SIGSTOP), starved
+    /// or busy are still queued unread, and judged before they are read every worker would look silent (a
+    /// paused server once declared them all lost on waking and ended the job). Two cases:
+    /// - a wait for requests that overran its timeout by more than `stallBound`: nothing was read meanwhile,
+    ///   so that time is excused exactly (`ServerCore.excuse`);
+    /// - a turn whose own work (requests, a checkpoint) took longer, or a stop that landed in it: silence is
+    ///   not judged until the queue has been read empty, or for `--worker-timeout` at most (a server that never
+    ///   catches up is overloaded, and must still find dead workers).
+    /// - Throws: `CheckpointError` when the final checkpoint cannot be written.
     public func run(stop: StopFlag) throws {
         var lastTick = -Double.infinity
         var lastTurn: Double?
+        var waitedLastTurn = 0.0
+        var undrainedSince: Double?
         var lastFileCheck = -Double.infinity
         var exitReason: String?
         serving: while exitReason == nil {
@@ -75,13 +86,20 @@ public final class ServerLoop {
                 break
             }
             let now = clock()
-            // A turn waits 50 ms at most and handles 64 requests: a gap past `stallBound` is the server's own
-            // absence, excused before anyone is judged silent.
-            if let last = lastTurn, now - last > Self.stallBound { core.excuse(stalled: now - last) }
+            if let last = lastTurn, now - last - waitedLastTurn > Self.stallBound, undrainedSince == nil {
+                undrainedSince = now
+                if core.mayWarn("a long turn", now: now) {
+                    logger.warning(
+                        "the server did not read requests for a while (busy, stopped or starved); silence is judged once the queue is read",
+                        metadata: ["stalled.seconds": "\(String(format: "%.1f", now - last - waitedLastTurn))"])
+                }
+            }
             lastTurn = now
+            waitedLastTurn = 0
             if now - lastTick >= 0.05 {
                 lastTick = now
-                if let reason = perform(core.tick(now: now)) { exitReason = reason }
+                let judge = undrainedSince.map { now - $0 >= core.config.workerTimeout } ?? true
+                if let reason = perform(core.tick(now: now, judgeSilence: judge)) { exitReason = reason }
                 let refused = transport.drainRefusals()
                 for r in refused where core.mayWarn("refused a peer at the door", now: now) {
                     logger.warning("refused a peer at the door", metadata: ["peer.key": "\(r.key)", "peer.address": "\(r.address)"])
@@ -110,13 +128,20 @@ public final class ServerLoop {
                 budget -= 1
                 let received: (peer: Peer, frames: [Frame])?
                 do {
+                    let started = clock()
                     received = try transport.receive(timeout: timeout)
+                    let waited = clock() - started
+                    waitedLastTurn += waited
+                    if waited > timeout + Self.stallBound { core.excuse(stalled: waited - timeout) }
                 } catch {
                     logger.error("receiving failed; serving stops", metadata: ["error": "\(error)"])
                     exitReason = "the transport failed: \(error)"
                     break serving
                 }
-                guard let (peer, frames) = received else { break }
+                guard let (peer, frames) = received else {
+                    undrainedSince = nil
+                    break
+                }
                 timeout = 0
                 if let admits, let key = peer.key, !admits(key) {
                     refuseRevoked(peer, frames, key: key)

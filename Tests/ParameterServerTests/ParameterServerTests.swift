@@ -53,6 +53,16 @@ struct ParameterServerTests {
         #expect(d.core.value(of: "a") == [-1] && d.core.value(of: "b") == [-1] && d.core.value(of: "c") == [-1])
     }
 
+    @Test("a tick that may not judge silence (requests still queued after a stall) loses nobody; the next one does")
+    func judgeAfterDrain() {
+        let d = Driver(Driver.config(.async) { $0.workerTimeout = 5 })
+        d.form(2, [spec("w", [2])])
+        #expect(d.core.tick(now: d.now + 60, judgeSilence: false).isEmpty || d.core.counters.workersLost == 0)
+        #expect(d.core.counters.workersLost == 0)
+        _ = d.core.tick(now: d.now + 60)
+        #expect(d.core.counters.workersLost == 2)
+    }
+
     @Test("sync: a worker's pull waits until its own gradient has been applied")
     func syncPullWaits() {
         let d = Driver(Driver.config(.sync))
@@ -616,6 +626,15 @@ struct LogBudgetTests {
         #expect(b.closed(now: 30).isEmpty)  // reported once
         let again = b.allows("refused: malformed", now: 12)
         #expect(again)  // a new window
+        // A sustained flood: each window's held-back lines are reported once the next window opens.
+        var flood = LogBudget(burst: 2, window: 10)
+        var reported: [Int] = []
+        for k in 0..<3000 {
+            let t = Double(k) * 0.01  // 100 a second for 30 s, ticks every 0.05 s
+            _ = flood.allows("x", now: t)
+            if k % 5 == 0 { reported += flood.closed(now: t).map(\.count) }
+        }
+        #expect(reported == [998, 998], "\(reported)")
     }
 
     @Test("a flood of bad requests is counted whole while its warnings are bounded")
