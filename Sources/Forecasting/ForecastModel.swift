@@ -206,15 +206,11 @@ public final class ForecastModel: @unchecked Sendable {
         var values: [String: (shape: [Int], scalars: [Float])] = [:]
         var updates: [UInt64] = []
         var slices: [String: TensorSlice] = [:]
-        var held: [(path: String, names: [String])] = []
+        var held: [(path: String, names: [String], placement: String?)] = []
         for f in files {
             let file = try SafeTensors.load(f)  // verified before its description is trusted
-            held.append((f, file.tensors.keys.sorted()))
-            if let (name, first, second) = TensorSlice.duplicate(in: held) {
-                throw ForecastError.unreadable(
-                    directory,
-                    reason: "variable \(name) is in both \(first) and \(second): two copies of the model were trained side by side (workers listing the servers in different --ps orders); use one consistent job's checkpoints")
-            }
+            held.append((f, file.tensors.keys.sorted(), file.metadata["placement"]))
+            if let reason = TensorSlice.duplicate(in: held) { throw ForecastError.unreadable(directory, reason: reason) }
             let meta = file.metadata
             if spec == nil, let text = meta["model"], !text.isEmpty { spec = try describedModel(text, file: f) }
             updates.append(meta["updates"].flatMap { UInt64($0) } ?? 0)

@@ -74,16 +74,25 @@ public struct TensorSlice: Codable, Sendable, Equatable {
         return out
     }
 
-    /// A model variable (not an `optimizer/` slot) that two of `files` both hold: each server owns its own
-    /// variables, so two holding one means two copies of the model were trained side by side (workers that
-    /// listed the servers in different orders). Which copy to read cannot be guessed.
-    /// - Returns: the name and the two files, or nil when every variable is in one file at most.
-    public static func duplicate(in files: [(path: String, names: [String])]) -> (name: String, first: String, second: String)? {
-        var owner: [String: String] = [:]
-        for (path, names) in files {
+    /// A model variable (not an `optimizer/` slot) that two of `files` both hold, and why that can be. Each
+    /// server owns its own variables, so two holding one are either two copies trained side by side (workers
+    /// that listed the servers in different orders: the files' `placement` metadata differ) or two runs'
+    /// checkpoints in one directory (other ports, so other default names, or another number of servers).
+    /// Which copy to read cannot be guessed.
+    /// - Returns: a message naming the variable, both files and the likely cause; nil when every variable is
+    ///   in one file at most.
+    public static func duplicate(in files: [(path: String, names: [String], placement: String?)]) -> String? {
+        var owner: [String: (path: String, placement: String?)] = [:]
+        for (path, names, placement) in files {
             for name in names where !name.hasPrefix("optimizer/") {
-                if let other = owner[name], other != path { return (name, other, path) }
-                owner[name] = path
+                if let other = owner[name], other.path != path {
+                    // Servers write an empty placement when no worker named one (an older worker).
+                    if let a = other.placement, let b = placement, !a.isEmpty, !b.isEmpty, a != b {
+                        return "variable \(name) is in both \(other.path) (server \(a)) and \(path) (server \(b)): two copies of the model were trained side by side by workers listing the servers in different --ps orders; use one consistent job's checkpoints"
+                    }
+                    return "variable \(name) is in both \(other.path) and \(path): checkpoints of two runs (or of two server layouts) share this directory; keep one run's files in it, or use that run's own --checkpoint-dir"
+                }
+                owner[name] = (path, placement)
             }
         }
         return nil

@@ -58,10 +58,11 @@ public final class ZeroMQServerTransport: ServerTransport {
     /// Quiet this long, the process gives its free memory back, and again each such period while quiet. A
     /// sender that vanishes before its message is read leaves libzmq to free the frames it had buffered
     /// (hundreds of MB under the bounds) without any message reaching the server, and the kept large blocks
-    /// (`keepLargeMessageBlocks`) would hold that in the server's resident size for good. While workers train,
-    /// requests come every step and this never runs; after a quiet spell it costs the next large message its
-    /// page faults again.
-    static let idleTrim = Duration.seconds(1)
+    /// (`keepLargeMessageBlocks`) would hold that in the server's resident size for good. Ten seconds, well
+    /// past the 1 s heartbeats and any step a job takes between requests, so that training (a 15M model's
+    /// slow steps, a sync wait for a straggler) keeps its large blocks; after a quiet spell the next large
+    /// message pays its page faults again.
+    static let idleTrim = Duration.seconds(10)
 
     /// Binds. - Throws: `ZMQError` naming the endpoint.
     public init(_ settings: ZeroMQServerSettings, context: Context) throws {

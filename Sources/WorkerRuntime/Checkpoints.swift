@@ -83,7 +83,7 @@ public enum Checkpoints {
         guard !groups.isEmpty else { throw Error.noFiles(directory) }
         var all: [String: SafeTensors.Entry] = [:]
         var slices: [String: TensorSlice] = [:]
-        var held: [(path: String, names: [String])] = []
+        var held: [(path: String, names: [String], placement: String?)] = []
         for group in groups {
             var failures: [(String, String)] = []
             var loaded: (file: SafeTensors.File, path: String)?
@@ -117,12 +117,8 @@ public enum Checkpoints {
                 let older = failures.count > 1 ? " (and no older file of that server can be used either)" : ""
                 throw Error.damaged(path: path, reason: reason + older)
             }
-            held.append((path, file.tensors.keys.sorted()))
-            if let (name, first, second) = TensorSlice.duplicate(in: held) {
-                throw Error.damaged(
-                    path: directory,
-                    reason: "variable \(name) is in both \(first) and \(second): two copies of the model were trained side by side (workers listing the servers in different --ps orders); restore from one consistent job's checkpoints")
-            }
+            held.append((path, file.tensors.keys.sorted(), file.metadata["placement"]))
+            if let reason = TensorSlice.duplicate(in: held) { throw Error.damaged(path: directory, reason: reason) }
             all.merge(file.tensors.filter { !$0.key.hasPrefix("optimizer/") }) { a, _ in a }
             slices.merge(TensorSlice.records(in: file.metadata)) { a, _ in a }
         }

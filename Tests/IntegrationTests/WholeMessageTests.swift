@@ -131,7 +131,7 @@ extension Integration {
             let peak = Self.peakKB(pid) ?? 0
             // The memory was taken (else the test says nothing) ...
             #expect(peak - before > 200 * 1024, "peak \(peak) kB against \(before) kB before: \(out)")
-            // ... and comes back once the server has been quiet a second (bounded wait on the reading itself).
+            // ... and comes back once the server has been quiet 10 s (bounded wait on the reading itself).
             var after = HostileTests.residentKB(pid) ?? 0
             let deadline = Date().addingTimeInterval(60)
             while after - before > 32 * 1024 && Date() < deadline {

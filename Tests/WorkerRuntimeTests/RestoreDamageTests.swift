@@ -40,25 +40,28 @@ struct RestoreDamageTests {
         }
     }
 
-    @Test("a variable two servers both hold (two copies trained side by side) is refused naming both files, not one picked")
-    func twoCopies() throws {
+    @Test(
+        "a variable two servers both hold is refused naming both files and the cause: other --ps orders, or two runs in one directory",
+        arguments: [("1 of 2", "2 of 2", "--ps orders"), ("1 of 2", "1 of 2", "two runs"), ("", "", "two runs"), ("", "2 of 2", "two runs")])
+    func twoCopies(first: String, second: String, cause: String) throws {
         try withDirectory { dir in
-            for (server, value) in [("ps-0", Float(1)), ("ps-1", 2)] {
+            for (server, value, placement) in [("ps-0", Float(1), first), ("ps-1", 2, second)] {
                 try SafeTensors.encode(
                     [("w", [2], [value, value]), ("optimizer/w/m", [2], [0, 0])],
-                    metadata: ["format": "scoped-trainer-ps/2", "server": server, "sequence": "1"], checksum: true
+                    metadata: ["format": "scoped-trainer-ps/2", "server": server, "sequence": "1", "placement": placement],
+                    checksum: true
                 ).write(to: URL(fileURLWithPath: "\(dir)/\(server)-00000001.safetensors"))
             }
             let g = Graph(seed: 1)
             _ = try g.getVariable("w", shape: [2], initializer: .zeros)
             #expect { try Checkpoints.restore(g, from: dir) } throws: {
                 "\($0)".contains("variable w is in both") && "\($0)".contains("ps-0-00000001") && "\($0)".contains("ps-1-00000001")
-                    && "\($0)".contains("--ps orders")
+                    && "\($0)".contains(cause)
             }
         }
         // Optimizer slots are per server and never count; one file per name is fine.
-        #expect(TensorSlice.duplicate(in: [("a", ["w", "optimizer/x"]), ("b", ["v", "optimizer/x"])]) == nil)
-        #expect(TensorSlice.duplicate(in: [("a", ["w"]), ("b", ["v", "w"])])?.second == "b")
+        #expect(TensorSlice.duplicate(in: [("a", ["w", "optimizer/x"], nil), ("b", ["v", "optimizer/x"], nil)]) == nil)
+        #expect(TensorSlice.duplicate(in: [("a", ["w"], nil), ("b", ["v", "w"], nil)])?.contains("a and b") == true)
     }
 
     @Test("when no file of a server can be used the error names the newest and says what is wrong (exit 65, not 66)")
