@@ -45,7 +45,14 @@ public struct ForecastData: Sendable {
         guard series.columns == spec.columns else {
             throw ForecastError.columns(model: spec.columns, data: series.columns)
         }
+        if let timeColumn, text == nil {
+            throw ForecastError.badValue("--time-column \(timeColumn) needs CSV data; the built-in \(name) has no columns but its own")
+        }
         let axis = try text.flatMap { try TimeAxis.read(csv: $0, column: timeColumn, dataColumns: series.columns) }
+        if let timeColumn, let axis, axis.cells.count != series.count {
+            throw ForecastError.badValue(
+                "--time-column \(timeColumn) has \(axis.cells.count) rows where the series has \(series.count): name a column of the same rows, or leave --time-column out")
+        }
         return ForecastData(
             series: series, axis: axis.flatMap { $0.cells.count == series.count ? $0 : nil } ?? .steps(series.count))
     }
@@ -118,9 +125,9 @@ public enum ForecastRun {
         let digits = numbered ? String(text.dropFirst()) : text
         if case .integers = data.axis.kind, !numbered {
             let first = data.axis.cells.first ?? "", last = data.axis.cells.last ?? ""
+            let hint = Int(digits) != nil ? "; for a row number write --origin '#\(digits)' (1...\(rows))" : ""
             throw ForecastError.badValue(
-                "--origin \(text) is not a value of the time column \(data.axis.name) (\(first)...\(last)); for a row number write --origin '#\(digits)' (1...\(rows))"
-            )
+                "--origin \(text) is not a value of the time column \(data.axis.name) (\(first)...\(last))\(hint)")
         }
         guard let n = Int(digits), (1...rows).contains(n) else {
             throw ForecastError.badValue(

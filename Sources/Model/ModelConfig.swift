@@ -28,7 +28,8 @@ public struct ModelConfig: Equatable, Sendable, Codable {
     /// the LSTM's gates and states (12 N floats) and the attention's (4 M). Each size alone is bounded; this
     /// bounds their product before anything is allocated.
     public func activationBytes(batch: Int) -> Double {
-        Double(window + horizon) * Double(batch) * Double(12 * hidden + 4 * hidden2) * 4
+        // In Double throughout: the function is public, and Int products of unchecked sizes could trap.
+        (Double(window) + Double(horizon)) * Double(batch) * (12 * Double(hidden) + 4 * Double(hidden2)) * 4
     }
 
     /// The most activations a worker or a reader builds: 16 GB, a fraction of any machine that trains this.

@@ -146,7 +146,7 @@ public final class CheckpointStore {
                 knownVariableCount = file.state.variables.count
                 return Restoration(
                     state: file.state, path: f.path, checksumVerified: file.checksumVerified, skipped: skipped,
-                    mode: file.writtenBy.mode, optimizer: file.writtenBy.optimizer)
+                    mode: file.writtenBy.mode, optimizer: file.writtenBy.optimizer, optimizerKind: file.writtenBy.kind)
             } catch {
                 let reason = CheckpointStore.reason(error)
                 if strict {
@@ -184,7 +184,7 @@ public final class CheckpointStore {
     /// Reads and checks one checkpoint file.
     /// - Throws: `CheckpointError.corrupt` or `SafeTensors.Error`, naming the file and the field.
     static func read(path: String, limits: ServerLimits) throws -> (
-        state: ServerState, checksumVerified: Bool, writtenBy: (mode: String?, optimizer: String?)
+        state: ServerState, checksumVerified: Bool, writtenBy: (mode: String?, optimizer: String?, kind: String?)
     ) {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CheckpointError.corrupt(path, reason: "cannot be read")
@@ -193,7 +193,7 @@ public final class CheckpointStore {
         // The header again (small, already checked) for what wrote the file.
         let meta = (try? SafeTensors.metadata(path)) ?? [:]
         let short = { (s: String?) in s.flatMap { $0.isEmpty || $0.utf8.count > 200 ? nil : $0 } }
-        return (state, verified, (short(meta["mode"]), short(meta["optimizer"])))
+        return (state, verified, (short(meta["mode"]), short(meta["optimizer"]), short(meta["optimizer_kind"])))
     }
 
     struct VariableMeta: Codable {
@@ -425,4 +425,6 @@ public struct Restoration {
     /// The writing server's `--mode` and optimizer (with its settings), when its metadata says.
     public var mode: String?
     public var optimizer: String?
+    /// Its optimizer's kind (`optimizer_kind`: adam, momentum, sgd), which names its slots.
+    public var optimizerKind: String?
 }

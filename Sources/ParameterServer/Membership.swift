@@ -119,7 +119,7 @@ public struct Membership: Sendable {
                     throw Refusal(
                         code: .indexTaken,
                         message:
-                            "ps \(server): task index \(index) is held by \(m.name), which is alive; \(name) is refused. Give each worker its own --task-index"
+                            "ps \(server): task index \(index) is held by \(m.name), which is alive; \(name) is refused. Give each worker its own --task-index (a process that was paused and finds its index held has been replaced: it is not needed)"
                     )
                 }
                 outcome = .rejoined(previous: m.name)

@@ -34,7 +34,7 @@ public struct ServerLaunch: Sendable {
 /// Why a server could not start; the executable maps each to an exit status.
 public enum ServerStartError: Error, CustomStringConvertible {
     case checkpoint(CheckpointError)
-    case bind(endpoint: String, error: String)
+    case bind(endpoint: String, error: String, errno: Int32)
     case admission(AdmissionError)
     /// `--metrics-port` taken or unusable: a bad command line (exit 64).
     case metrics(MetricsEndpointError)
@@ -42,7 +42,7 @@ public enum ServerStartError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .checkpoint(let e): return "\(e)"
-        case .bind(let endpoint, let error):
+        case .bind(let endpoint, let error, _):
             return "cannot listen on \(endpoint): \(error); choose another --port (or --bind), or stop what holds it"
         case .admission(let e): return "\(e)"
         case .metrics(let e): return "\(e)"
@@ -72,12 +72,13 @@ public enum ServerProcess {
             }
             // Two connections per worker (requests and heartbeats), the checkpoint files and the metrics clients:
             // raise the open-file limit that far where the hard limit allows, and say so where it does not.
+            // Warned of only for a job of known size: --max-workers' default (1,024) is a bound, not a plan.
             let files = 2 * config.limits.maxWorkers + 256
             let fileLimit = FileLimit.raise(toAtLeast: files)
-            if fileLimit < files {
+            if let n = config.numWorkers, 2 * n + 64 > fileLimit {
                 logger.warning(
-                    "the open-file limit (ulimit -n) is \(fileLimit), below the \(files) that --max-workers \(config.limits.maxWorkers) may need (two connections per worker): past it new connections fail; raise the limit or lower --max-workers",
-                    metadata: ["files.limit": "\(fileLimit)", "files.needed": "\(files)"])
+                    "the open-file limit (ulimit -n) is \(fileLimit), below what \(n) workers need (two connections each, and files): past it new connections fail; raise the limit",
+                    metadata: ["files.limit": "\(fileLimit)", "workers": "\(n)"])
             }
             let context = try Context()
             let admission: Admission?
@@ -102,7 +103,7 @@ public enum ServerProcess {
             do {
                 transport = try ZeroMQServerTransport(settings, context: context)
             } catch let e as ZMQError {
-                throw ServerStartError.bind(endpoint: launch.endpoint, error: "\(e.reason) (errno \(e.errno))")
+                throw ServerStartError.bind(endpoint: launch.endpoint, error: "\(e.reason) (errno \(e.errno))", errno: e.errno)
             }
             let port = transport.boundEndpoint.split(separator: ":").last.map(String.init) ?? ""
             if config.name.isEmpty { config.name = "ps-\(port)" }
@@ -132,10 +133,11 @@ public enum ServerProcess {
                                 "checkpoint \(r.path) was written by a --mode \(mode) server; this one runs --mode \(now.0)",
                                 metadata: ["path": "\(r.path)"])
                         }
-                        if let optimizer = r.optimizer, optimizer != now.1 {
-                            // "adam(lr 0.001, ...)": the kind decides whether the slots mean anything here. Adam's
-                            // first moment is no momentum: another kind's slots and step start from zero.
-                            let sameKind = optimizer.prefix { $0 != "(" } == config.optimizer.kind.rawValue
+                        let sameKind = (r.optimizerKind ?? config.optimizer.kind.rawValue) == config.optimizer.kind.rawValue
+                        if let optimizer = r.optimizer ?? r.optimizerKind, optimizer != now.1 || !sameKind {
+                            // The kind decides whether the slots mean anything here: Adam's first moment is no
+                            // momentum, so another kind's slots start from zero, and with them each variable's
+                            // optimizer step (Adam's bias correction counts from it).
                             let consequence =
                                 sameKind
                                 ? "the same optimizer with other settings, so its slots carry over"
@@ -235,7 +237,7 @@ public enum ServerProcess {
             case .admission, .metrics: return .usage
             // A port that is taken or an address this host does not have is the command line's to change,
             // as for --metrics-port: a bad command line, not a failure a restart would fix.
-            case .bind(_, let error) where error.contains("errno \(EADDRINUSE)") || error.contains("errno \(EADDRNOTAVAIL)"):
+            case .bind(_, _, let errno) where errno == EADDRINUSE || errno == EADDRNOTAVAIL:
                 return .usage
             default: return .failure
             }

@@ -188,6 +188,13 @@ struct HostileInputTests {
         #expect { try TimeAxis.read(csv: csv, column: "value", dataColumns: ["value"]) } throws: {
             "\($0)".contains("--time-column value is a column being forecast")
         }
+        // The built-in synthetic series has no columns to name.
+        let dir = try TempDir()
+        let synthetic = try BuiltinSeries.synthetic.load()
+        let spec = try ForecastModel.load(modelFile: try Fixture.modelFile(synthetic, scaling: .relative, in: dir.path)).spec
+        #expect { try ForecastData.load("synthetic", columns: [], timeColumn: "date", spec: spec) } throws: {
+            "\($0)".contains("--time-column date needs CSV data")
+        }
         // Left to detection, a column of labels is no time and the rows are numbered, as before.
         let csv2 = "label,value\na,1\nb,2\n"
         #expect(try TimeAxis.read(csv: csv2, column: nil, dataColumns: ["value"]) == nil)
@@ -203,6 +210,7 @@ struct HostileInputTests {
         #expect { try ForecastRun.originRow("5", data: years) } throws: {
             "\($0)".contains("not a value of the time column year (1990...2019)") && "\($0)".contains("'#5'")
         }
+        #expect { try ForecastRun.originRow("abc", data: years) } throws: { !"\($0)".contains("#") }
         #expect(throws: ForecastError.self) { try ForecastRun.originRow("#31", data: years) }
         #expect(throws: ForecastError.self) { try ForecastRun.originRow("#0", data: years) }
         // Dates and numbered rows cannot be mistaken for a row number: a bare N is a row there.
