@@ -44,7 +44,8 @@ let package = Package(
                 .embedInCode("Resources/co2_weekly_mauna_loa.csv"), .embedInCode("Resources/sunspots_yearly.csv"),
             ]),
         .target(name: "Optimizers", dependencies: ["CKernels"]),
-        .target(name: "ProcessSupport", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        .target(name: "CSignals"),
+        .target(name: "ProcessSupport", dependencies: ["CSignals", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Exchange", dependencies: ["Optimizers", "VariableScopes"]),
         .target(
             name: "Telemetry",

@@ -1,3 +1,4 @@
+import CSignals
 import Dispatch
 import Foundation
 
@@ -23,11 +24,15 @@ public final class StopFlag: @unchecked Sendable {
 /// Signal handling for both executables, on a thread of its own.
 ///
 /// `prepareProcess()`, the first thing each executable does, blocks SIGTERM, SIGINT and SIGHUP in the main
-/// thread before any other thread exists (threads inherit the mask), so no thread is interrupted by them;
-/// one dedicated thread takes them with `sigwait` and calls the handlers registered for them. No load on
-/// Swift's cooperative pool or Dispatch's queues can delay a SIGTERM, and no blocking call is interrupted.
-/// It also ignores SIGPIPE: a write to a closed pipe (a log reader gone after Ctrl-C) fails with EPIPE
-/// instead of killing the process before its final checkpoint.
+/// thread (every thread made after it inherits the mask), so none of ours is interrupted by them, and installs
+/// a handler for them that writes the signal's number to a pipe (`CSignals`). One dedicated thread, the only
+/// one of ours with them unblocked, reads the pipe and calls the handlers registered. A thread a library
+/// started before `main` (OpenBLAS starts one at load) does not block them: a signal the kernel hands it runs
+/// the same handler, where the default action used to kill the process (a SIGTERM'd worker exited 143,
+/// without telling its servers it was done). No load on Swift's cooperative pool or Dispatch's queues can
+/// delay a SIGTERM. A signal ignored when the process starts (nohup's SIGHUP) stays ignored. It also ignores
+/// SIGPIPE: a write to a closed pipe (a log reader gone after Ctrl-C) fails with EPIPE instead of killing the
+/// process before its final checkpoint.
 public final class SignalHandlers: @unchecked Sendable {
     /// The signals taken on the signal thread.
     public static let handled: [Int32] = [SIGTERM, SIGINT, SIGHUP]
@@ -51,13 +56,28 @@ public final class SignalHandlers: @unchecked Sendable {
         sigemptyset(&set)
         for s in handled { sigaddset(&set, s) }
         pthread_sigmask(SIG_BLOCK, &set, nil)
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else {
+            // No pipe (out of descriptors at start): the signals keep their default action, unblocked.
+            pthread_sigmask(SIG_UNBLOCK, &set, nil)
+            return
+        }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        _ = handled.withUnsafeBufferPointer { scoped_trainer_forward_signals(writeEnd, $0.baseAddress, Int32($0.count)) }
         let thread = Thread {
-            var waitSet = sigset_t()
-            sigemptyset(&waitSet)
-            for s in handled { sigaddset(&waitSet, s) }
+            var mine = sigset_t()
+            sigemptyset(&mine)
+            for s in handled { sigaddset(&mine, s) }
+            pthread_sigmask(SIG_UNBLOCK, &mine, nil)
+            // Named for /proc (…/task/*/comm), where tests tell it from a library's threads.
+            scoped_trainer_name_this_thread("signals")
             while true {
-                var sig: Int32 = 0
-                guard sigwait(&waitSet, &sig) == 0 else { continue }
+                var byte: UInt8 = 0
+                let n = read(readEnd, &byte, 1)
+                if n < 0 && errno == EINTR { continue }
+                guard n == 1 else { return }
+                let sig = Int32(byte)
                 lock.lock()
                 let calls = handlers[sig] ?? []
                 let asked = everHandled.contains(sig)

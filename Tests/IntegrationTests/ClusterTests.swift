@@ -177,6 +177,41 @@ extension Integration {
             #expect(newestCheckpoints(ckpt).count == 1)
         }
 
+        /// Sends SIGTERM to one thread of `pid` that is neither the signal thread nor blocking SIGTERM (one a
+        /// library started before main: OpenBLAS's), with tgkill; exits 3 when there is none.
+        static let termForeignThread = """
+            import ctypes, os, platform, signal, sys
+            pid = int(sys.argv[1])
+            number = {"x86_64": 234, "aarch64": 131}[platform.machine()]
+            libc = ctypes.CDLL(None, use_errno=True)
+            for tid in sorted(os.listdir("/proc/%d/task" % pid)):
+                base = "/proc/%d/task/%s/" % (pid, tid)
+                comm = open(base + "comm").read().strip()
+                blocked = int([l for l in open(base + "status") if l.startswith("SigBlk:")][0].split()[1], 16)
+                if comm != "signals" and not blocked & (1 << (signal.SIGTERM - 1)):
+                    print("SIGTERM to thread", tid, comm, "->", libc.syscall(number, pid, int(tid), signal.SIGTERM), flush=True)
+                    sys.exit(0)
+            print("no thread but the signal thread takes SIGTERM", flush=True)
+            sys.exit(3)
+            """
+
+        @Test("a SIGTERM the kernel hands to a library's thread (OpenBLAS's, started before main) stops the worker cleanly too")
+        func sigtermOnForeignThread() throws {
+            let h = try ProcessHarness()
+            let (server, ps) = try h.startServer([], label: "ps-term2")
+            var args = Small.args(steps: 10_000_000)
+            args[args.firstIndex(of: "--log-every")! + 1] = "20"
+            let w = try h.start("worker", ["--ps", ps, "--num-workers", "1"] + args, label: "w", unblockedSignals: true)
+            try #require(h.waitFor(w, seconds: 60, "the worker's progress at step 20") { $0.contains("step 20/") })
+            let (status, out) = try ProcessHarness.runToCompletion(
+                "/usr/bin/env", ["python3", "-c", Self.termForeignThread, "\(w.process.processIdentifier)"], seconds: 30)
+            try #require(status == 0, "\(out)")
+            #expect(h.wait(w, seconds: 30, "the worker to stop on SIGTERM") == 0, "\(out)\n\(w.output.suffix(1500))")
+            #expect(w.output.contains("signal received"), "\(w.output.suffix(1500))")
+            #expect(h.wait(server, seconds: 30, "ps-server to exit after the worker's done") == 0)
+            print("SIGTERM on a foreign thread: \(out.trimmingCharacters(in: .whitespacesAndNewlines)); the worker stopped with exit 0")
+        }
+
         @Test("CURVE with admission: a listed key trains; an unlisted key is refused at once; a wrong server key fails clearly")
         func curve() throws {
             let h = try ProcessHarness()

@@ -47,10 +47,23 @@ final class ProcessHarness {
         }
     }
 
-    func start(_ executable: String, _ arguments: [String], label: String) throws -> Running {
+    /// - Parameter unblockedSignals: start it with no signal blocked, as a shell does. A test runner may block
+    ///   SIGTERM, and children inherit the mask: so would a library's threads made before `main`, hiding what
+    ///   a SIGTERM does to a process started from a shell or by Kubernetes.
+    func start(_ executable: String, _ arguments: [String], label: String, unblockedSignals: Bool = false) throws -> Running {
         let p = Process()
-        p.executableURL = Self.binDirectory.appendingPathComponent(executable)
-        p.arguments = arguments
+        let path = Self.binDirectory.appendingPathComponent(executable)
+        if unblockedSignals {
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = [
+                "python3", "-c",
+                "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv(sys.argv[1], sys.argv[1:])",
+                path.path,
+            ] + arguments
+        } else {
+            p.executableURL = path
+            p.arguments = arguments
+        }
         let out = directory.appendingPathComponent("\(label).out")
         let err = directory.appendingPathComponent("\(label).err")
         _ = FileManager.default.createFile(atPath: out.path, contents: nil)
