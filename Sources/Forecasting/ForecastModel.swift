@@ -200,6 +200,23 @@ public final class ForecastModel: @unchecked Sendable {
     ///   variable or a part of one is in none of them yet), `.unreadable` and `.shape` (a description or a
     ///   variable that cannot be used), `SafeTensors.Error` (a damaged file).
     public static func load(checkpoints directory: String) throws -> ForecastModel {
+        // Servers beside a run replace their files (`--keep-checkpoints` removes the oldest): a file listed a
+        // moment ago can be gone when read, or gone before its header was, leaving its server out of the set.
+        // That is a newer set arriving, not a missing input: list again, about a second in all.
+        var attempt = 0
+        while true {
+            do { return try loadOnce(checkpoints: directory) } catch SafeTensors.Error.unreadable(let path, _)
+                where attempt < 10 && !FileManager.default.fileExists(atPath: path)
+            {
+                attempt += 1
+            } catch ForecastError.incomplete where attempt < 10 {
+                attempt += 1
+            }
+            Thread.sleep(forTimeInterval: 0.02 * Double(attempt))
+        }
+    }
+
+    static func loadOnce(checkpoints directory: String) throws -> ForecastModel {
         let files = newestCheckpoints(in: directory)
         guard !files.isEmpty else { throw ForecastError.noCheckpoints(directory: directory) }
         var spec: ModelSpec?

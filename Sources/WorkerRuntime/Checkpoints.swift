@@ -79,6 +79,31 @@ public enum Checkpoints {
     /// - Throws: `Checkpoints.Error`: `.damaged` naming the file and what is wrong when no file of a
     ///   server can be used.
     public static func restore(_ graph: Graph, from directory: String, warn: (String) -> Void = { _ in }) throws {
+        // Servers beside a run replace their files (`--keep-checkpoints` removes the oldest): files listed a
+        // moment ago can be gone when read, which is newer ones arriving, not damage. List again.
+        var attempt = 0
+        while true {
+            var warnings: [String] = []
+            do {
+                try restoreOnce(graph, from: directory, warn: { warnings.append($0) })
+                warnings.forEach(warn)
+                return
+            } catch Error.damaged(let path, _) where attempt < 10 && vanished(path, in: directory, warnings: warnings) {
+                attempt += 1
+                Thread.sleep(forTimeInterval: 0.02 * Double(attempt))
+            }
+        }
+    }
+
+    /// Whether a restore failed because files disappeared under it: the file named is gone, or a warning
+    /// names a file that is gone.
+    static func vanished(_ path: String, in directory: String, warnings: [String]) -> Bool {
+        let gone = { (p: String) in p.hasSuffix(".safetensors") && !FileManager.default.fileExists(atPath: p) }
+        if gone(path) { return true }
+        return warnings.contains { w in w.split(separator: " ").contains { gone(String($0)) } }
+    }
+
+    static func restoreOnce(_ graph: Graph, from directory: String, warn: (String) -> Void) throws {
         let groups = candidates(in: directory)
         guard !groups.isEmpty else { throw Error.noFiles(directory) }
         var all: [String: SafeTensors.Entry] = [:]

@@ -95,6 +95,23 @@ struct RestoreDamageTests {
     }
 }
 
+@Suite("Checkpoints replaced under a restore")
+struct VanishedCheckpointTests {
+    @Test("a restore that failed on a file which is gone since (a server rotated it away) is told apart from damage")
+    func vanished() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vanish-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let here = "\(dir)/ps-0-00000002.safetensors"
+        try Data([1]).write(to: URL(fileURLWithPath: here))
+        let gone = "\(dir)/ps-0-00000001.safetensors"
+        #expect(Checkpoints.vanished(gone, in: dir, warnings: []))
+        #expect(!Checkpoints.vanished(here, in: dir, warnings: []))
+        #expect(!Checkpoints.vanished(dir, in: dir, warnings: []))  // a whole-directory error is never a vanished file
+        #expect(Checkpoints.vanished(here, in: dir, warnings: ["checkpoint \(gone) cannot be restored: x; using the older \(here) instead"]))
+    }
+}
+
 @Suite("Naming an unreachable server")
 struct UnreachableNameTests {
     @Test("the host of an endpoint is found for a name, an IPv4 or a bracketed IPv6 address; an IP literal resolves without DNS")
