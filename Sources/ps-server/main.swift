@@ -131,8 +131,11 @@ struct PSServer: ParsableCommand {
                     "--name must be 1 to 64 letters, digits, '.', '_' or '-' (not starting with '.'): it names the checkpoint files; got '\(name.prefix(80))'")
             }
         }
-        if let metricsPort, metricsPort != 0, metricsPort == port {
-            throw ValidationError("--metrics-port \(metricsPort) is --port too: give the metrics endpoint a port of its own")
+        // The port served: --port, or this task's address in TF_CONFIG.
+        let served = port ?? spec.flatMap { ClusterSpec.port(of: $0.ownAddress) }
+        if let metricsPort, metricsPort != 0, metricsPort == served {
+            throw ValidationError(
+                "--metrics-port \(metricsPort) is the port this server listens on (\(port != nil ? "--port" : "TF_CONFIG's address for this task")): give the metrics endpoint a port of its own")
         }
         if curveAuthorizedKeys != nil && curveSecretFile == nil {
             throw ValidationError("--curve-authorized-keys needs --curve-secret-file (admission works on CURVE keys)")

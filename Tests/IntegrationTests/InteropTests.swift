@@ -37,7 +37,7 @@ extension Integration {
             // The adversarial tester's second round: each of these exited 1 (or started) before.
             let lines: [(String, [String], String)] = [
                 ("ps-server", ["--port", "1", "--name", "../../etc/x"], "--name"),
-                ("ps-server", ["--port", "22000", "--metrics-port", "22000"], "--metrics-port 22000 is --port too"),
+                ("ps-server", ["--port", "22000", "--metrics-port", "22000"], "--metrics-port 22000 is the port this server listens on (--port)"),
                 ("worker", ["--partitioner", "fixed_size:2:9", "--steps", "0", "--scaling", "relative"], "--partitioner"),
                 ("ps-load", ["run", "--hidden", "0"], "--hidden"),
             ]
@@ -45,6 +45,10 @@ extension Integration {
                 let (s, t) = try run(bin.appendingPathComponent(executable).path, arguments)
                 #expect(s == 64 && t.contains(words), "\(executable) \(arguments): exit \(s): \(t.suffix(600))")
             }
+            let (s7, t7) = try ProcessHarness.runToCompletion(
+                "/usr/bin/env", ["TF_CONFIG={\"cluster\": {\"ps\": [\"127.0.0.1:22001\"]}, \"task\": {\"type\": \"ps\", \"index\": 0}}",
+                    bin.appendingPathComponent("ps-server").path, "--bind", "127.0.0.1", "--metrics-port", "22001"], seconds: 30)
+            #expect(s7 == 64 && t7.contains("TF_CONFIG's address for this task"), "\(t7)")
             // A port another process holds: the command line's to change, exit 64 naming the port.
             let h = try ProcessHarness()
             let (holder, endpoint) = try h.startServer([], label: "ps-holder")
