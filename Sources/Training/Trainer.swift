@@ -197,7 +197,8 @@ public final class Trainer {
         let variables = model.variables
         let resumed = try exchange.start(variables: variables)
         // Said at once, not only in the report: whoever restarted this worker learns where it picks up.
-        if resumed > 0 { output("resumed from the servers' step \(resumed) of this task") }
+        // Async servers keep each task's own step; sync ones one step for the job, which a late joiner takes up.
+        if resumed > 0 { output("resumed from the servers' step \(resumed) (this task's own in async mode, the job's in sync)") }
         var sampler = BatchSampler(shard: shard, seed: options.seed, taskIndex: options.taskIndex)
         let batch = model.config.batch
         var indices = [Int](repeating: 0, count: batch)

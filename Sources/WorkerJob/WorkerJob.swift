@@ -221,7 +221,7 @@ public enum WorkerJob {
             // Only now: the scaling trials' models come and go before, and kept blocks would fragment the heap.
             if remote != nil { keepLargeMessageBlocks() }
             let report = try trainer.train()
-            if report.resumedAt > 0 { emitLine("resumed at step \(report.resumedAt) (the servers' record of this task)") }
+            if report.resumedAt > 0 { emitLine("resumed at step \(report.resumedAt) (from the servers)") }
             emitLine(
                 String(
                     format: "trained %d steps in %.1f s: %.0f examples/s, final loss %.5f", report.steps, report.seconds,
