@@ -20,12 +20,12 @@ static void forward(int sig) {
     errno = saved;
 }
 
-int scoped_trainer_forward_signals(int write_fd, const int *signals, int n) {
+int scoped_trainer_forward_signals(int write_fd, const int *signals, int n, int *was_ignored) {
     forward_fd = write_fd;
     for (int i = 0; i < n; i++) {
         struct sigaction old;
         if (sigaction(signals[i], NULL, &old) != 0) return -1;
-        if (old.sa_handler == SIG_IGN) continue;
+        was_ignored[i] = old.sa_handler == SIG_IGN;
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = forward;

@@ -30,7 +30,9 @@ public final class StopFlag: @unchecked Sendable {
 /// started before `main` (OpenBLAS starts one at load) does not block them: a signal the kernel hands it runs
 /// the same handler, where the default action used to kill the process (a SIGTERM'd worker exited 143,
 /// without telling its servers it was done). No load on Swift's cooperative pool or Dispatch's queues can
-/// delay a SIGTERM. A signal ignored when the process starts (nohup's SIGHUP) stays ignored. It also ignores
+/// delay a SIGTERM. A signal ignored when the process starts is still taken where a handler asks for it (as the
+/// blocked signals always were: a background job's SIGINT), and stays ignored where none does (nohup's
+/// SIGHUP to a worker). It also ignores
 /// SIGPIPE: a write to a closed pipe (a log reader gone after Ctrl-C) fails with EPIPE instead of killing the
 /// process before its final checkpoint.
 public final class SignalHandlers: @unchecked Sendable {
@@ -64,7 +66,13 @@ public final class SignalHandlers: @unchecked Sendable {
         }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         let (readEnd, writeEnd) = (fds[0], fds[1])
-        _ = handled.withUnsafeBufferPointer { scoped_trainer_forward_signals(writeEnd, $0.baseAddress, Int32($0.count)) }
+        var wasIgnored = [Int32](repeating: 0, count: handled.count)
+        _ = handled.withUnsafeBufferPointer { signals in
+            wasIgnored.withUnsafeMutableBufferPointer {
+                scoped_trainer_forward_signals(writeEnd, signals.baseAddress, Int32(signals.count), $0.baseAddress)
+            }
+        }
+        let ignoredAtStart = Set(zip(handled, wasIgnored).filter { $0.1 != 0 }.map(\.0))
         let thread = Thread {
             var mine = sigset_t()
             sigemptyset(&mine)
@@ -83,8 +91,9 @@ public final class SignalHandlers: @unchecked Sendable {
                 let asked = everHandled.contains(sig)
                 lock.unlock()
                 if calls.isEmpty {
-                    // Nobody ever asked for it: the default action, as if it had never been blocked.
-                    if !asked { _exit(128 + sig) }
+                    // Nobody ever asked for it: what it would have done unblocked. Ignored at start (nohup's
+                    // SIGHUP) it stays ignored; otherwise its default action, ending the process.
+                    if !asked && !ignoredAtStart.contains(sig) { _exit(128 + sig) }
                     continue
                 }
                 for c in calls { c.call(sig) }
