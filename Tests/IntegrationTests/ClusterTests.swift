@@ -212,6 +212,24 @@ extension Integration {
             print("SIGTERM on a foreign thread: \(out.trimmingCharacters(in: .whitespacesAndNewlines)); the worker stopped with exit 0")
         }
 
+        @Test("a worker started with SIGHUP and SIGINT ignored (nohup, a background job) lives through SIGHUP and stops cleanly on SIGINT")
+        func ignoredAtStart() throws {
+            let h = try ProcessHarness()
+            let (server, ps) = try h.startServer([], label: "ps-hup")
+            var args = Small.args(steps: 10_000_000)
+            args[args.firstIndex(of: "--log-every")! + 1] = "20"
+            let w = try h.start("worker", ["--ps", ps, "--num-workers", "1"] + args, label: "w", ignoring: [SIGHUP, SIGINT])
+            try #require(h.waitFor(w, seconds: 60, "the worker's progress at step 20") { $0.contains("step 20/") })
+            kill(w.process.processIdentifier, SIGHUP)
+            // Still training 40 steps later: SIGHUP did not end it.
+            let target = (LivenessTests.lastStep(w.output) / 20 + 2) * 20
+            #expect(h.waitFor(w, seconds: 60, "the worker at step \(target) after SIGHUP") { $0.contains("step \(target)/") })
+            kill(w.process.processIdentifier, SIGINT)
+            #expect(h.wait(w, seconds: 30, "the worker to stop on SIGINT") == 0, "\(w.output.suffix(1500))")
+            #expect(w.output.contains("signal=SIGINT") || w.output.contains("SIGINT"), "\(w.output.suffix(1500))")
+            #expect(h.wait(server, seconds: 30, "ps-server to exit after the worker's done") == 0)
+        }
+
         @Test("CURVE with admission: a listed key trains; an unlisted key is refused at once; a wrong server key fails clearly")
         func curve() throws {
             let h = try ProcessHarness()

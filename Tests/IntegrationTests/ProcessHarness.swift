@@ -50,14 +50,18 @@ final class ProcessHarness {
     /// - Parameter unblockedSignals: start it with no signal blocked, as a shell does. A test runner may block
     ///   SIGTERM, and children inherit the mask: so would a library's threads made before `main`, hiding what
     ///   a SIGTERM does to a process started from a shell or by Kubernetes.
-    func start(_ executable: String, _ arguments: [String], label: String, unblockedSignals: Bool = false) throws -> Running {
+    /// - Parameter ignoring: signals it starts with ignored (as `nohup` does SIGHUP); implies `unblockedSignals`.
+    func start(
+        _ executable: String, _ arguments: [String], label: String, unblockedSignals: Bool = false, ignoring: [Int32] = []
+    ) throws -> Running {
         let p = Process()
         let path = Self.binDirectory.appendingPathComponent(executable)
-        if unblockedSignals {
+        if unblockedSignals || !ignoring.isEmpty {
+            let ignore = ignoring.map { "signal.signal(\($0), signal.SIG_IGN); " }.joined()
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             p.arguments = [
                 "python3", "-c",
-                "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv(sys.argv[1], sys.argv[1:])",
+                "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); \(ignore)os.execv(sys.argv[1], sys.argv[1:])",
                 path.path,
             ] + arguments
         } else {
