@@ -32,9 +32,8 @@ public final class StopFlag: @unchecked Sendable {
 /// without telling its servers it was done). No load on Swift's cooperative pool or Dispatch's queues can
 /// delay a SIGTERM. A signal ignored when the process starts is still taken where a handler asks for it (as the
 /// blocked signals always were: a background job's SIGINT), and stays ignored where none does (nohup's
-/// SIGHUP to a worker). It also ignores
-/// SIGPIPE: a write to a closed pipe (a log reader gone after Ctrl-C) fails with EPIPE instead of killing the
-/// process before its final checkpoint.
+/// SIGHUP to a worker). It also ignores SIGPIPE: a write to a closed pipe (a log reader gone after Ctrl-C)
+/// fails with EPIPE instead of killing the process before its final checkpoint.
 public final class SignalHandlers: @unchecked Sendable {
     /// The signals taken on the signal thread.
     public static let handled: [Int32] = [SIGTERM, SIGINT, SIGHUP]
