@@ -189,9 +189,7 @@ public final class CheckpointStore {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CheckpointError.corrupt(path, reason: "cannot be read")
         }
-        let (state, verified) = try decodeState(data, path: path, limits: limits)
-        // The header again (small, already checked) for what wrote the file.
-        let meta = (try? SafeTensors.metadata(path)) ?? [:]
+        let (state, verified, meta) = try decode(data, path: path, limits: limits)
         let short = { (s: String?) in s.flatMap { $0.isEmpty || $0.utf8.count > 200 ? nil : $0 } }
         return (state, verified, (short(meta["mode"]), short(meta["optimizer"]), short(meta["optimizer_kind"])))
     }
@@ -256,6 +254,14 @@ public final class CheckpointStore {
     /// - Throws: `CheckpointError.corrupt` or `SafeTensors.Error`, naming the file and the field.
     public static func decodeState(_ data: Data, path: String, limits: ServerLimits = ServerLimits()) throws
         -> (state: ServerState, checksumVerified: Bool)
+    {
+        let (state, verified, _) = try decode(data, path: path, limits: limits)
+        return (state, verified)
+    }
+
+    /// `decodeState`, with the file's metadata for what wrote it.
+    static func decode(_ data: Data, path: String, limits: ServerLimits) throws
+        -> (state: ServerState, checksumVerified: Bool, metadata: [String: String])
     {
         let file = try SafeTensors.decodeFile(data, path: path)
         let tensors = file.tensors
@@ -390,7 +396,7 @@ public final class CheckpointStore {
             placement: meta["placement"].flatMap { $0.isEmpty || $0.utf8.count > ServerCore.maxPlacementBytes ? nil : $0 },
             workers: workers,
             model: meta["model"].flatMap { $0.isEmpty || $0.utf8.count > Hello.maxModelBytes ? nil : $0 })
-        return (state, file.checksumVerified)
+        return (state, file.checksumVerified, meta)
     }
 
     /// A decoding error in a few words (the field it stopped at).
@@ -427,4 +433,34 @@ public struct Restoration {
     public var optimizer: String?
     /// Its optimizer's kind (`optimizer_kind`: adam, momentum, sgd), which names its slots.
     public var optimizerKind: String?
+
+    /// The state for a server of `config`, and what to warn of. Another mode or optimizer is allowed (a job
+    /// may switch), but not silently; and the optimizer's kind decides whether the slots mean anything here:
+    /// Adam's first moment is no momentum, so another kind's slots start from zero, and with them each
+    /// variable's optimizer step (Adam's bias correction counts from it).
+    public func adapted(to config: ServerConfig) -> (state: ServerState, warnings: [String]) {
+        var state = self.state
+        var warnings: [String] = []
+        let (mode, optimizer, kind) = (config.mode.rawValue, config.optimizer.description, config.optimizer.kind.rawValue)
+        if let written = self.mode, written != mode {
+            warnings.append("checkpoint \(path) was written by a --mode \(written) server; this one runs --mode \(mode)")
+        }
+        let sameKind = (optimizerKind ?? kind) == kind
+        if let written = self.optimizer ?? optimizerKind, written != optimizer || !sameKind {
+            warnings.append(
+                "checkpoint \(path) was written with optimizer \(written); this server runs \(optimizer): "
+                    + (sameKind
+                        ? "the same optimizer with other settings, so its slots carry over"
+                        : "the variables are restored, and the new optimizer's slots start from zero"))
+        }
+        if !sameKind {
+            for i in state.variables.indices {
+                let n = state.variables[i].value.count
+                state.variables[i].first = [Float](repeating: 0, count: n)
+                state.variables[i].second = [Float](repeating: 0, count: n)
+                state.variables[i].step = 0
+            }
+        }
+        return (state, warnings)
+    }
 }

@@ -124,37 +124,9 @@ public enum ServerProcess {
                                 "checkpoint \(r.path) carries no checksum (written by an older version): damage to it cannot be detected",
                                 metadata: ["path": "\(r.path)"])
                         }
-                        restored = r.state
-                        // Another mode or optimizer is allowed (a job may switch), but not silently: another
-                        // optimizer starts its slots from zero, and sync and async count steps differently.
-                        let now = (config.mode.rawValue, config.optimizer.description)
-                        if let mode = r.mode, mode != now.0 {
-                            logger.warning(
-                                "checkpoint \(r.path) was written by a --mode \(mode) server; this one runs --mode \(now.0)",
-                                metadata: ["path": "\(r.path)"])
-                        }
-                        let sameKind = (r.optimizerKind ?? config.optimizer.kind.rawValue) == config.optimizer.kind.rawValue
-                        if let optimizer = r.optimizer ?? r.optimizerKind, optimizer != now.1 || !sameKind {
-                            // The kind decides whether the slots mean anything here: Adam's first moment is no
-                            // momentum, so another kind's slots start from zero, and with them each variable's
-                            // optimizer step (Adam's bias correction counts from it).
-                            let consequence =
-                                sameKind
-                                ? "the same optimizer with other settings, so its slots carry over"
-                                : "the variables are restored, and the new optimizer's slots start from zero"
-                            logger.warning(
-                                "checkpoint \(r.path) was written with optimizer \(optimizer); this server runs \(now.1): \(consequence)",
-                                metadata: ["path": "\(r.path)"])
-                            if !sameKind, var state = restored {
-                                for i in state.variables.indices {
-                                    let n = state.variables[i].value.count
-                                    state.variables[i].first = [Float](repeating: 0, count: n)
-                                    state.variables[i].second = [Float](repeating: 0, count: n)
-                                    state.variables[i].step = 0
-                                }
-                                restored = state
-                            }
-                        }
+                        let (state, warnings) = r.adapted(to: config)
+                        for w in warnings { logger.warning("\(w)", metadata: ["path": "\(r.path)"]) }
+                        restored = state
                         logger.info(
                             "restored \(r.state.variables.count) variables at update \(r.state.updates) from \(r.path)",
                             metadata: ["ps.step": "\(r.state.syncStep)"])
